@@ -1,0 +1,47 @@
+# ROCmForge - the two commands a user needs:
+#   make run    install dependencies, fetch the default model, build, start the main job
+#   make test   install dependencies, build (Release, and Debug with ASan+UBSan), run every test
+# Other targets: build, build-asan, fuzz, models, deps, clean.
+
+JOBS    ?= $(shell nproc)
+MODEL   ?= models/SmolLM2-135M-Instruct-Q4_1.gguf
+FUZZ_SECONDS ?= 120
+CMAKE_FLAGS ?=
+
+.PHONY: run test deps models build build-asan fuzz test-release test-asan clean
+
+deps:
+	scripts/setup-deps
+
+models: deps
+	RF_PYTHON=.venv/bin/python scripts/fetch-models
+
+build: deps
+	cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DRF_WERROR=ON $(CMAKE_FLAGS) >/dev/null
+	cmake --build build -j$(JOBS)
+
+build-asan: deps
+	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DRF_SANITIZE=ON -DRF_WERROR=ON $(CMAKE_FLAGS) >/dev/null
+	cmake --build build-asan -j$(JOBS)
+
+# The interim main job until `serve` lands: describe the default model.
+run: models build
+	./build/rocmforge info $(MODEL)
+
+test-release: build models
+	cd build && ctest --output-on-failure -j$(JOBS)
+
+test-asan: build-asan models
+	cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+		ctest --output-on-failure -j$(JOBS) -LE slow
+
+# libFuzzer targets (clang), each run for FUZZ_SECONDS on its seed corpus.
+fuzz: deps
+	CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DRF_FUZZ=ON -DRF_SANITIZE=ON $(CMAKE_FLAGS) >/dev/null
+	cmake --build build-fuzz -j$(JOBS)
+	scripts/run-fuzzers build-fuzz $(FUZZ_SECONDS)
+
+test: test-asan test-release fuzz
+
+clean:
+	rm -rf build build-asan build-fuzz

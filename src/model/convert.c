@@ -1,0 +1,75 @@
+/*
+ * convert.c - chunked, multi-threaded tensor conversion. Each chunk of rows
+ * is split evenly over the pool; every thread converts its rows through a
+ * private one-row float buffer straight into the chunk's output buffer, and
+ * the chunk is then written in one call.
+ */
+#include "convert.h"
+
+#include <string.h>
+
+#define CHUNK_BYTES (32u << 20)
+
+typedef struct job {
+    rf_type type;
+    int64_t ne0;
+    size_t row_bytes;
+    int64_t row0, nrows; /* this chunk */
+    uint8_t *out;
+    float **scratch;     /* one row buffer per thread */
+    rf_row_source_fn src;
+    void *src_ctx;
+} job;
+
+static void convert_rows(void *p, int ith, int nth) {
+    job *j = p;
+    int64_t per = (j->nrows + nth - 1) / nth;
+    int64_t r0 = per * ith, r1 = r0 + per < j->nrows ? r0 + per : j->nrows;
+    float *buf = j->scratch[ith];
+    for (int64_t r = r0; r < r1; r++) {
+        j->src(j->src_ctx, j->row0 + r, buf);
+        rf_status st = rf_quantize_row(j->type, buf, j->out + (size_t)r * j->row_bytes, j->ne0);
+        RF_ASSERT(st == RF_OK); /* the caller checked the type and ne0 */
+    }
+}
+
+rf_status rf_convert_tensor(rf_gguf_writer *w, rf_threadpool *tp, rf_type type, int64_t ne0, int64_t nrows,
+                            rf_row_source_fn src, void *src_ctx, rf_convert_progress_fn progress,
+                            void *progress_ctx, rf_error *err) {
+    const rf_type_info *ti = rf_type_get(type);
+    size_t row_bytes = rf_row_size(type, ne0);
+    if (!ti || !ti->from_float || row_bytes == 0)
+        return rf_error_set(err, RF_E_INVAL, "cannot convert rows of %lld to type %s", (long long)ne0,
+                            rf_type_name(type));
+    int nth = rf_threadpool_size(tp);
+    int64_t chunk_rows = (int64_t)(CHUNK_BYTES / row_bytes);
+    if (chunk_rows < 1) chunk_rows = 1;
+    if (chunk_rows > nrows) chunk_rows = nrows > 0 ? nrows : 1;
+
+    rf_status st = RF_OK;
+    uint8_t *out = rf_malloc((size_t)chunk_rows * row_bytes);
+    float **scratch = rf_calloc((size_t)nth, sizeof *scratch);
+    if (!out || !scratch) { st = rf_error_set(err, RF_E_NOMEM, "out of memory converting a tensor"); goto done; }
+    for (int i = 0; i < nth; i++) {
+        scratch[i] = rf_malloc((size_t)ne0 * sizeof(float));
+        if (!scratch[i]) { st = rf_error_set(err, RF_E_NOMEM, "out of memory converting a tensor"); goto done; }
+    }
+    job j = {type, ne0, row_bytes, 0, 0, out, scratch, src, src_ctx};
+    uint64_t done_bytes = 0;
+    for (int64_t r = 0; r < nrows; r += chunk_rows) {
+        j.row0 = r;
+        j.nrows = nrows - r < chunk_rows ? nrows - r : chunk_rows;
+        rf_threadpool_run(tp, convert_rows, &j);
+        size_t n = (size_t)j.nrows * row_bytes;
+        st = rf_gguf_writer_write_data(w, out, n, err);
+        if (st != RF_OK) goto done;
+        done_bytes += n;
+        if (progress) progress(progress_ctx, done_bytes);
+    }
+done:
+    if (scratch)
+        for (int i = 0; i < nth; i++) rf_free(scratch[i]);
+    rf_free(scratch);
+    rf_free(out);
+    return st;
+}
