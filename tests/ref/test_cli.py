@@ -1,0 +1,83 @@
+"""The CLI contract: --help everywhere, exit codes (0 ok, 1 usage, 2 bad
+input), clear messages, and no crash on hostile files."""
+import os
+import random
+
+import pytest
+
+from conftest import rocmforge
+
+COMMANDS = ["info", "quantize", "synth"]
+
+
+def assert_clean_exit(cp, code):
+    # a negative return code is a signal (crash); sanitizers exit 1 with a report
+    assert cp.returncode == code, f"exit {cp.returncode}, stderr:\n{cp.stderr}"
+    assert "Sanitizer" not in cp.stderr and "runtime error" not in cp.stderr, cp.stderr
+
+
+def test_top_level_help_and_version():
+    cp = rocmforge("--help")
+    for c in COMMANDS:
+        assert c in cp.stdout
+    assert "rocmforge" in rocmforge("--version").stdout
+    assert_clean_exit(rocmforge(check=False), 1)
+    cp = rocmforge("no-such-command", check=False)
+    assert_clean_exit(cp, 1)
+    assert "unknown command" in cp.stderr
+
+
+@pytest.mark.parametrize("cmd", COMMANDS)
+def test_command_help(cmd):
+    cp = rocmforge(cmd, "--help")
+    assert "usage: rocmforge " + cmd in cp.stdout
+
+
+@pytest.mark.parametrize("args", [
+    ["info"], ["info", "a", "b"], ["info", "--bogus", "x.gguf"],
+    ["quantize", "a.gguf"], ["quantize", "a.gguf", "b.gguf", "Q9_9"], ["quantize", "a", "b", "IQ2_XXS"],
+    ["synth", "--shape", "nope", "-o", "x.gguf"], ["synth", "--shape", "smollm2-135m"],
+    ["synth", "--shape", "smollm2-135m", "-o", "x.gguf", "--threads", "zero"],
+])
+def test_usage_errors_exit_1(args, tmp_path):
+    cp = rocmforge(*args, check=False, cwd=tmp_path)
+    assert_clean_exit(cp, 1)
+    assert "error:" in cp.stderr
+
+
+def test_missing_file_exit_2(tmp_path):
+    cp = rocmforge("info", tmp_path / "absent.gguf", check=False)
+    assert_clean_exit(cp, 2)
+    assert "absent.gguf" in cp.stderr
+
+
+def test_hostile_files_never_crash(real_models, tmp_path):
+    """Truncations and byte flips of a real model header, and random bytes:
+    each is rejected with exit 2 (or, for a harmless flip, read fine)."""
+    head = real_models["smollm2"].read_bytes()[: 1 << 20]
+    rng = random.Random()
+    seed = rng.randrange(1 << 30)
+    rng.seed(seed)
+    cases = [b"", b"GGUF", os.urandom(4096), b"GGUF" + os.urandom(4096)]
+    cases += [head[: rng.randrange(len(head))] for _ in range(10)]
+    for _ in range(20):
+        b = bytearray(head[: 300_000])
+        for _ in range(rng.randrange(1, 8)):
+            b[rng.randrange(64, len(b))] = rng.randrange(256)
+        cases.append(bytes(b))
+    for i, data in enumerate(cases):
+        p = tmp_path / f"bad{i}.gguf"
+        p.write_bytes(data)
+        cp = rocmforge("info", p, "--metadata", "--tensors", check=False)
+        assert cp.returncode in (0, 2), f"seed {seed} case {i}: exit {cp.returncode}\n{cp.stderr[-2000:]}"
+        assert "Sanitizer" not in cp.stderr and "runtime error" not in cp.stderr, cp.stderr
+        if cp.returncode == 2:
+            assert "error:" in cp.stderr
+
+
+def test_dump_tensor_errors(real_models, tmp_path):
+    cp = rocmforge("info", real_models["smollm2"], "--dump-tensor", "no.such", "--out", tmp_path / "x", check=False)
+    assert_clean_exit(cp, 2)
+    assert "no.such" in cp.stderr
+    cp = rocmforge("info", real_models["smollm2"], "--dump-tensor", "token_embd.weight", check=False)
+    assert_clean_exit(cp, 1)

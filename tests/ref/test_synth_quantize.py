@@ -1,0 +1,96 @@
+"""`rocmforge synth` and `rocmforge quantize` produce files that the gguf
+package reads with the expected tensors and that llama.cpp (the pinned
+llama-cpp-python build) loads and runs.
+
+Requantizing a real model to Q8_0 must keep llama.cpp's logits close to the
+original's (Q8_0 of Q4_1 values is nearly lossless), which checks that our
+quantizer writes what llama.cpp's kernels read."""
+import gguf
+import numpy as np
+import pytest
+
+from conftest import rocmforge
+
+import llama_cpp  # tests/requirements.txt pins it: a missing install is a failure, not a skip
+
+SHAPES = {  # name: (arch, layers written, expected vocab)
+    "smollm2-135m": ("llama", 2, 49152),
+    "llama-3.2-1b": ("llama", 1, 128256),
+    "llama-3.1-8b": ("llama", 1, 128256),
+    "qwen2.5-7b": ("qwen2", 1, 152064),
+    "qwen3-0.6b": ("qwen3", 2, 151936),
+    "mixtral-8x7b-mini": ("llama", 2, 32000),
+    "gemma3-270m": ("gemma3", 2, 262144),
+}
+
+
+def llama_logits(path, tokens):
+    llm = llama_cpp.Llama(model_path=str(path), n_ctx=64, n_threads=2, n_batch=64, verbose=False,
+                          logits_all=True)
+    llm.eval(tokens)
+    logits = np.array(llm.scores[: len(tokens)], dtype=np.float32)
+    n_vocab = llm.n_vocab()
+    del llm
+    return logits, n_vocab
+
+
+@pytest.mark.parametrize("shape", list(SHAPES))
+def test_synth_shapes_load_in_gguf_and_llamacpp(shape, tmp_path):
+    arch, layers, vocab = SHAPES[shape]
+    qtype = "Q4_K_M" if shape in ("llama-3.2-1b", "mixtral-8x7b-mini") else "Q4_0"
+    out = tmp_path / f"{shape}.gguf"
+    rocmforge("synth", "--shape", shape, "--type", qtype, "--layers", layers, "-o", out)
+    r = gguf.GGUFReader(out)
+    assert r.fields["general.architecture"].contents() == arch
+    assert r.fields[f"{arch}.block_count"].contents() == layers
+    assert len(r.fields["tokenizer.ggml.tokens"].data) == vocab
+    names = {t.name for t in r.tensors}
+    assert "token_embd.weight" in names and "blk.0.attn_q.weight" in names
+    # every weight dequantizes to finite values of the intended scale
+    for t in r.tensors:
+        w = gguf.quants.dequantize(t.data, t.tensor_type)
+        assert np.all(np.isfinite(w)), t.name
+    rng = np.random.default_rng()
+    tokens = [1] + rng.integers(3, vocab, size=7).tolist()
+    logits, n_vocab = llama_logits(out, tokens)
+    assert n_vocab == vocab
+    assert logits.shape == (len(tokens), vocab)
+    assert np.all(np.isfinite(logits)) and logits.std() > 0
+
+
+@pytest.mark.parametrize("qtype", ["Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q2_K", "Q3_K", "Q4_K",
+                                   "Q5_K", "Q6_K", "IQ4_NL", "IQ4_XS", "F16", "BF16",
+                                   "Q3_K_M", "Q4_K_S", "Q4_K_M", "Q5_K_M"])
+def test_quantize_loads_in_llamacpp(qtype, tmp_path):
+    """A small synth F32 model (row length 256-divisible) quantized by us runs in llama.cpp."""
+    src = tmp_path / "src.gguf"
+    cfg = tmp_path / "shape.json"
+    cfg.write_text('{"arch": "llama", "n_vocab": 512, "n_embd": 256, "n_layer": 2, "n_head": 4,'
+                   ' "n_head_kv": 2, "n_ff": 512}')
+    rocmforge("synth", "--config", cfg, "--type", "F32", "-o", src)
+    out = tmp_path / f"{qtype}.gguf"
+    rocmforge("quantize", src, out, qtype)
+    r = gguf.GGUFReader(out)
+    types = {t.tensor_type.name for t in r.tensors if len(t.shape) > 1}
+    base = {"Q3_K_M": "Q3_K", "Q4_K_S": "Q4_K", "Q4_K_M": "Q4_K", "Q5_K_M": "Q5_K"}.get(qtype, qtype)
+    assert base in types, (qtype, types)
+    tokens = [1, 300, 301, 302, 5, 6]
+    ref, _ = llama_logits(src, tokens)
+    got, _ = llama_logits(out, tokens)
+    assert np.all(np.isfinite(got))
+    # the quantized model computes nearly the same thing as the F32 one
+    rel = np.linalg.norm(got - ref) / np.linalg.norm(ref)
+    assert rel < {"Q2_K": 0.6, "Q3_K": 0.4, "Q3_K_M": 0.4}.get(qtype, 0.25), (qtype, rel)
+
+
+def test_requantize_real_model_keeps_llamacpp_logits(real_models, tmp_path):
+    out = tmp_path / "smollm2-q8_0.gguf"
+    cp = rocmforge("quantize", real_models["smollm2"], out, "Q8_0")
+    assert "already quantized" in cp.stderr
+    tokens = [1, 504, 3458, 28, 6370, 30, 12, 314, 4561, 253]  # arbitrary ids below the vocab size
+    ref, _ = llama_logits(real_models["smollm2"], tokens)
+    got, _ = llama_logits(out, tokens)
+    rel = np.linalg.norm(got - ref) / np.linalg.norm(ref)
+    top1 = np.mean(got.argmax(-1) == ref.argmax(-1))
+    print(f"Q4_1 -> Q8_0: relative L2 {rel:.4f}, top-1 agreement {top1:.2f}")
+    assert rel < 0.05 and top1 >= 0.9
