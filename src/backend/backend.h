@@ -1,0 +1,91 @@
+/*
+ * backend.h - the op table every compute backend fills (CPU now, GPU later).
+ *
+ * The forward pass (src/model/forward.c) is written once against these ops;
+ * a backend is a method table plus its private context, in the style of
+ * SQLite's mutex methods or ggml's backend interface. Slots marked
+ * (optional) may be NULL; `supports` answers per op and weight type, and an
+ * op a backend lacks runs on the CPU backend.
+ *
+ * Shapes: activations are row-major float32 [n_tok][dim]. A weight W of
+ * GGUF shape [ne0 = cols, ne1 = rows] maps cols inputs to rows outputs;
+ * 3-D expert weights add ne2 = experts.
+ */
+#ifndef RF_BACKEND_H
+#define RF_BACKEND_H
+
+#include "core/core.h"
+#include "quant/quant.h"
+
+typedef enum rf_op {
+    RF_OP_MATMUL,
+    RF_OP_RMSNORM,
+    RF_OP_ROPE,
+    RF_OP_ATTENTION,
+    RF_OP_GLU,
+    RF_OP_GET_ROWS,
+    RF_OP_COUNT,
+} rf_op;
+
+/* A weight matrix view: borrowed from the model's mapping. */
+typedef struct rf_wview {
+    const void *data;
+    uint32_t type;
+    int64_t cols, rows; /* ne0, ne1 */
+    size_t row_bytes;
+} rf_wview;
+
+typedef enum rf_rope_style {
+    RF_ROPE_NORMAL = 0, /* rotate adjacent pairs (x[2i], x[2i+1]) - llama */
+    RF_ROPE_NEOX = 1,   /* rotate (x[i], x[i + n_rot/2]) - qwen, gemma, phi3 */
+} rf_rope_style;
+
+typedef struct rf_rope_params {
+    rf_rope_style style;
+    int64_t n_rot;          /* rotated dims per head (<= head_dim) */
+    float base;             /* theta base */
+    float pos_scale;        /* linear scaling: position multiplied by this (1/factor) */
+    const float *freq_div;  /* optional [n_rot/2] per-frequency divisors (Llama 3 rope_freqs) */
+} rf_rope_params;
+
+typedef enum rf_act { RF_ACT_SILU = 0, RF_ACT_GELU_TANH = 1 } rf_act;
+
+/* One batched attention call over the paged KV cache. For token t and
+ * head h: q[t][h*hd..], keys/values of kv head h / (n_head / n_head_kv) at
+ * positions [lo_t, pos_t] of sequence seq_t, softmax(q.k * scale), sum v. */
+typedef struct rf_attn_args {
+    const float *q;        /* [n_tok][n_head * head_dim] */
+    float *out;            /* [n_tok][n_head * head_dim] */
+    int64_t n_tok, n_head, n_head_kv, head_dim;
+    float scale;
+    int64_t window;        /* > 0: sliding window (attend to the last `window` positions) */
+    const int32_t *pos;    /* [n_tok] */
+    const int32_t *seq;    /* [n_tok] sequence slot of each token */
+    /* KV access, layer-resolved by the caller: */
+    const struct rf_kv_cache *kv;
+    int layer;
+} rf_attn_args;
+
+typedef struct rf_backend_ops {
+    const char *name;
+    bool (*supports)(void *ctx, rf_op op, uint32_t type);
+    /* y[t][r] = sum_c W[r][c] * x[t][c]; x [n_tok][cols], y [n_tok][rows]. */
+    void (*matmul)(void *ctx, const rf_wview *w, const float *x, float *y, int64_t n_tok);
+    /* y = x / rms(x) * w per row of dim; y may equal x. w may be NULL (no scale). */
+    void (*rmsnorm)(void *ctx, const float *x, const float *w, float *y, int64_t n_rows, int64_t dim, float eps);
+    /* In place on x [n_tok][n_heads * head_dim]. */
+    void (*rope)(void *ctx, float *x, const int32_t *pos, int64_t n_tok, int64_t n_heads, int64_t head_dim,
+                 const rf_rope_params *p);
+    void (*attention)(void *ctx, const rf_attn_args *a);
+    /* out[i] = act(gate[i]) * up[i]; out may alias gate. */
+    void (*glu)(void *ctx, rf_act act, const float *gate, const float *up, float *out, int64_t n);
+    /* out[t] = dequantized row ids[t] of w. */
+    void (*get_rows)(void *ctx, const rf_wview *w, const int32_t *ids, int64_t n, float *out);
+} rf_backend_ops;
+
+typedef struct rf_backend {
+    const rf_backend_ops *ops;
+    void *ctx;
+} rf_backend;
+
+#endif
