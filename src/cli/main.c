@@ -16,6 +16,11 @@ static const rf_cmd *const commands[] = {
     &rf_cmd_info,
     &rf_cmd_quantize,
     &rf_cmd_synth,
+    &rf_cmd_generate,
+    &rf_cmd_bench,
+    &rf_cmd_chat,
+    &rf_cmd_tokenize,
+    &rf_cmd_detokenize,
 };
 
 static void usage(FILE *out) {

@@ -43,7 +43,7 @@ static const struct { rf_type t; uint32_t ft; } plain_ftypes[] = {
     {T(F32), 0},     {T(F16), 1},    {T(Q4_0), 2},    {T(Q4_1), 3},   {T(Q8_0), 7},
     {T(Q5_0), 8},    {T(Q5_1), 9},   {T(Q2_K), 10},   {T(Q3_K), 12},  {T(Q4_K), 15},
     {T(Q5_K), 17},   {T(Q6_K), 18},  {T(IQ4_NL), 25}, {T(IQ4_XS), 30}, {T(BF16), 32},
-    {T(TQ2_0), 37},
+    {T(TQ1_0), 36},  {T(TQ2_0), 37}, {T(MXFP4), 38},
 };
 #undef T
 

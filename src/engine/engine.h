@@ -1,0 +1,70 @@
+/*
+ * engine.h - a model ready to generate: weights, tokenizer, thread pool,
+ * backend and a context with its KV cache, opened together; and
+ * single-stream completion (prefill + decode + sampling + streaming text)
+ * for the CLI. The server's scheduler drives rf_forward directly to batch
+ * many streams; this is the one-sequence path.
+ */
+#ifndef RF_ENGINE_H
+#define RF_ENGINE_H
+
+#include "cpu/cpu.h"
+#include "model/model.h"
+#include "sample/sample.h"
+#include "tokenizer/tokenizer.h"
+
+typedef struct rf_engine_opts {
+    const char *model_path;
+    int n_threads;      /* 0: physical cores */
+    int64_t n_ctx;      /* 0: min(model's training context, 4096) */
+    int n_seq;          /* 0: 1 */
+    int64_t n_batch;    /* 0: 512 */
+    bool progress;      /* progress bar on stderr while the weights are read */
+} rf_engine_opts;
+
+typedef struct rf_engine {
+    rf_model *model;
+    rf_tokenizer *tok;
+    rf_threadpool *tp;
+    rf_backend be;
+    rf_ctx *ctx;
+    int64_t n_ctx, n_batch;
+    int n_threads;
+    double load_s;
+    /* tokens whose KV each sequence holds (for prefix reuse across turns) */
+    int32_t **hist;
+    int64_t *n_hist;
+    float *logits;      /* [n_vocab] */
+    rf_batch_entry *batch;
+} rf_engine;
+
+rf_status rf_engine_open(const rf_engine_opts *o, rf_engine **out, rf_error *err);
+void rf_engine_close(rf_engine *e); /* accepts NULL */
+
+/* Called with each piece of text that is safe to show (complete UTF-8, not
+ * part of a stop string). Return false to stop generating. */
+typedef bool (*rf_text_cb)(void *ctx, const char *text, size_t len);
+
+typedef struct rf_gen_params {
+    rf_sample_params sample;
+    int32_t n_predict;          /* max new tokens; < 0: until the context is full */
+    const char *const *stops;
+    int n_stops;
+    int seq;
+    volatile int *cancel;       /* optional: set non-zero to stop (e.g. from SIGINT) */
+} rf_gen_params;
+
+typedef enum rf_finish { RF_FINISH_STOP, RF_FINISH_LENGTH, RF_FINISH_CANCEL } rf_finish;
+
+typedef struct rf_gen_stats {
+    int64_t n_prompt, n_reused, n_gen;
+    double prompt_s, gen_s;
+    rf_finish finish;
+} rf_gen_stats;
+
+/* Generates a continuation of `prompt` in sequence p->seq. The longest
+ * prefix of the prompt already in that sequence's cache is reused. */
+rf_status rf_engine_complete(rf_engine *e, const int32_t *prompt, size_t n, const rf_gen_params *p,
+                             rf_text_cb cb, void *cb_ctx, rf_gen_stats *stats, rf_error *err);
+
+#endif
