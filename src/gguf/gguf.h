@@ -85,18 +85,22 @@ typedef struct rf_gguf_tensor {
     uint64_t nbytes;
     const void *data;             /* borrowed from the mapping */
     uint32_t split;               /* which split file holds it (0 for single files) */
+    uint64_t file_offset;         /* where its tensor info starts in that file, for messages */
 } rf_gguf_tensor;
 
 typedef struct rf_gguf rf_gguf;
 
 /* Opens and validates a GGUF file. For a split model, pass the first part
  * (NAME-00001-of-0000N.gguf): the other parts are opened too and their
- * tensors appear in one table; metadata comes from the first part.
+ * tensors appear in one table; metadata comes from the first part (opening
+ * a later part is RF_E_FORMAT, naming the first). RF_E_IO if a file cannot
+ * be opened or mapped, RF_E_NOMEM on allocation failure (nothing leaks).
  * On success *out is owned by the caller (rf_gguf_close). */
 rf_status rf_gguf_open(const char *path, rf_gguf **out, rf_error *err);
 
 /* Parses a GGUF image already in memory (borrowed until close; used by the
- * fuzzer and tests). `name` labels messages. */
+ * fuzzer and tests). `name` labels messages. The image is always one part:
+ * split.* keys are checked for type but no other parts are looked for. */
 rf_status rf_gguf_open_memory(const void *buf, size_t size, const char *name, rf_gguf **out,
                               rf_error *err);
 
@@ -186,11 +190,15 @@ rf_status rf_gguf_writer_begin(rf_gguf_writer *w, const char *path, rf_error *er
 /* Streams tensor data in add order. A tensor's bytes may come in several
  * calls (chunks); once a tensor's nbytes have arrived, the next call goes to
  * the next tensor (after alignment padding). A chunk may not cross a tensor's
- * end: that, or more data than tensors, is RF_E_INVAL. */
+ * end: that, or more data than tensors, is RF_E_INVAL. Tensors added with a
+ * data pointer (and empty ones) are written from it when the stream reaches
+ * them: only tensors added with NULL data take streamed bytes. */
 rf_status rf_gguf_writer_write_data(rf_gguf_writer *w, const void *data, size_t nbytes,
                                     rf_error *err);
 /* Writes the data of every tensor added with a pointer that has not been
- * streamed yet, pads, flushes and closes. */
+ * streamed yet, pads, flushes and closes. RF_E_INVAL if a tensor added
+ * without data was not (completely) streamed; RF_E_IO with the errno text if
+ * a write or the close failed. Afterwards the writer may begin another file. */
 rf_status rf_gguf_writer_finish(rf_gguf_writer *w, rf_error *err);
 
 /* begin + finish in one call, for tensors all given by pointer. */
