@@ -415,12 +415,8 @@ static rf_status write_metadata(rf_gguf_writer *w, const rf_synth_opts *o, int64
         st = st ? st : rf_gguf_writer_set_u32(w, KEY("expert_used_count"), (uint32_t)s->n_expert_used);
     }
     if (s->sliding_window) st = st ? st : rf_gguf_writer_set_u32(w, KEY("attention.sliding_window"), (uint32_t)s->sliding_window);
-    if (s->rope_scale_llama3 > 0) {
-        /* Llama 3.x frequency scaling; llama.cpp reads it from rope_freqs.weight,
-         * which the tensor list carries, and these keys document it. */
-        st = st ? st : rf_gguf_writer_set_str(w, KEY("rope.scaling.type"), "llama3");
-        st = st ? st : rf_gguf_writer_set_f32(w, KEY("rope.scaling.factor"), s->rope_scale_llama3);
-    }
+    /* Llama 3.x rope scaling travels as rope_freqs.weight (see build_tensors):
+     * llama.cpp rejects a rope.scaling.type of "llama3", so none is written. */
 #undef KEY
     return st;
 }

@@ -12,15 +12,16 @@
  * with an allocation failure injected (only RF_E_NOMEM may come back, with
  * nothing leaked). Any violated expectation traps.
  *
- * The reader and writer sources are included here so that they carry the
- * fuzzer's coverage instrumentation: the rfcore library is built without it.
- * (Their definitions take the place of the library's copies at link time.)
+ * With RF_FUZZ the rfcore library is built with -fsanitize=fuzzer-no-link, so
+ * the reader and writer carry coverage instrumentation.
  */
-#include "../../src/gguf/reader.c"
-#include "../../src/gguf/writer.c"
-
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
+
+#include "gguf/gguf-impl.h"
+#include "quant/quant.h"
 
 #define FZ_CHECK(c)                                                                    \
     do {                                                                               \

@@ -37,7 +37,9 @@ def llama_logits(path, tokens):
 @pytest.mark.parametrize("shape", list(SHAPES))
 def test_synth_shapes_load_in_gguf_and_llamacpp(shape, tmp_path):
     arch, layers, vocab = SHAPES[shape]
-    qtype = "Q4_K_M" if shape in ("llama-3.2-1b", "mixtral-8x7b-mini") else "Q4_0"
+    # K mixes on the small-vocabulary shapes; Q4_0 (fast to quantize) where the
+    # embedding alone holds 100M+ weights
+    qtype = "Q4_K_M" if shape in ("smollm2-135m", "mixtral-8x7b-mini") else "Q4_0"
     out = tmp_path / f"{shape}.gguf"
     rocmforge("synth", "--shape", shape, "--type", qtype, "--layers", layers, "-o", out)
     r = gguf.GGUFReader(out)
