@@ -5,11 +5,14 @@ llama-cpp-python build) loads and runs.
 Requantizing a real model to Q8_0 must keep llama.cpp's logits close to the
 original's (Q8_0 of Q4_1 values is nearly lossless), which checks that our
 quantizer writes what llama.cpp's kernels read."""
+import json
+import subprocess
+
 import gguf
 import numpy as np
 import pytest
 
-from conftest import rocmforge
+from conftest import BIN_DIR, rocmforge
 
 import llama_cpp  # tests/requirements.txt pins it: a missing install is a failure, not a skip
 
@@ -79,10 +82,29 @@ def test_quantize_loads_in_llamacpp(qtype, tmp_path):
     tokens = [1, 300, 301, 302, 5, 6]
     ref, _ = llama_logits(src, tokens)
     got, _ = llama_logits(out, tokens)
+    ours = our_logits(out, tokens, tmp_path)
     assert np.all(np.isfinite(got))
-    # the quantized model computes nearly the same thing as the F32 one
-    rel = np.linalg.norm(got - ref) / np.linalg.norm(ref)
-    assert rel < {"Q2_K": 0.6, "Q3_K": 0.4, "Q3_K_M": 0.4}.get(qtype, 0.25), (qtype, rel)
+    # llama.cpp and our engine read the same quantized bytes the same way: their
+    # logits agree up to llama.cpp's 8-bit activation quantization. A layout
+    # mistake in our quantizer would make them unrelated (relative error ~1.4).
+    same_file = np.linalg.norm(got - ours) / np.linalg.norm(ours)
+    # and the quantized model still computes something close to the F32 one
+    # (random weights amplify quantization error: a loose bound, far below ~1.4)
+    vs_f32 = np.linalg.norm(got - ref) / np.linalg.norm(ref)
+    print(f"{qtype}: llama.cpp vs ours on the same file {same_file:.4f}, quantized vs F32 {vs_f32:.4f}")
+    assert same_file < 0.1, (qtype, same_file)
+    assert vs_f32 < 0.8, (qtype, vs_f32)
+
+
+def our_logits(path, tokens, tmp_path):
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps({"steps": [[{"seq": 0, "pos": i, "token": t, "logits": True}
+                                            for i, t in enumerate(tokens)]]}))
+    out = tmp_path / "ours.f32"
+    cp = subprocess.run([str(BIN_DIR / "rf_forward_tool"), str(path), str(spec), str(out)],
+                        capture_output=True, text=True, timeout=600)
+    assert cp.returncode == 0, cp.stderr
+    return np.fromfile(out, dtype=np.float32).reshape(len(tokens), -1)
 
 
 def test_requantize_real_model_keeps_llamacpp_logits(real_models, tmp_path):
@@ -95,4 +117,8 @@ def test_requantize_real_model_keeps_llamacpp_logits(real_models, tmp_path):
     rel = np.linalg.norm(got - ref) / np.linalg.norm(ref)
     top1 = np.mean(got.argmax(-1) == ref.argmax(-1))
     print(f"Q4_1 -> Q8_0: relative L2 {rel:.4f}, top-1 agreement {top1:.2f}")
-    assert rel < 0.05 and top1 >= 0.9
+    assert rel < 0.05
+    # a changed top-1 must be a near-tie in the original model's logits
+    for i in np.nonzero(got.argmax(-1) != ref.argmax(-1))[0]:
+        a, b = ref[i].argmax(), got[i].argmax()
+        assert ref[i][a] - ref[i][b] < 0.5, (i, ref[i][a] - ref[i][b])
