@@ -21,6 +21,7 @@ static const rf_cmd *const commands[] = {
     &rf_cmd_chat,
     &rf_cmd_tokenize,
     &rf_cmd_detokenize,
+    &rf_cmd_template,
 };
 
 static void usage(FILE *out) {
