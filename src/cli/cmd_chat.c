@@ -113,7 +113,12 @@ static int run(int argc, char **argv) {
     const char *src = rf_tokenizer_chat_template(e->tok);
     rf_tmpl *tm = NULL;
     const char *family = NULL;
-    if (rf_tmpl_load_with_fallback(src, src ? strlen(src) : 0, NULL, &tm, &family, &err) != RF_OK) {
+    /* the family of a model without a usable template, by architecture;
+     * chatml (the default) serves qwen and most others */
+    const char *arch = e->model->hp.arch_name, *hint = NULL;
+    if (strncmp(arch, "gemma", 5) == 0) hint = "gemma";
+    else if (strcmp(arch, "phi3") == 0) hint = "phi3";
+    if (rf_tmpl_load_with_fallback(src, src ? strlen(src) : 0, hint, &tm, &family, &err) != RF_OK) {
         rf_cli_error("%s", err.msg);
         rf_engine_close(e);
         return RF_EXIT_BADINPUT;
