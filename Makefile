@@ -5,7 +5,7 @@
 
 JOBS    ?= $(shell nproc)
 MODEL   ?= models/SmolLM2-135M-Instruct-Q4_1.gguf
-FUZZ_SECONDS ?= 120
+FUZZ_SECONDS ?= 60
 CMAKE_FLAGS ?=
 
 .PHONY: run test deps models build build-asan fuzz test-release test-asan clean

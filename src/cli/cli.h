@@ -23,6 +23,7 @@ extern const rf_cmd rf_cmd_info, rf_cmd_quantize, rf_cmd_synth;
 extern const rf_cmd rf_cmd_generate, rf_cmd_bench, rf_cmd_chat;
 extern const rf_cmd rf_cmd_tokenize, rf_cmd_detokenize;
 extern const rf_cmd rf_cmd_template;
+extern const rf_cmd rf_cmd_serve;
 
 /* ---- option parsing ----------------------------------------------------
  * Options are "--name value", "--name=value" or flags "--name"; short

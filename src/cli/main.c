@@ -22,6 +22,7 @@ static const rf_cmd *const commands[] = {
     &rf_cmd_tokenize,
     &rf_cmd_detokenize,
     &rf_cmd_template,
+    &rf_cmd_serve,
 };
 
 static void usage(FILE *out) {

@@ -30,6 +30,7 @@ struct rf_ctx {
     float *xe, *ge, *ue, *de; /* gathered expert activations */
     int32_t *pos, *seq, *ids, *out_rows;
     float *out_x;     /* [n_batch][n_embd] */
+    float *rope_cs;   /* [n_batch][n_rot / 2][2]: cos, sin of the current layer kind */
 };
 
 #define OP(c, name, ...) (c)->be->ops->name((c)->be->ctx, __VA_ARGS__)
@@ -49,6 +50,7 @@ void rf_ctx_free(rf_ctx *c) {
     rf_free(c->seq);
     rf_free(c->ids);
     rf_free(c->out_rows);
+    rf_free(c->rope_cs);
     rf_free(c);
 }
 
@@ -86,6 +88,7 @@ rf_status rf_ctx_create(const rf_model *m, const rf_ctx_params *p, rf_backend *b
     ALLOC(c->router, B * nx); ALLOC(c->sel, B * nk); ALLOC(c->selw, B * nk); ALLOC(c->tok_idx, B);
     ALLOC(c->xe, B * E); ALLOC(c->de, B * E); ALLOC(c->ge, B * c->ffw); ALLOC(c->ue, B * c->ffw);
     ALLOC(c->pos, B); ALLOC(c->seq, B); ALLOC(c->ids, B); ALLOC(c->out_rows, B);
+    ALLOC(c->rope_cs, B * hp->n_rot);
 #undef ALLOC
     *out = c;
     return RF_OK;
@@ -104,6 +107,70 @@ static void add_bias(float *y, const float *b, int64_t n_tok, int64_t dim) {
 
 static void add_into(float *x, const float *y, int64_t n) {
     for (int64_t i = 0; i < n; i++) x[i] += y[i];
+}
+
+/* ---- rope ---------------------------------------------------------------
+ * The angles of every scaling scheme are computed here, once per layer for
+ * the batch, so every backend applies the same table: theta = pos *
+ * base^(-2i/n_rot) / freq_factor[i], times the linear scale; YaRN blends the
+ * scaled and unscaled angle per frequency band; cos/sin carry mscale
+ * (attn_factor and YaRN's magnitude correction). */
+
+static float yarn_corr_dim(float n_rot, float n_ctx_orig, float beta, float base) {
+    return n_rot * logf(n_ctx_orig / (beta * 2.0f * 3.14159265358979f)) / (2.0f * logf(base));
+}
+
+static void rope_table(rf_ctx *c, const rf_layer *ly, int64_t n) {
+    const rf_hparams *hp = &c->m->hp;
+    const rf_model *m = c->m;
+    int64_t half = hp->n_rot / 2;
+    /* phi3: long factors once a sequence may exceed the original context */
+    const float *ff = m->rope_freqs;
+    if (m->rope_short) ff = c->p.n_ctx > hp->n_ctx_orig && m->rope_long ? m->rope_long : m->rope_short;
+    float scale = ly->rope_scale, base = ly->rope_base;
+    bool yarn = hp->rope_yarn && scale != 1.0f;
+    float lo = 0, hi = 0;
+    if (yarn) {
+        lo = floorf(yarn_corr_dim((float)hp->n_rot, (float)hp->n_ctx_orig, 32.0f, base));
+        hi = ceilf(yarn_corr_dim((float)hp->n_rot, (float)hp->n_ctx_orig, 1.0f, base));
+        if (lo < 0) lo = 0;
+        if (hi > (float)hp->n_rot - 1) hi = (float)hp->n_rot - 1;
+    }
+    float mscale = hp->rope_mscale; /* llama.cpp uses one attention factor for every layer */
+    for (int64_t t = 0; t < n; t++) {
+        float *cs = c->rope_cs + t * hp->n_rot;
+        for (int64_t i = 0; i < half; i++) {
+            double extrap = (double)c->pos[t] * pow((double)base, -2.0 * (double)i / (double)hp->n_rot);
+            if (ff) extrap /= (double)ff[i];
+            double theta = extrap * scale;
+            if (yarn) {
+                float y = ((float)i - lo) / fmaxf(0.001f, hi - lo);
+                float ramp = 1.0f - fminf(1.0f, fmaxf(0.0f, y));
+                theta = theta * (1.0 - ramp) + extrap * ramp;
+            }
+            cs[2 * i] = (float)cos(theta) * mscale;
+            cs[2 * i + 1] = (float)sin(theta) * mscale;
+        }
+    }
+}
+
+/* Rotates the first n_rot dims of every head: adjacent pairs (normal) or
+ * (i, i + n_rot/2) (NeoX). x [n_tok][n_heads * head_dim], in place. */
+static void apply_rope(float *x, int64_t n_tok, int64_t n_heads, int64_t hd, int64_t n_rot, rf_rope_style style,
+                       const float *table) {
+    int64_t half = n_rot / 2;
+    for (int64_t t = 0; t < n_tok; t++) {
+        const float *cs = table + t * n_rot;
+        for (int64_t h = 0; h < n_heads; h++) {
+            float *v = x + (t * n_heads + h) * hd;
+            for (int64_t i = 0; i < half; i++) {
+                int64_t a = style == RF_ROPE_NEOX ? i : 2 * i, b = style == RF_ROPE_NEOX ? i + half : 2 * i + 1;
+                float x0 = v[a], x1 = v[b];
+                v[a] = x0 * cs[2 * i] - x1 * cs[2 * i + 1];
+                v[b] = x0 * cs[2 * i + 1] + x1 * cs[2 * i];
+            }
+        }
+    }
 }
 
 static void attention_block(rf_ctx *c, const rf_layer *ly, int il, int64_t n) {
@@ -130,9 +197,9 @@ static void attention_block(rf_ctx *c, const rf_layer *ly, int il, int64_t n) {
         OP(c, rmsnorm, c->q, ly->q_norm, c->q, n * hp->n_head, hd, hp->norm_eps);
         OP(c, rmsnorm, c->k, ly->k_norm, c->k, n * hp->n_head_kv, hd, hp->norm_eps);
     }
-    rf_rope_params rp = {hp->rope_style, hp->n_rot, ly->rope_base, ly->rope_scale, c->m->rope_freqs};
-    OP(c, rope, c->q, c->pos, n, hp->n_head, hd, &rp);
-    OP(c, rope, c->k, c->pos, n, hp->n_head_kv, hd, &rp);
+    rope_table(c, ly, n);
+    apply_rope(c->q, n, hp->n_head, hd, hp->n_rot, hp->rope_style, c->rope_cs);
+    apply_rope(c->k, n, hp->n_head_kv, hd, hp->n_rot, hp->rope_style, c->rope_cs);
     for (int64_t t = 0; t < n; t++) {
         uint16_t *kd = rf_kv_k(c->kv, il, c->seq[t], c->pos[t]);
         uint16_t *vd = rf_kv_v(c->kv, il, c->seq[t], c->pos[t]);
@@ -278,6 +345,6 @@ rf_status rf_forward(rf_ctx *c, const rf_batch_entry *e, int64_t n, float *logit
         memcpy(c->out_x + i * E, c->x + (int64_t)c->out_rows[i] * E, (size_t)E * sizeof(float));
     OP(c, rmsnorm, c->out_x, m->output_norm, c->out_x, n_out, E, hp->norm_eps);
     if (hidden_out) memcpy(hidden_out, c->out_x, (size_t)(n_out * E) * sizeof(float));
-    if (logits_out) OP(c, matmul, &m->output, c->out_x, logits_out, n_out);
+    if (logits_out && n_out) OP(c, matmul, &m->output, c->out_x, logits_out, n_out);
     return RF_OK;
 }

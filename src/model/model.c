@@ -113,18 +113,31 @@ static rf_status read_hparams(loader *L) {
     if ((st = key_f32(L, "attention.layer_norm_rms_epsilon", &hp->norm_eps, 1e-5f))) return st;
     if ((st = key_f32(L, "rope.freq_base", &hp->rope_base, 10000.0f))) return st;
     hp->rope_base_swa = ar->rope_base_swa > 0 ? ar->rope_base_swa : hp->rope_base;
-    float factor;
-    if ((st = key_f32(L, "rope.scaling.factor", &factor, 1.0f))) return st;
-    hp->rope_scale = 1.0f;
+    /* rope scaling, as llama.cpp reads it: a factor without a type is linear;
+     * "llama3" documents rope_freqs.weight; YaRN blends angles by frequency */
+    float factor, attn_factor;
+    if ((st = key_f32(L, "rope.scaling.factor", &factor, 0.0f))) return st;
+    if (factor == 0.0f && (st = key_f32(L, "rope.scale_linear", &factor, 0.0f))) return st; /* older files */
+    if ((st = key_f32(L, "rope.scaling.attn_factor", &attn_factor, 1.0f))) return st;
+    if ((st = key_i64(L, "rope.scaling.original_context_length", &hp->n_ctx_orig, false, hp->n_ctx_train))) return st;
+    if (hp->n_ctx_orig <= 0) hp->n_ctx_orig = hp->n_ctx_train > 0 ? hp->n_ctx_train : 4096;
+    hp->rope_scale = factor > 0 ? 1.0f / factor : 1.0f;
     char k[128];
     snprintf(k, sizeof k, "%s.rope.scaling.type", hp->arch_name);
     rf_str stype;
     if (rf_gguf_get_str(L->g, k, &stype, NULL) == RF_OK) {
-        if (rf_str_eq(stype, "linear")) hp->rope_scale = factor > 0 ? 1.0f / factor : 1.0f;
-        else if (rf_str_eq(stype, "llama3") || rf_str_eq(stype, "none")) { /* rope_freqs.weight carries it */ }
-        else return rf_error_set(L->err, RF_E_UNSUPPORTED, "model: rope scaling '%.*s' is not supported",
-                                 (int)(stype.len < 32 ? stype.len : 32), stype.ptr);
+        if (rf_str_eq(stype, "none") || rf_str_eq(stype, "llama3")) hp->rope_scale = 1.0f;
+        else if (rf_str_eq(stype, "yarn")) hp->rope_yarn = true;
+        else if (!rf_str_eq(stype, "linear"))
+            return rf_error_set(L->err, RF_E_UNSUPPORTED, "model: rope scaling '%.*s' is not supported (none, linear, yarn)",
+                                (int)(stype.len < 32 ? stype.len : 32), stype.ptr);
     }
+    snprintf(k, sizeof k, "%s.rope.scaling.yarn_log_multiplier", hp->arch_name);
+    float ylog = 0;
+    if (rf_gguf_get_f32(L->g, k, &ylog, NULL) == RF_OK && ylog != 0.0f)
+        return rf_error_set(L->err, RF_E_UNSUPPORTED, "model: rope.scaling.yarn_log_multiplier is not supported");
+    hp->rope_mscale = attn_factor;
+    if (hp->rope_yarn && hp->rope_scale < 1.0f) hp->rope_mscale *= 0.1f * logf(1.0f / hp->rope_scale) + 1.0f;
     hp->rope_style = ar->rope;
     hp->act = ar->act;
     if ((st = key_i64(L, "expert_count", &hp->n_expert, false, 0))) return st;
@@ -146,6 +159,7 @@ static rf_status read_hparams(loader *L) {
     if (ar->flags & A_SWA) {
         if ((st = key_i64(L, "attention.sliding_window", &hp->sliding_window, true, 0))) return st;
         hp->swa_pattern = ar->swa_pattern;
+        if ((st = key_f32(L, "rope.freq_base_swa", &hp->rope_base_swa, hp->rope_base_swa))) return st;
     }
     hp->attn_scale = 1.0f / sqrtf((float)hp->head_dim);
     hp->embd_scale = (ar->flags & A_EMBD_SCALE) ? sqrtf((float)hp->n_embd) : 1.0f;
@@ -253,8 +267,25 @@ static rf_status bind_layer(loader *L, int il) {
         TRY(bind_w(L, &ly->ffn_down, true, ff, E, "blk.%d.ffn_down.weight", il));
     }
 #undef TRY
-    /* gemma3: layers are local (sliding window) except every swa_pattern-th */
+    /* gemma3: layers are local (sliding window) except the last of every group
+     * of swa_pattern; attention.sliding_window_pattern may override the group
+     * size or list the local layers one by one */
     ly->is_swa = hp->swa_pattern > 0 && (il + 1) % hp->swa_pattern != 0;
+    if (f & A_SWA) {
+        char k[96];
+        snprintf(k, sizeof k, "%s.attention.sliding_window_pattern", hp->arch_name);
+        const rf_gguf_value *pv = rf_gguf_get(L->g, k);
+        if (pv && pv->type == RF_GGUF_ARRAY) {
+            if (pv->arr.n != (uint64_t)hp->n_layer || (pv->arr.elem_type != RF_GGUF_BOOL && !rf_gguf_vtype_size(pv->arr.elem_type)))
+                return rf_error_set(L->err, RF_E_FORMAT, "model: '%s' must list one flag per layer", k);
+            ly->is_swa = rf_gguf_arr_i64(&pv->arr, (uint64_t)il) != 0;
+        } else if (pv) {
+            int64_t pat;
+            if ((st = rf_gguf_get_i64(L->g, k, &pat, L->err)) != RF_OK) return st;
+            ly->is_swa = pat == 0 || il % pat < pat - 1;
+        }
+        if (hp->sliding_window <= 0) ly->is_swa = false;
+    }
     ly->rope_base = ly->is_swa ? hp->rope_base_swa : hp->rope_base;
     ly->rope_scale = ly->is_swa ? 1.0f : hp->rope_scale;
     return RF_OK;
@@ -294,6 +325,8 @@ rf_status rf_model_from_gguf(rf_gguf *g, rf_model **out, rf_error *err) {
     if (!m->output.data) m->output = m->tok_embd; /* tied embeddings */
     if ((st = bind_vec(&L, &m->output_norm, true, hp->n_embd, "output_norm.weight", 0))) goto fail;
     if ((st = bind_vec(&L, &m->rope_freqs, false, hp->n_rot / 2, "rope_freqs.weight", 0))) goto fail;
+    if ((st = bind_vec(&L, &m->rope_short, false, hp->n_rot / 2, "rope_factors_short.weight", 0))) goto fail;
+    if ((st = bind_vec(&L, &m->rope_long, false, hp->n_rot / 2, "rope_factors_long.weight", 0))) goto fail;
     if (!hp->n_ff && !hp->n_expert) { st = rf_error_set(err, RF_E_FORMAT, "model: feed_forward_length is missing"); goto fail; }
     for (int il = 0; il < hp->n_layer; il++)
         if ((st = bind_layer(&L, il)) != RF_OK) goto fail;

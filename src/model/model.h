@@ -22,7 +22,10 @@ typedef struct rf_hparams {
     int64_t n_vocab, n_embd, n_layer, n_head, n_head_kv, head_dim, n_ff, n_ctx_train, n_rot;
     float norm_eps;
     float rope_base, rope_base_swa;
-    float rope_scale;          /* linear: positions multiplied by this (1 / factor) */
+    float rope_scale;          /* positions multiplied by this (1 / factor): linear and YaRN */
+    bool rope_yarn;            /* YaRN: blend interpolated and extrapolated angles */
+    float rope_mscale;         /* cos/sin multiplier: attn_factor (and YaRN's magnitude) */
+    int64_t n_ctx_orig;        /* rope.scaling.original_context_length */
     rf_rope_style rope_style;
     rf_act act;
     int64_t n_expert, n_expert_used;
@@ -56,7 +59,8 @@ typedef struct rf_model {
     rf_hparams hp;
     rf_wview tok_embd, output;
     const float *output_norm;
-    const float *rope_freqs; /* optional [n_rot / 2] */
+    const float *rope_freqs; /* optional [n_rot / 2]: Llama 3 frequency divisors */
+    const float *rope_short, *rope_long; /* optional [n_rot / 2]: phi3 long-context factors */
     rf_layer *layers;
     float *converted;    /* owned copies of 1-D tensors stored as F16/BF16 */
 } rf_model;

@@ -7,7 +7,7 @@ import pytest
 
 from conftest import rocmforge
 
-COMMANDS = ["info", "quantize", "synth"]
+COMMANDS = ["info", "quantize", "synth", "generate", "chat", "bench", "tokenize", "detokenize", "template"]
 
 
 def assert_clean_exit(cp, code):
