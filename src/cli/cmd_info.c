@@ -3,7 +3,8 @@
  * default (architecture, parameters, size, quantization mix, context,
  * vocabulary, chat template); --metadata lists every key, --tensors the
  * tensor table, --json prints all of it machine-readable, --dump-tensor
- * writes one tensor dequantized to float32, --types lists the type table.
+ * writes one tensor dequantized to float32, --types lists the type table,
+ * --cpu the CPU features and the kernel set the CPU backend chose.
  */
 #include <inttypes.h>
 #include <stdlib.h>
@@ -11,10 +12,11 @@
 
 #include "cli.h"
 #include "core/jsonw.h"
+#include "cpu/cpu.h"
 #include "gguf/gguf.h"
 #include "quant/quant.h"
 
-enum { O_METADATA, O_TENSORS, O_JSON, O_DUMP, O_OUT, O_TYPES, O_COUNT };
+enum { O_METADATA, O_TENSORS, O_JSON, O_DUMP, O_OUT, O_TYPES, O_CPU, O_COUNT };
 static const rf_opt opts[O_COUNT] = {
     [O_METADATA] = {"--metadata", NULL, false},
     [O_TENSORS] = {"--tensors", NULL, false},
@@ -22,18 +24,22 @@ static const rf_opt opts[O_COUNT] = {
     [O_DUMP] = {"--dump-tensor", NULL, true},
     [O_OUT] = {"--out", "-o", true},
     [O_TYPES] = {"--types", NULL, false},
+    [O_CPU] = {"--cpu", NULL, false},
 };
 
 static void usage(FILE *out) {
     fprintf(out,
             "usage: rocmforge info MODEL.gguf [--metadata] [--tensors] [--json]\n"
             "       rocmforge info MODEL.gguf --dump-tensor NAME --out FILE\n"
-            "       rocmforge info --types\n\n"
+            "       rocmforge info --types\n"
+            "       rocmforge info --cpu\n\n"
             "  --metadata          print every metadata key and value\n"
             "  --tensors           print the tensor table (name, type, shape, bytes, offset)\n"
             "  --json              print summary, metadata and tensors as one JSON object\n"
             "  --dump-tensor NAME  write tensor NAME dequantized as little-endian float32 to --out\n"
-            "  --types             list every tensor type: block size, bytes, quantizer present\n");
+            "  --types             list every tensor type: block size, bytes, quantizer present\n"
+            "  --cpu               CPU model, detected features, kernel sets and the one chosen\n"
+            "                      (ROCMFORGE_CPU=scalar|avx2|avx512|ref forces one)\n");
 }
 
 /* ---- value printing ---------------------------------------------------- */
@@ -317,6 +323,7 @@ static int run(int argc, char **argv) {
     if (rc) return rc;
     if (help) { usage(stdout); return RF_EXIT_OK; }
     if (a.val[O_TYPES]) return print_types();
+    if (a.val[O_CPU]) { rf_cpu_print_info(stdout); return RF_EXIT_OK; }
     if (a.n_pos != 1) {
         rf_cli_error(a.n_pos ? "info takes one model file" : "info needs a model file");
         usage(stderr);

@@ -1,22 +1,53 @@
 /*
  * threadpool.c - persistent worker threads woken per job through a
- * generation counter under one mutex/condvar pair. Simple and correct; the
- * spin-then-sleep barrier the CPU backend needs lands with the speed work.
+ * generation counter, spin-then-sleep.
+ *
+ * A forward pass hands the pool a few hundred short jobs per token; waking a
+ * sleeping thread through the kernel costs tens of microseconds each time,
+ * which adds up to a real share of a decode step. So a worker that finished
+ * a job spins on the generation counter for a while (RF_TP_SPIN_NS) before
+ * it sleeps on the condition variable, and the caller spins the same way
+ * for the last worker to finish. The mutex/condvar pair is only the slow
+ * path: a sleeper registers under the mutex and re-checks the counter
+ * there, and the waker always takes the mutex before broadcasting, so a
+ * wake-up cannot be lost between the check and the wait.
  */
 #include "threadpool.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+static inline void cpu_relax(void) { _mm_pause(); }
+#elif defined(__aarch64__)
+static inline void cpu_relax(void) { __asm__ volatile("yield"); }
+#else
+static inline void cpu_relax(void) {}
+#endif
+
+/* How long a thread spins before it sleeps: a little longer than the gap
+ * between two ops of a decode step, much shorter than a human notices. */
+#define RF_TP_SPIN_NS 200000
 
 struct rf_threadpool {
     int n;
     pthread_t *threads;
     pthread_mutex_t mu;
     pthread_cond_t wake, done;
-    uint64_t generation; /* bumped per job */
-    int pending;         /* workers still running the current job */
+    /* the two counters every thread polls sit on their own cache lines
+     * (padding, not _Alignas: the pool comes from rf_calloc) */
+    char pad0[64];
+    atomic_uint_fast64_t generation; /* bumped per job */
+    char pad1[64];
+    atomic_int pending;              /* workers still running the current job */
+    char pad2[64];
+    atomic_int sleepers;                          /* workers waiting on `wake` */
+    atomic_bool caller_sleeping;
     bool quit;
     rf_task_fn fn;
     void *ctx;
@@ -27,24 +58,52 @@ typedef struct worker_arg {
     int ith;
 } worker_arg;
 
+static uint64_t now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Spins until *gen != seen or the spin budget is spent; returns the value. */
+static uint64_t spin_for_change(atomic_uint_fast64_t *gen, uint64_t seen) {
+    uint64_t g = atomic_load_explicit(gen, memory_order_acquire);
+    if (g != seen) return g;
+    const uint64_t t0 = now_ns();
+    for (unsigned i = 1;; i++) {
+        cpu_relax();
+        g = atomic_load_explicit(gen, memory_order_acquire);
+        if (g != seen) return g;
+        if ((i & 255) == 0 && now_ns() - t0 > RF_TP_SPIN_NS) return g;
+    }
+}
+
 static void *worker_main(void *p) {
     worker_arg wa = *(worker_arg *)p;
     rf_free(p);
     rf_threadpool *tp = wa.tp;
     uint64_t seen = 0;
-    pthread_mutex_lock(&tp->mu);
     for (;;) {
-        while (!tp->quit && tp->generation == seen) pthread_cond_wait(&tp->wake, &tp->mu);
-        if (tp->quit) break;
-        seen = tp->generation;
+        uint64_t g = spin_for_change(&tp->generation, seen);
+        if (g == seen) {
+            pthread_mutex_lock(&tp->mu);
+            atomic_fetch_add(&tp->sleepers, 1);
+            while ((g = atomic_load(&tp->generation)) == seen) pthread_cond_wait(&tp->wake, &tp->mu);
+            atomic_fetch_sub(&tp->sleepers, 1);
+            pthread_mutex_unlock(&tp->mu);
+        }
+        seen = g;
+        /* fn and ctx were written before the generation bump (release) */
         rf_task_fn fn = tp->fn;
         void *ctx = tp->ctx;
-        pthread_mutex_unlock(&tp->mu);
+        if (tp->quit) break;
         fn(ctx, wa.ith, tp->n);
-        pthread_mutex_lock(&tp->mu);
-        if (--tp->pending == 0) pthread_cond_signal(&tp->done);
+        if (atomic_fetch_sub(&tp->pending, 1) == 1 && /* seq_cst: pairs with caller_sleeping */
+            atomic_load(&tp->caller_sleeping)) {
+            pthread_mutex_lock(&tp->mu);
+            pthread_cond_signal(&tp->done);
+            pthread_mutex_unlock(&tp->mu);
+        }
     }
-    pthread_mutex_unlock(&tp->mu);
     return NULL;
 }
 
@@ -56,6 +115,10 @@ rf_threadpool *rf_threadpool_create(int n_threads) {
     pthread_mutex_init(&tp->mu, NULL);
     pthread_cond_init(&tp->wake, NULL);
     pthread_cond_init(&tp->done, NULL);
+    atomic_init(&tp->generation, 0);
+    atomic_init(&tp->pending, 0);
+    atomic_init(&tp->sleepers, 0);
+    atomic_init(&tp->caller_sleeping, false);
     tp->threads = rf_calloc((size_t)n_threads, sizeof(pthread_t));
     if (!tp->threads) goto fail;
     for (int i = 1; i < n_threads; i++) {
@@ -80,12 +143,24 @@ fail:
     return NULL;
 }
 
+/* Publishes a job: fn/ctx first, then the generation, then wakes sleepers
+ * under the mutex. Both the bump here and a worker's registration as a
+ * sleeper are sequentially consistent, and the worker re-checks the
+ * generation after registering: either it sees the new job, or we see it
+ * registered and broadcast (after it waits: it holds the mutex until then). */
+static void publish(rf_threadpool *tp) {
+    atomic_fetch_add(&tp->generation, 1);
+    if (atomic_load(&tp->sleepers) > 0) {
+        pthread_mutex_lock(&tp->mu);
+        pthread_cond_broadcast(&tp->wake);
+        pthread_mutex_unlock(&tp->mu);
+    }
+}
+
 void rf_threadpool_free(rf_threadpool *tp) {
     if (!tp) return;
-    pthread_mutex_lock(&tp->mu);
     tp->quit = true;
-    pthread_cond_broadcast(&tp->wake);
-    pthread_mutex_unlock(&tp->mu);
+    publish(tp);
     for (int i = 1; i < tp->n; i++) pthread_join(tp->threads[i], NULL);
     pthread_mutex_destroy(&tp->mu);
     pthread_cond_destroy(&tp->wake);
@@ -101,16 +176,23 @@ void rf_threadpool_run(rf_threadpool *tp, rf_task_fn fn, void *ctx) {
         fn(ctx, 0, 1);
         return;
     }
-    pthread_mutex_lock(&tp->mu);
     tp->fn = fn;
     tp->ctx = ctx;
-    tp->pending = tp->n - 1;
-    tp->generation++;
-    pthread_cond_broadcast(&tp->wake);
-    pthread_mutex_unlock(&tp->mu);
+    atomic_store_explicit(&tp->pending, tp->n - 1, memory_order_relaxed);
+    publish(tp);
     fn(ctx, 0, tp->n);
+    /* spin for the workers, then sleep */
+    if (atomic_load_explicit(&tp->pending, memory_order_acquire) == 0) return;
+    const uint64_t t0 = now_ns();
+    for (unsigned i = 1;; i++) {
+        cpu_relax();
+        if (atomic_load_explicit(&tp->pending, memory_order_acquire) == 0) return;
+        if ((i & 255) == 0 && now_ns() - t0 > RF_TP_SPIN_NS) break;
+    }
     pthread_mutex_lock(&tp->mu);
-    while (tp->pending > 0) pthread_cond_wait(&tp->done, &tp->mu);
+    atomic_store(&tp->caller_sleeping, true);
+    while (atomic_load(&tp->pending) > 0) pthread_cond_wait(&tp->done, &tp->mu);
+    atomic_store(&tp->caller_sleeping, false);
     pthread_mutex_unlock(&tp->mu);
 }
 

@@ -1,13 +1,14 @@
 /*
  * ops_ref.c - the scalar reference implementation of every backend op, run
- * on the thread pool. This is the specification the SIMD and GPU paths are
- * tested against: clear before fast. Matmul dequantizes each weight row once
+ * on the thread pool (rf_cpu_ref_ops; ROCMFORGE_CPU=ref or the set name "ref"
+ * selects it). This is the specification the SIMD and GPU paths are tested
+ * against: clear before fast. Matmul dequantizes each weight row once
  * into a per-thread buffer and reuses it for every token of the batch.
  */
 #include <math.h>
 #include <string.h>
 
-#include "cpu.h"
+#include "cpu-impl.h"
 #include "kv/kv.h"
 
 typedef struct cpu_ctx {
@@ -178,8 +179,8 @@ static bool cpu_supports(void *ctx, rf_op op, uint32_t type) {
     return op != RF_OP_MATMUL && op != RF_OP_GET_ROWS ? true : ti && ti->to_float;
 }
 
-static const rf_backend_ops cpu_ops = {
-    .name = "cpu",
+const rf_backend_ops rf_cpu_ref_ops = {
+    .name = "cpu-ref",
     .supports = cpu_supports,
     .matmul = cpu_matmul,
     .rmsnorm = cpu_rmsnorm,
@@ -189,7 +190,7 @@ static const rf_backend_ops cpu_ops = {
     .get_rows = cpu_get_rows,
 };
 
-rf_status rf_cpu_backend_create(rf_threadpool *tp, rf_backend *out, rf_error *err) {
+void *rf_cpu_ref_ctx_create(rf_threadpool *tp) {
     cpu_ctx *c = rf_calloc(1, sizeof *c);
     int n = rf_threadpool_size(tp);
     if (c) {
@@ -200,16 +201,14 @@ rf_status rf_cpu_backend_create(rf_threadpool *tp, rf_backend *out, rf_error *er
     if (!c || !c->row_buf || !c->score_buf) {
         if (c) { rf_free(c->row_buf); rf_free(c->score_buf); }
         rf_free(c);
-        return rf_error_set(err, RF_E_NOMEM, "cpu backend: out of memory");
+        return NULL;
     }
-    out->ops = &cpu_ops;
-    out->ctx = c;
-    return RF_OK;
+    return c;
 }
 
-void rf_cpu_backend_free(rf_backend *b) {
-    if (!b || !b->ctx) return;
-    cpu_ctx *c = b->ctx;
+void rf_cpu_ref_ctx_free(void *ctx) {
+    cpu_ctx *c = ctx;
+    if (!c) return;
     int n = rf_threadpool_size(c->tp);
     for (int i = 0; i < n; i++) {
         rf_free(c->row_buf[i]);
@@ -218,5 +217,4 @@ void rf_cpu_backend_free(rf_backend *b) {
     rf_free(c->row_buf);
     rf_free(c->score_buf);
     rf_free(c);
-    b->ctx = NULL;
 }
