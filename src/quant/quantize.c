@@ -715,7 +715,7 @@ void rf_qnt_iq4_xs(const float *restrict x, void *restrict y, int64_t n) {
             const int s0 = round_clamp(s[k] * id, -32, 31);
             int ls = s0;
             float best = INFINITY;
-            uint8_t q[32], tmp[32];
+            uint8_t q[32] = {0}, tmp[32];
             for (int ds = -1; ds <= 1; ds++) {
                 const int si = clampi(s0 + ds, -32, 31);
                 const float err = assign_iq4(xs, 32, d * (float)si, tmp);
