@@ -24,9 +24,11 @@ build-asan: deps
 	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DRF_SANITIZE=ON -DRF_WERROR=ON $(CMAKE_FLAGS) >/dev/null
 	cmake --build build-asan -j$(JOBS)
 
-# The interim main job until `serve` lands: describe the default model.
+# The main job: the OpenAI-compatible server on the default model
+# (http://127.0.0.1:8080, chat page at /). ROCMFORGE_* variables configure it.
 run: models build
 	./build/rocmforge info $(MODEL)
+	./build/rocmforge serve -m $(MODEL)
 
 test-release: build models
 	cd build && ctest --output-on-failure -j$(JOBS)
