@@ -158,7 +158,8 @@ extern const rf_cpu_kernels rf_cpu_kernels_avx512;
 
 /* ---- dispatch.c ---------------------------------------------------------- */
 
-/* Software prefetch distance (bytes) of the row kernels' weight stream. */
+/* Software prefetch lead (bytes, at least) of the row kernels' weight
+ * stream; ROCMFORGE_PF overrides it for tuning. */
 extern int rf_cpu_pf_dist;
 
 /* The kernel set chosen at start-up: the best the CPU and OS support, or the
@@ -171,6 +172,17 @@ const rf_cpu_kernels *rf_cpu_kernels_by_name(const char *name);
 int rf_cpu_kernels_available(const rf_cpu_kernels **out, int cap);
 /* True when ROCMFORGE_CPU=ref asks for the reference op table. */
 bool rf_cpu_use_ref(void);
+
+/* ---- trace.c: per-op timings as Chrome trace JSON ------------------------- */
+
+typedef struct rf_cpu_trace rf_cpu_trace;
+/* NULL on out of memory. The file is written by rf_cpu_trace_close. */
+rf_cpu_trace *rf_cpu_trace_open(const char *path, const char *backend);
+void rf_cpu_trace_pass(rf_cpu_trace *t); /* a forward pass starts */
+/* One op call: op, type and path are static strings; t0/t1 from rf_time_now. */
+void rf_cpu_trace_event(rf_cpu_trace *t, const char *op, const char *type, const char *path, double t0, double t1,
+                        int64_t rows, int64_t cols, int64_t n_tok, uint64_t bytes, int32_t layer);
+void rf_cpu_trace_close(rf_cpu_trace *t); /* writes the file; accepts NULL */
 
 /* ---- ops_ref.c: the reference op table ----------------------------------- */
 

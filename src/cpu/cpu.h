@@ -22,6 +22,12 @@ rf_status rf_cpu_backend_create(rf_threadpool *tp, rf_backend *out, rf_error *er
  * or it was not compiled in. */
 rf_status rf_cpu_backend_create_named(rf_threadpool *tp, const char *set, rf_backend *out, rf_error *err);
 void rf_cpu_backend_free(rf_backend *b); /* accepts a zeroed backend */
+/* Starts recording every op call of `b` (a fast CPU backend) with its wall
+ * time, shape and bytes; the Chrome trace JSON goes to `path` when the
+ * backend is freed. The environment variable ROCMFORGE_TRACE=FILE does the
+ * same for backends made by rf_cpu_backend_create. RF_E_UNSUPPORTED for the
+ * reference op table. */
+rf_status rf_cpu_backend_trace(rf_backend *b, const char *path, rf_error *err);
 /* Name of the kernel set a CPU backend runs ("avx512", ..., "ref"). */
 const char *rf_cpu_backend_isa(const rf_backend *b);
 

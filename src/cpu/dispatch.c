@@ -108,10 +108,14 @@ static const candidate candidates[] = {
     {&rf_cpu_kernels_scalar, 0},
 };
 
-/* Prefetch distance of the row kernels in bytes (tuning: ROCMFORGE_PF).
- * Measured on a Sapphire Rapids VM, one core streaming Q4_0/Q4_K/Q6_K/Q8_0
- * rows from DRAM: 0 -> 5.6-8 GB/s, 1 KiB -> 8-9.7, 2 KiB -> 10-12.3,
- * 4 KiB -> 12.3-17 GB/s (plain reads: 13-14.7), 8-16 KiB no better. */
+/* Minimum prefetch lead of the row kernels in bytes (tuning: ROCMFORGE_PF);
+ * the kernels prefetch one group of 8 rows ahead, at least this far.
+ * Measured on a Sapphire Rapids VM, one core streaming rows from DRAM
+ * (plain reads there: 13-15 GB/s): with no software prefetch 5.6-8 GB/s;
+ * prefetching each row 4 KiB ahead 12-17 GB/s for one row at a time, but
+ * 6-14 GB/s once 8 rows are read together; one group ahead, in order:
+ * Q4_0 16.9-17.6, Q4_K 17.1-17.7, Q8_0 14-18.7 GB/s (Q6_K 10-11.5,
+ * compute-bound). 16-64 KiB leads were no better. */
 int rf_cpu_pf_dist = 4096;
 
 static struct {

@@ -3,13 +3,18 @@
  * cut into work for the thread pool, and the scratch it needs.
  *
  * Matmul: the activation rows are quantized once per call into the weight
- * type's 8-bit format (or kept as float), then tiles of rows x tokens are
- * handed out to the threads through an atomic counter, so a thread slowed
- * by another process does not hold the others back. Tiles hold a multiple of
+ * type's 8-bit format (or kept as float). Batches of fewer than 16 tokens
+ * go to the row kernels (8 weight rows at a time, up to 4 tokens per pass
+ * over them); larger ones to the GEMM path, which unpacks a tile's weight
+ * rows once into panels and multiplies them with 8 or 16 tokens per vector.
+ * The two give bit-identical results (cpu-impl.h), so a token's logits do
+ * not depend on the batch it came in. Tiles of rows x tokens are handed
+ * out to the threads through an atomic counter, so a thread slowed by
+ * another process does not hold the others back. Tiles hold a multiple of
  * 16 rows (64 bytes of output per token), so two threads never write the
- * same cache line of y unless a row count is odd at the very end. Weight
- * types without an integer kernel are dequantized a tile at a time into a
- * per-thread float buffer and go through the F32 kernel.
+ * same cache line of y. Weight types without an integer kernel are
+ * dequantized a tile at a time into a per-thread float buffer and go
+ * through the F32 kernel.
  *
  * Attention: flash-attention style. Query rows of one KV head (the GQA
  * group of query heads, for a run of tokens of the same sequence) walk the
@@ -21,6 +26,7 @@
  */
 #include <math.h>
 #include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cpu-impl.h"
@@ -45,6 +51,7 @@ typedef struct fast_ctx {
     thread_scratch *ts;
     int32_t *units;  /* attention work units */
     size_t units_cap;
+    rf_cpu_trace *trace; /* NULL unless tracing */
 } fast_ctx;
 
 static bool grow(void **p, size_t *cap, size_t need) {
@@ -209,10 +216,11 @@ static void gemm_matmul(fast_ctx *c, const rf_wview *w, const float *x, float *y
     /* tiles: the panels of a tile's rows stay in L2 (~384 KiB) while the
      * tile's token groups (<= ~1 MiB of activations) stream past them */
     int64_t rb = (int64_t)((384u << 10) / rf_gemm_panel_bytes(1, K));
-    rb = rb < R ? R : rb > 64 ? 64 : rb;
-    rb -= rb % R;
+    rb = rb < 16 ? 16 : rb > 64 ? 64 : rb;
+    rb -= rb % 16; /* whole cache lines of y per thread, and a multiple of R */
     const int64_t per_thread = (w->rows + c->nth - 1) / c->nth; /* no thread left without rows */
-    while (rb > R && rb > (per_thread + 1) / 2) rb -= R;
+    while (rb > 16 && rb > (per_thread + 1) / 2) rb -= 16;
+    RF_ASSERT(rb % R == 0);
     j.rb = rb;
     j.n_rb = (w->rows + rb - 1) / rb;
     int64_t gb = (int64_t)((1u << 20) / j.act_group);
@@ -225,11 +233,11 @@ static void gemm_matmul(fast_ctx *c, const rf_wview *w, const float *x, float *y
     else gemm_task(&j, 0, 1);
 }
 
-static void cpu_matmul(void *ctx, const rf_wview *w, const float *x, float *y, int64_t n_tok) {
-    fast_ctx *c = ctx;
+/* Returns which path ran (for the trace). */
+static const char *matmul(fast_ctx *c, const rf_wview *w, const float *x, float *y, int64_t n_tok) {
     if (n_tok >= GEMM_MIN_TOK && c->k->gemm && c->k->gemm_pack[w->type]) {
         gemm_matmul(c, w, x, y, n_tok);
-        return;
+        return "gemm";
     }
     const int64_t K = w->cols;
     rf_mm_fn fn = c->k->mm[w->type];
@@ -274,6 +282,19 @@ static void cpu_matmul(void *ctx, const rf_wview *w, const float *x, float *y, i
     }
     if (c->nth > 1 && j.n_tiles > 1 && w->rows * K * n_tok >= PAR_MIN_WORK) rf_threadpool_run(c->tp, mm_task, &j);
     else mm_task(&j, 0, 1);
+    return dequant ? "dequant" : "rows";
+}
+
+static void cpu_matmul(void *ctx, const rf_wview *w, const float *x, float *y, int64_t n_tok) {
+    fast_ctx *c = ctx;
+    if (!c->trace) {
+        matmul(c, w, x, y, n_tok);
+        return;
+    }
+    const double t0 = rf_time_now();
+    const char *path = matmul(c, w, x, y, n_tok);
+    rf_cpu_trace_event(c->trace, "matmul", rf_type_name(w->type), path, t0, rf_time_now(), w->rows, w->cols, n_tok,
+                       (uint64_t)w->rows * w->row_bytes, -1);
 }
 
 /* ---- per-row float ops ------------------------------------------------------ */
@@ -296,8 +317,12 @@ static void rmsnorm_task(void *p, int ith, int nth) {
 static void cpu_rmsnorm(void *ctx, const float *x, const float *w, float *y, int64_t n_rows, int64_t dim, float eps) {
     fast_ctx *c = ctx;
     rows_job j = {c, x, w, y, n_rows, dim, eps};
+    const double t0 = c->trace ? rf_time_now() : 0.0;
     if (c->nth > 1 && n_rows >= 2 && n_rows * dim >= PAR_MIN_WORK) rf_threadpool_run(c->tp, rmsnorm_task, &j);
     else rmsnorm_task(&j, 0, 1);
+    if (c->trace)
+        rf_cpu_trace_event(c->trace, "rmsnorm", "F32", "", t0, rf_time_now(), n_rows, dim, n_rows,
+                           (uint64_t)(n_rows * dim) * 4, -1);
 }
 
 typedef struct glu_job {
@@ -322,8 +347,12 @@ static void glu_task(void *p, int ith, int nth) {
 static void cpu_glu(void *ctx, rf_act act, const float *gate, const float *up, float *out, int64_t n) {
     fast_ctx *c = ctx;
     glu_job j = {c, act, gate, up, out, n};
+    const double t0 = c->trace ? rf_time_now() : 0.0;
     if (c->nth > 1 && n >= PAR_MIN_WORK) rf_threadpool_run(c->tp, glu_task, &j);
     else glu_task(&j, 0, 1);
+    if (c->trace)
+        rf_cpu_trace_event(c->trace, act == RF_ACT_SILU ? "swiglu" : "geglu", "F32", "", t0, rf_time_now(), 1, n, 0,
+                           (uint64_t)n * 8, -1);
 }
 
 /* Rotary embedding. The angle of pair i at position p is p * scale *
@@ -381,17 +410,28 @@ static void cpu_rope(void *ctx, float *x, const int32_t *pos, int64_t n_tok, int
         if (p->freq_div) freq[i] /= (double)p->freq_div[i];
     }
     rope_job j = {x, pos, n_tok, n_heads, head_dim, p, freq};
+    const double t0 = c->trace ? rf_time_now() : 0.0;
     if (c->nth > 1 && n_tok >= 8) rf_threadpool_run(c->tp, rope_task, &j);
     else rope_task(&j, 0, 1);
+    if (c->trace)
+        rf_cpu_trace_event(c->trace, "rope", "F32", p->style == RF_ROPE_NEOX ? "neox" : "normal", t0, rf_time_now(),
+                           n_heads, head_dim, n_tok, (uint64_t)(n_tok * n_heads * head_dim) * 4, -1);
 }
 
+/* The embedding lookup opens every forward pass: the trace counts passes here. */
 static void cpu_get_rows(void *ctx, const rf_wview *w, const int32_t *ids, int64_t n, float *out) {
+    fast_ctx *c = ctx;
+    const double t0 = c->trace ? rf_time_now() : 0.0;
+    rf_cpu_trace_pass(c->trace);
     for (int64_t t = 0; t < n; t++) {
         RF_ASSERT(ids[t] >= 0 && ids[t] < w->rows);
         rf_status st = rf_dequantize_row(w->type, (const uint8_t *)w->data + (size_t)ids[t] * w->row_bytes,
                                          out + t * w->cols, w->cols);
         RF_ASSERT(st == RF_OK);
     }
+    if (c->trace)
+        rf_cpu_trace_event(c->trace, "get_rows", rf_type_name(w->type), "", t0, rf_time_now(), n, w->cols, n,
+                           (uint64_t)n * w->row_bytes, -1);
 }
 
 /* ---- attention -------------------------------------------------------------- */
@@ -506,8 +546,17 @@ static void cpu_attention(void *ctx, const rf_attn_args *a) {
     }
     attn_job j = {.c = c, .a = a, .n_units = n, .block = rf_kv_get_config(a->kv)->block_size};
     atomic_init(&j.next, 0);
+    const double t0 = c->trace ? rf_time_now() : 0.0;
     if (c->nth > 1 && n > 1) rf_threadpool_run(c->tp, attn_task, &j);
     else attn_task(&j, 0, 1);
+    if (c->trace) {
+        /* bytes: the fp16 keys and values each token attends to */
+        uint64_t pos = 0;
+        for (int64_t t = 0; t < a->n_tok; t++)
+            pos += (uint64_t)(a->window > 0 && a->pos[t] + 1 > a->window ? a->window : a->pos[t] + 1);
+        rf_cpu_trace_event(c->trace, "attention", "F16", "", t0, rf_time_now(), a->n_head, a->head_dim, a->n_tok,
+                           pos * (uint64_t)(a->n_head_kv * a->head_dim) * 4, a->layer);
+    }
 }
 
 /* ---- the op table and the backend ------------------------------------------- */
@@ -539,6 +588,7 @@ static void fast_ctx_free(fast_ctx *c) {
     rf_free(c->ts);
     rf_free(c->act);
     rf_free(c->units);
+    rf_cpu_trace_close(c->trace);
     rf_free(c);
 }
 
@@ -567,7 +617,23 @@ static rf_status create_with(rf_threadpool *tp, const rf_cpu_kernels *k, bool re
 }
 
 rf_status rf_cpu_backend_create(rf_threadpool *tp, rf_backend *out, rf_error *err) {
-    return create_with(tp, rf_cpu_kernels_best(), rf_cpu_use_ref(), out, err);
+    rf_status st = create_with(tp, rf_cpu_kernels_best(), rf_cpu_use_ref(), out, err);
+    const char *trace = getenv("ROCMFORGE_TRACE");
+    if (st == RF_OK && trace && *trace && out->ops != &rf_cpu_ref_ops) {
+        st = rf_cpu_backend_trace(out, trace, err);
+        if (st != RF_OK) rf_cpu_backend_free(out);
+    }
+    return st;
+}
+
+rf_status rf_cpu_backend_trace(rf_backend *b, const char *path, rf_error *err) {
+    if (!b || !b->ctx || b->ops != &fast_ops)
+        return rf_error_set(err, RF_E_UNSUPPORTED, "trace: only the fast CPU backend records op timings");
+    fast_ctx *c = b->ctx;
+    rf_cpu_trace_close(c->trace); /* a previous trace is written out */
+    c->trace = rf_cpu_trace_open(path, c->k->name);
+    if (!c->trace) return rf_error_set(err, RF_E_NOMEM, "trace: out of memory for the event buffer");
+    return RF_OK;
 }
 
 rf_status rf_cpu_backend_create_named(rf_threadpool *tp, const char *set, rf_backend *out, rf_error *err) {

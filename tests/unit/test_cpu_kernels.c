@@ -22,11 +22,15 @@
  * Backend ops, per set against the reference op table (ops_ref.c), through
  * a 3-thread pool: matmul of every type including the dequantize fallback,
  * rmsnorm, SwiGLU/GeGLU, rope (both styles), and attention over a paged KV
- * cache with several sequences, GQA and a sliding window.
+ * cache with several sequences, GQA and a sliding window. Every quantized
+ * type also gives bit-identical results in every set's row kernels and GEMM
+ * (test_bit_identity). And the op trace writes valid Chrome trace JSON.
  */
+#include <jansson.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cpu/cpu-impl.h"
 #include "harness.h"
@@ -583,6 +587,54 @@ static void test_backend_attention(void) {
     backends_close(&B);
 }
 
+/* ---- trace ----------------------------------------------------------------------- */
+
+/* rf_cpu_backend_trace: the file is valid JSON with one complete event per
+ * op call, carrying the op's shape and bytes. */
+static void test_trace(void) {
+    char path[] = "/tmp/rf_test_trace_XXXXXX";
+    const int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    if (fd < 0) return;
+    close(fd);
+    rf_threadpool *tp = rf_threadpool_create(2);
+    rf_backend b = {0}, r = {0};
+    CHECK(rf_cpu_backend_create_named(tp, g_sets[0]->name, &b, NULL) == RF_OK);
+    CHECK(rf_cpu_backend_create_named(tp, "ref", &r, NULL) == RF_OK);
+    CHECK(rf_cpu_backend_trace(&r, path, NULL) == RF_E_UNSUPPORTED);
+    CHECK(rf_cpu_backend_trace(&b, path, NULL) == RF_OK);
+    uint8_t *w;
+    const size_t rb = make_weights(RF_TYPE_Q4_0, 64, 16, false, &w);
+    rf_wview wv = {w, RF_TYPE_Q4_0, 64, 16, rb};
+    float x[20 * 64], y[20 * 16];
+    rand_act(x, 20 * 64);
+    b.ops->matmul(b.ctx, &wv, x, y, 1);
+    b.ops->matmul(b.ctx, &wv, x, y, 20);
+    b.ops->rmsnorm(b.ctx, x, NULL, x, 20, 64, 1e-5f);
+    rf_cpu_backend_free(&b);
+    rf_cpu_backend_free(&r);
+    rf_threadpool_free(tp);
+    free(w);
+    json_error_t je;
+    json_t *root = json_load_file(path, 0, &je);
+    CHECK_MSG(root != NULL, "trace is not JSON: %s (line %d)", je.text, je.line);
+    json_t *ev = json_object_get(root, "traceEvents");
+    CHECK(json_is_array(ev) && json_array_size(ev) == 3);
+    if (json_is_array(ev) && json_array_size(ev) == 3) {
+        json_t *e1 = json_array_get(ev, 1), *args = json_object_get(e1, "args");
+        CHECK(strcmp(json_string_value(json_object_get(e1, "name")), "matmul") == 0);
+        CHECK(strcmp(json_string_value(json_object_get(e1, "ph")), "X") == 0);
+        CHECK(json_real_value(json_object_get(e1, "dur")) >= 0.0);
+        CHECK(strcmp(json_string_value(json_object_get(args, "path")), "gemm") == 0);
+        CHECK(strcmp(json_string_value(json_object_get(json_object_get(json_array_get(ev, 0), "args"), "path")), "rows") == 0);
+        CHECK(json_integer_value(json_object_get(args, "n_tok")) == 20);
+        CHECK(json_integer_value(json_object_get(args, "bytes")) == (json_int_t)(16 * rb));
+        CHECK(strcmp(json_string_value(json_object_get(json_array_get(ev, 2), "name")), "rmsnorm") == 0);
+    }
+    json_decref(root);
+    unlink(path);
+}
+
 /* ---- dispatch -------------------------------------------------------------------- */
 
 static void test_dispatch(void) {
@@ -615,5 +667,6 @@ int main(void) {
     RF_RUN(test_backend_matmul);
     RF_RUN(test_backend_elementwise);
     RF_RUN(test_backend_attention);
+    RF_RUN(test_trace);
     return rf_test_summary();
 }

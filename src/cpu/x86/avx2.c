@@ -1,9 +1,10 @@
 /*
  * avx2.c - the AVX2 + FMA + F16C kernel set (Haswell and later, Zen). The
  * integer dot products use maddubs (u8 x s8 pairs into int16) and madd
- * (int16 pairs into int32); the kernels themselves are in x86-kernels.inc,
- * shared with avx512.c. Compiled with -mavx2 -mfma -mf16c only (see
- * CMakeLists.txt), so nothing here runs unless dispatch.c saw those features.
+ * (int16 pairs into int32); the row kernels are in x86-kernels.inc, shared
+ * with avx512.c; the prompt-GEMM micro-kernel (4 rows x 8 tokens) is below.
+ * Compiled with -mavx2 -mfma -mf16c only (see CMakeLists.txt), so nothing
+ * here runs unless dispatch.c saw those features.
  */
 #include <immintrin.h>
 #include <math.h>
@@ -15,11 +16,6 @@
  * callers keep u <= 128 (then |pair| <= 2 * 128 * 127 < 32768). */
 static inline __attribute__((always_inline)) __m256i dot_u(__m256i acc, __m256i u, __m256i s) {
     return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1)));
-}
-
-/* acc + per int32 lane: sc16[2k] * (u*s pair 2k) + sc16[2k+1] * (pair 2k+1). */
-static inline __attribute__((always_inline)) __m256i dot_u_sc(__m256i acc, __m256i u, __m256i s, __m256i sc) {
-    return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), sc));
 }
 
 /* prompt GEMM micro-tile: 4 weight rows x 8 tokens (one ymm per row) */

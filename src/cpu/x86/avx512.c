@@ -2,8 +2,9 @@
  * avx512.c - the AVX-512 kernel set (F, BW, VL, DQ and VNNI: Ice Lake,
  * Sapphire Rapids, Zen 4 and later). VNNI's vpdpbusd multiplies u8 x s8 and
  * accumulates four products per int32 lane in one instruction, with no int16
- * intermediate to saturate; vpdpwssd fuses the int16 scale step of the
- * K-quants. The kernels are in x86-kernels.inc, shared with avx2.c.
+ * intermediate to saturate. The row kernels are in x86-kernels.inc, shared
+ * with avx2.c; the prompt-GEMM micro-kernel below uses zmm registers: 16
+ * tokens per vector, 8 weight rows per tile.
  */
 #include <immintrin.h>
 #include <math.h>
@@ -13,10 +14,6 @@
 
 static inline __attribute__((always_inline)) __m256i dot_u(__m256i acc, __m256i u, __m256i s) {
     return _mm256_dpbusd_epi32(acc, u, s);
-}
-
-static inline __attribute__((always_inline)) __m256i dot_u_sc(__m256i acc, __m256i u, __m256i s, __m256i sc) {
-    return _mm256_dpwssd_epi32(acc, _mm256_maddubs_epi16(u, s), sc);
 }
 
 /* prompt GEMM micro-tile: 8 weight rows x 16 tokens (one zmm of int32 per row) */
