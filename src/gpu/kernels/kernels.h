@@ -1,0 +1,177 @@
+/*
+ * kernels.h - the C ABI between the GPU backend's host side (the .c files of src/gpu,
+ * plain C17) and the device kernels (the .cu files of src/gpu/kernels, one source for
+ * HIP and CUDA). Every entry point is a launch wrapper: it takes the kernel
+ * context (warp width and launch-check hook, below), an opaque stream handle
+ * (a cudaStream_t / hipStream_t passed as void *; NULL = the default stream),
+ * device pointers and sizes; it enqueues work asynchronously and returns an
+ * int status: 0 when the launch was issued, a positive vendor error code
+ * (cudaError_t / hipError_t value) when the runtime refused it, or one of
+ * the negative RFK_E_* codes below when the wrapper itself refused (bad
+ * argument, type not supported, launch check failed). Nothing here allocates,
+ * synchronizes or touches host memory beyond the argument structs.
+ *
+ * Launch checks (the design's "every launch is checked against the device
+ * limits before it is issued"): the host fills rfk_ctx.check with a function
+ * that compares grid, block and dynamic shared memory against the limits it
+ * read by attribute query. Every wrapper calls it once per kernel launch,
+ * before the launch, with the kernel's name; a non-zero return is passed
+ * back unchanged as the wrapper's status and nothing is launched. NULL means
+ * no check. rfk_matmul_plan() tells the host, without launching, which
+ * kernels and dims a matmul will use, for sizing and logging.
+ *
+ * Warp width: a device property (64 on CDNA such as gfx90a, 32 on RDNA such
+ * as gfx1030 and on NVIDIA), read by the host (warpSize attribute) and
+ * passed in rfk_ctx.warp_size. Kernels are C++ templates on the width W;
+ * the wrapper instantiates W = 32 or 64 from ctx->warp_size and derives
+ * block shapes and grids from it. In device code, an instantiation whose W
+ * differs from the compiled target's wavefront width (a W = 64 body built
+ * for gfx1030) compiles to a trap and is never launched; a warp_size the
+ * build cannot run (64 in a CUDA build, anything but 32/64) is refused with
+ * RFK_E_WARP. No kernel assumes 32.
+ *
+ * Layouts follow src/backend/backend.h: activations row-major float32
+ * [n_tok][dim]; a weight of GGUF shape [cols, rows] is `rows` rows of
+ * `row_bytes` bytes in its GGUF block format (type = GGUF type id, as in
+ * src/quant/quant.h). The KV cache is the CPU's layout (src/kv/kv.h):
+ * float16 [layer][k|v][block][slot][kv_dim], per-sequence int32 block tables.
+ * All pointers are device pointers unless stated; all are borrowed for the
+ * duration of the enqueued work.
+ */
+#ifndef RF_GPU_KERNELS_H
+#define RF_GPU_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Wrapper-side refusals (vendor error codes are positive). */
+enum {
+    RFK_OK = 0,
+    RFK_E_INVAL = -1,       /* bad size / NULL pointer / inconsistent arguments */
+    RFK_E_UNSUPPORTED = -2, /* weight type (or op variant) has no GPU kernel */
+    RFK_E_WARP = -3,        /* ctx->warp_size not runnable by this build */
+    RFK_E_SCRATCH = -4,     /* scratch buffer smaller than rfk_matmul_scratch_bytes */
+};
+
+typedef struct rfk_dim3 {
+    unsigned x, y, z;
+} rfk_dim3;
+
+/* Called before each launch; returns 0 to allow it, anything else to refuse
+ * (that value becomes the wrapper's status). `kernel` is a static string. */
+typedef int (*rfk_launch_check_fn)(void *user, const char *kernel, rfk_dim3 grid, rfk_dim3 block,
+                                   size_t smem_bytes);
+
+typedef struct rfk_ctx {
+    int warp_size;             /* 32 or 64: the device's warp/wavefront width */
+    rfk_launch_check_fn check; /* optional (NULL: no check) */
+    void *check_user;          /* passed to check */
+} rfk_ctx;
+
+/* Human-readable name of a status (wrapper codes; vendor codes are
+ * described by the vendor runtime, this returns "vendor error" for them). */
+const char *rfk_status_str(int status);
+
+/* ---- matmul: y[t][r] = sum_c W[r][c] * x[t][c] -------------------------- */
+
+/* 1 when `type` has GPU matmul/get_rows kernels, else 0. */
+int rfk_matmul_supports(uint32_t type);
+
+/* Device scratch bytes rfk_matmul needs for these sizes (activations
+ * quantized to q8_1 blocks for the integer-dot kernels); 0 for types that
+ * read float activations directly. Size once for the largest cols and n_tok
+ * of a model and reuse. */
+size_t rfk_matmul_scratch_bytes(uint32_t type, int64_t cols, int64_t n_tok);
+
+/* What rfk_matmul will launch for these sizes (at most 2 kernels: the
+ * activation quantizer and the product). Returns the number of kernels, 0
+ * for unsupported input. names/grids/blocks/smem may be NULL. */
+int rfk_matmul_plan(const rfk_ctx *ctx, uint32_t type, int64_t cols, int64_t rows, int64_t n_tok,
+                    const char *names[2], rfk_dim3 grids[2], rfk_dim3 blocks[2], size_t smem[2]);
+
+/* w: rows * row_bytes bytes of `type` blocks (cols per row, cols a multiple
+ * of the block size); x [n_tok][cols]; y [n_tok][rows] (must not alias x).
+ * scratch: device buffer of at least rfk_matmul_scratch_bytes bytes (may be
+ * NULL when that is 0). n_tok 1..16 uses the fused dequantize + mat-vec
+ * kernels; larger n_tok the tiled kernel. */
+int rfk_matmul(const rfk_ctx *ctx, void *stream, uint32_t type, const void *w, size_t row_bytes, int64_t cols,
+               int64_t rows, const float *x, float *y, int64_t n_tok, void *scratch, size_t scratch_bytes);
+
+/* out[t] = dequantized row ids[t] of w (ids: device int32 [n], each in
+ * [0, rows): an id out of range writes zeros). out [n][cols]. */
+int rfk_get_rows(const rfk_ctx *ctx, void *stream, uint32_t type, const void *w, size_t row_bytes, int64_t cols,
+                 int64_t rows, const int32_t *ids, int64_t n, float *out);
+
+/* ---- per-row and elementwise ops ---------------------------------------- */
+
+/* y = x / sqrt(mean(x^2) + eps) * w, per row of dim; w may be NULL (no
+ * scale); y may equal x. */
+int rfk_rmsnorm(const rfk_ctx *ctx, void *stream, const float *x, const float *w, float *y, int64_t n_rows,
+                int64_t dim, float eps);
+
+/* In place on x [n_tok][n_heads * head_dim]: rotates the first n_rot dims
+ * of each head. cs: [n_tok][n_rot] interleaved (cos, sin) pairs per
+ * frequency, as src/model/forward.c rope_table builds (scaling folded in).
+ * style: 0 = normal (pairs x[2i], x[2i+1]), 1 = neox (x[i], x[i + n_rot/2]),
+ * the values of rf_rope_style. */
+int rfk_rope(const rfk_ctx *ctx, void *stream, float *x, const float *cs, int64_t n_tok, int64_t n_heads,
+             int64_t head_dim, int64_t n_rot, int style);
+
+/* out[i] = act(gate[i]) * up[i]; act 0 = SiLU, 1 = GELU (tanh approx.), the
+ * values of rf_act. out may alias gate or up. */
+int rfk_glu(const rfk_ctx *ctx, void *stream, int act, const float *gate, const float *up, float *out, int64_t n);
+
+/* out[i] = a[i] + b[i]; out may alias a or b. */
+int rfk_add(const rfk_ctx *ctx, void *stream, const float *a, const float *b, float *out, int64_t n);
+
+/* Per row of n_cols: y = softmax(x * scale); y may equal x. */
+int rfk_softmax(const rfk_ctx *ctx, void *stream, const float *x, float *y, int64_t n_rows, int64_t n_cols,
+                float scale);
+
+/* ---- paged KV cache and attention --------------------------------------- */
+
+/* One layer's view of the paged cache (device pointers). */
+typedef struct rfk_kv_view {
+    uint16_t *k;              /* this layer's keys: [n_blocks][block_size][kv_dim] float16 */
+    uint16_t *v;              /* this layer's values, same shape */
+    const int32_t *tables;    /* [n_seq][max_blocks_per_seq] block ids */
+    int64_t max_blocks_per_seq;
+    int64_t kv_dim;           /* n_head_kv * head_dim */
+    int block_size;
+} rfk_kv_view;
+
+/* Writes k, v [n_tok][kv_dim] (float32) as float16 into the cache at
+ * (seq[t], pos[t]); the positions must be reserved in the tables. */
+int rfk_kv_store(const rfk_ctx *ctx, void *stream, const rfk_kv_view *kv, const float *k, const float *v,
+                 const int32_t *pos, const int32_t *seq, int64_t n_tok);
+
+/* Attention, the semantics of rf_attn_args (src/backend/backend.h): for
+ * token t and head h, query q[t][h*hd..] against keys/values of kv head
+ * h / (n_head / n_head_kv) at positions [lo_t, pos[t]] of sequence seq[t],
+ * lo_t = max(0, pos[t] - window + 1) when window > 0 else 0; softmax of
+ * q.k * scale, weighted sum of v, online softmax in float32. Works for
+ * decode (n_tok = sequences) and prefill alike; head_dim <= 256 and a
+ * multiple of 2. max_pos: an upper bound of every pos[t] (host-known), used
+ * to size the split over the key range. */
+typedef struct rfk_attn_args {
+    const float *q;           /* [n_tok][n_head * head_dim] */
+    float *out;               /* [n_tok][n_head * head_dim] */
+    const int32_t *pos;       /* [n_tok] */
+    const int32_t *seq;       /* [n_tok] */
+    int64_t n_tok, n_head, n_head_kv, head_dim;
+    float scale;
+    int64_t window;
+    int64_t max_pos;
+} rfk_attn_args;
+
+int rfk_attention(const rfk_ctx *ctx, void *stream, const rfk_kv_view *kv, const rfk_attn_args *a);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* RF_GPU_KERNELS_H */
