@@ -81,23 +81,33 @@ const char *rfk_status_str(int status);
 /* 1 when `type` has GPU matmul/get_rows kernels, else 0. */
 int rfk_matmul_supports(uint32_t type);
 
-/* Device scratch bytes rfk_matmul needs for these sizes (activations
- * quantized to q8_1 blocks for the integer-dot kernels); 0 for types that
- * read float activations directly. Size once for the largest cols and n_tok
- * of a model and reuse. */
+/* Device scratch bytes rfk_matmul needs for these sizes. 0 today (every
+ * kernel reads float32 activations directly); reserved for activations
+ * quantized to q8_1 blocks for integer-dot kernels. Size once for the
+ * largest cols and n_tok of a model and reuse. */
 size_t rfk_matmul_scratch_bytes(uint32_t type, int64_t cols, int64_t n_tok);
 
-/* What rfk_matmul will launch for these sizes (at most 2 kernels: the
- * activation quantizer and the product). Returns the number of kernels, 0
- * for unsupported input. names/grids/blocks/smem may be NULL. */
+/* One kernel launch as the launch check will see it. */
+typedef struct rfk_launch_plan {
+    const char *kernel; /* static name, as passed to rfk_ctx.check */
+    rfk_dim3 grid, block;
+    size_t smem_bytes;
+    int launches;       /* how many such launches (token groups) */
+} rfk_launch_plan;
+
+/* What rfk_matmul will launch for these sizes, without launching. Returns
+ * out->launches (>= 1), or 0 for unsupported input (type, shape, warp). */
 int rfk_matmul_plan(const rfk_ctx *ctx, uint32_t type, int64_t cols, int64_t rows, int64_t n_tok,
-                    const char *names[2], rfk_dim3 grids[2], rfk_dim3 blocks[2], size_t smem[2]);
+                    rfk_launch_plan *out);
 
 /* w: rows * row_bytes bytes of `type` blocks (cols per row, cols a multiple
  * of the block size); x [n_tok][cols]; y [n_tok][rows] (must not alias x).
  * scratch: device buffer of at least rfk_matmul_scratch_bytes bytes (may be
  * NULL when that is 0). n_tok 1..16 uses the fused dequantize + mat-vec
- * kernels; larger n_tok the tiled kernel. */
+ * kernel (one launch per 8 tokens); larger n_tok the tiled kernel.
+ * Requirements (else RFK_E_INVAL): cols a multiple of 32 and of the block
+ * size; row_bytes the exact row size or a multiple of 16; w, x 16-byte
+ * aligned. */
 int rfk_matmul(const rfk_ctx *ctx, void *stream, uint32_t type, const void *w, size_t row_bytes, int64_t cols,
                int64_t rows, const float *x, float *y, int64_t n_tok, void *scratch, size_t scratch_bytes);
 

@@ -1,0 +1,283 @@
+/*
+ * matmul.cu - y[t][r] = sum_c W[r][c] * x[t][c] for quantized and float
+ * weights, and get_rows (dequantize embedding rows by id).
+ *
+ * Three kernels, chosen by n_tok:
+ *  - mat-vec (n_tok 1..8 per launch; n_tok up to 16 in two launches): one
+ *    warp per weight row, each lane decodes 32-element chunks into registers
+ *    (fused dequantize, nothing staged through memory) and dots them with up
+ *    to NT float32 activation rows; a warp-shuffle sum per row. Weights are
+ *    read once per launch, which is what decode is bound by.
+ *  - tiled (n_tok > 16): 64 rows x 64 tokens per 256-thread block; each
+ *    step decodes a 64 x 32 weight tile into shared memory as float32, stages
+ *    the matching activations, and every thread accumulates a 4 x 4 tile.
+ *    A simple first version (float FMA, no tensor cores, no integer dots).
+ *  - get_rows: one block per id, threads over chunks.
+ * Activations stay float32 (no q8_1 re-quantization), so results match the
+ * float reference to rounding. Per-type entry points come from one table.
+ */
+#include "kcommon.cuh"
+#include "quant.cuh"
+
+#define MV_BLOCK 256   /* threads per mat-vec block: 256 / W rows */
+#define MV_MAX_NT 8    /* tokens per mat-vec launch */
+#define MV_MAX_BATCH 16 /* above this the tiled kernel is used */
+#define TL_M 64        /* tiled: weight rows per block */
+#define TL_N 64        /* tiled: tokens per block */
+
+/* ---- kernels ------------------------------------------------------------- */
+
+/* Rows [blockIdx.x * (MV_BLOCK / W), ...) of y[t][r] for t < nt (<= NT). */
+template <int T, int W, int NT>
+__global__ void __launch_bounds__(MV_BLOCK)
+    k_matvec(const uint8_t *__restrict__ w, size_t row_bytes, int64_t n_chunks, int64_t rows,
+             const float *__restrict__ x, int64_t cols, float *__restrict__ y, int nt) {
+    if constexpr (!rfk_warp_matches<W>()) {
+        rfk_trap(); /* never launched: the wrapper picked W from the device */
+    } else {
+        const int lane = threadIdx.x % W;
+        const int64_t r = (int64_t)blockIdx.x * (MV_BLOCK / W) + threadIdx.x / W;
+        if (r >= rows) return; /* whole warps leave together */
+        const uint8_t *row = w + (size_t)r * row_bytes;
+        float acc[NT];
+#pragma unroll
+        for (int t = 0; t < NT; t++) acc[t] = 0.0f;
+        for (int64_t c = lane; c < n_chunks; c += W) {
+            float v[32];
+            rfk_q<T>::chunk(row, c, v);
+#pragma unroll
+            for (int t = 0; t < NT; t++) {
+                if (t < nt) {
+                    const float4 *xp = (const float4 *)(x + t * cols + 32 * c);
+#pragma unroll
+                    for (int i = 0; i < 8; i++) {
+                        float4 xv = xp[i];
+                        acc[t] += v[4 * i] * xv.x + v[4 * i + 1] * xv.y + v[4 * i + 2] * xv.z + v[4 * i + 3] * xv.w;
+                    }
+                }
+            }
+        }
+#pragma unroll
+        for (int t = 0; t < NT; t++) {
+            float s = rfk_warp_sum<W>(acc[t]);
+            if (lane == 0 && t < nt) y[t * rows + r] = s;
+        }
+    }
+}
+
+template <int T>
+__global__ void __launch_bounds__(256)
+    k_mm_tiled(const uint8_t *__restrict__ w, size_t row_bytes, int64_t n_chunks, int64_t rows,
+               const float *__restrict__ x, int64_t cols, float *__restrict__ y, int64_t n_tok) {
+    /* [k][row] and [k][token]: the inner loop reads 4 consecutive rows and
+     * 4 consecutive tokens per k; +4 keeps float4 alignment, shifts banks. */
+    __shared__ __align__(16) float ws[32][TL_M + 4];
+    __shared__ __align__(16) float xs[32][TL_N + 4];
+    const int tid = threadIdx.x;
+    const int tr = tid % 16, tt = tid / 16; /* rows 4tr.., tokens 4tt.. */
+    const int64_t r0 = (int64_t)blockIdx.x * TL_M, t0 = (int64_t)blockIdx.y * TL_N;
+    float acc[4][4] = {};
+    for (int64_t c = 0; c < n_chunks; c++) {
+        if (tid < TL_M) {
+            float v[32];
+            const int64_t r = r0 + tid;
+            if (r < rows) {
+                rfk_q<T>::chunk(w + (size_t)r * row_bytes, c, v);
+            } else {
+#pragma unroll
+                for (int k = 0; k < 32; k++) v[k] = 0.0f;
+            }
+#pragma unroll
+            for (int k = 0; k < 32; k++) ws[k][tid] = v[k];
+        }
+        {
+            const int tok = tid / 4, k0 = (tid % 4) * 8;
+            const int64_t t = t0 + tok;
+            float4 a = {0, 0, 0, 0}, b = {0, 0, 0, 0};
+            if (t < n_tok) {
+                const float4 *xp = (const float4 *)(x + t * cols + 32 * c + k0);
+                a = xp[0];
+                b = xp[1];
+            }
+            xs[k0 + 0][tok] = a.x, xs[k0 + 1][tok] = a.y, xs[k0 + 2][tok] = a.z, xs[k0 + 3][tok] = a.w;
+            xs[k0 + 4][tok] = b.x, xs[k0 + 5][tok] = b.y, xs[k0 + 6][tok] = b.z, xs[k0 + 7][tok] = b.w;
+        }
+        __syncthreads();
+#pragma unroll 8
+        for (int k = 0; k < 32; k++) {
+            float4 a = *(const float4 *)&ws[k][4 * tr];
+            float4 b = *(const float4 *)&xs[k][4 * tt];
+            float av[4] = {a.x, a.y, a.z, a.w}, bv[4] = {b.x, b.y, b.z, b.w};
+#pragma unroll
+            for (int i = 0; i < 4; i++)
+#pragma unroll
+                for (int j = 0; j < 4; j++) acc[i][j] += av[i] * bv[j];
+        }
+        __syncthreads();
+    }
+#pragma unroll
+    for (int j = 0; j < 4; j++) {
+        const int64_t t = t0 + 4 * tt + j;
+        if (t >= n_tok) break;
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            const int64_t r = r0 + 4 * tr + i;
+            if (r < rows) y[t * rows + r] = acc[i][j];
+        }
+    }
+}
+
+template <int T>
+__global__ void k_get_rows(const uint8_t *__restrict__ w, size_t row_bytes, int64_t n_chunks, int64_t rows,
+                           const int32_t *__restrict__ ids, float *__restrict__ out) {
+    const int64_t t = blockIdx.x;
+    const int32_t id = ids[t];
+    float *o = out + t * n_chunks * 32;
+    for (int64_t c = threadIdx.x; c < n_chunks; c += blockDim.x) {
+        float v[32];
+        if (id >= 0 && id < rows) {
+            rfk_q<T>::chunk(w + (size_t)id * row_bytes, c, v);
+        } else {
+#pragma unroll
+            for (int k = 0; k < 32; k++) v[k] = 0.0f;
+        }
+        float4 *op = (float4 *)(o + 32 * c);
+#pragma unroll
+        for (int i = 0; i < 8; i++) op[i] = make_float4(v[4 * i], v[4 * i + 1], v[4 * i + 2], v[4 * i + 3]);
+    }
+}
+
+/* ---- launchers ----------------------------------------------------------- */
+
+typedef struct mm_args {
+    const rfk_ctx *ctx;
+    void *stream;
+    const uint8_t *w;
+    size_t row_bytes;
+    int64_t cols, rows;
+    const float *x;
+    float *y;
+    int64_t n_tok;
+} mm_args;
+
+template <int T, int W, int NT> static int launch_matvec_nt(const mm_args *a, int64_t t0, int nt) {
+    const int64_t rows_per_block = MV_BLOCK / W;
+    RFK_LAUNCH(a->ctx, "matvec", (k_matvec<T, W, NT>), rfk_d3((a->rows + rows_per_block - 1) / rows_per_block),
+               rfk_d3(MV_BLOCK), 0, a->stream, a->w, a->row_bytes, a->cols / 32, a->rows, a->x + t0 * a->cols,
+               a->cols, a->y + t0 * a->rows, nt);
+    return RFK_OK;
+}
+
+template <int T, int W> static int launch_matvec(const mm_args *a) {
+    for (int64_t t0 = 0; t0 < a->n_tok; t0 += MV_MAX_NT) {
+        const int nt = (int)(a->n_tok - t0 < MV_MAX_NT ? a->n_tok - t0 : MV_MAX_NT);
+        /* Smallest instantiation that holds nt: unused accumulators cost
+         * registers, and decode (nt = 1) is the case that matters most. */
+        int st = nt == 1 ? launch_matvec_nt<T, W, 1>(a, t0, nt)
+                 : nt == 2 ? launch_matvec_nt<T, W, 2>(a, t0, nt)
+                 : nt <= 4 ? launch_matvec_nt<T, W, 4>(a, t0, nt)
+                           : launch_matvec_nt<T, W, 8>(a, t0, nt);
+        if (st) return st;
+    }
+    return RFK_OK;
+}
+
+template <int T> static int launch_matmul(const mm_args *a) {
+    if (a->n_tok <= MV_MAX_BATCH) {
+        RFK_IF_WARP64(if (a->ctx->warp_size == 64) return launch_matvec<T, 64>(a);)
+        return launch_matvec<T, 32>(a);
+    }
+    RFK_LAUNCH(a->ctx, "mm_tiled", k_mm_tiled<T>, rfk_d3((a->rows + TL_M - 1) / TL_M, (a->n_tok + TL_N - 1) / TL_N),
+               rfk_d3(256), 0, a->stream, a->w, a->row_bytes, a->cols / 32, a->rows, a->x, a->cols, a->y, a->n_tok);
+    return RFK_OK;
+}
+
+template <int T>
+static int launch_get_rows(const rfk_ctx *ctx, void *stream, const uint8_t *w, size_t row_bytes, int64_t cols,
+                           int64_t rows, const int32_t *ids, int64_t n, float *out) {
+    RFK_LAUNCH(ctx, "get_rows", k_get_rows<T>, rfk_d3(n), rfk_d3(128), 0, stream, w, row_bytes, cols / 32, rows,
+               ids, out);
+    return RFK_OK;
+}
+
+/* ---- the per-type table -------------------------------------------------- */
+
+typedef struct mm_type {
+    uint32_t type;
+    int64_t blck;
+    size_t bytes;
+    int (*matmul)(const mm_args *a);
+    int (*get_rows)(const rfk_ctx *, void *, const uint8_t *, size_t, int64_t, int64_t, const int32_t *, int64_t,
+                    float *);
+} mm_type;
+
+#define RFK_MM_ROW(id, name) {id, rfk_q<id>::blck, rfk_q<id>::bytes, launch_matmul<id>, launch_get_rows<id>},
+static const mm_type mm_types[] = {RFK_FOR_EACH_TYPE(RFK_MM_ROW)};
+static_assert(sizeof mm_types / sizeof mm_types[0] == RFK_N_TYPES, "one row per decoded type");
+
+static const mm_type *mm_find(uint32_t type) {
+    for (size_t i = 0; i < RFK_N_TYPES; i++)
+        if (mm_types[i].type == type) return &mm_types[i];
+    return NULL;
+}
+
+/* The shape checks both entry points share: whole 32-element chunks, whole
+ * blocks, and a row size that matches the format. */
+static int mm_check(const mm_type *t, size_t row_bytes, int64_t cols, int64_t rows) {
+    if (!t) return RFK_E_UNSUPPORTED;
+    if (cols <= 0 || rows <= 0 || cols % 32 || cols % t->blck) return RFK_E_INVAL;
+    const size_t need = (size_t)(cols / t->blck) * t->bytes;
+    /* Exact rows keep every block at its natural alignment; padded rows
+     * must keep 16 bytes so the decoders' wide loads stay aligned. */
+    if (row_bytes < need || (row_bytes != need && row_bytes % 16)) return RFK_E_INVAL;
+    return RFK_OK;
+}
+
+/* ---- public entry points ------------------------------------------------- */
+
+extern "C" int rfk_matmul_supports(uint32_t type) { return mm_find(type) != NULL; }
+
+extern "C" size_t rfk_matmul_scratch_bytes(uint32_t type, int64_t cols, int64_t n_tok) { return 0; }
+
+extern "C" int rfk_matmul_plan(const rfk_ctx *ctx, uint32_t type, int64_t cols, int64_t rows, int64_t n_tok,
+                               rfk_launch_plan *out) {
+    const mm_type *t = mm_find(type);
+    if (rfk_warp_status(ctx) || mm_check(t, (size_t)-1, cols, rows) || n_tok <= 0 || !out) return 0;
+    if (n_tok <= MV_MAX_BATCH) {
+        const int64_t rpb = MV_BLOCK / ctx->warp_size;
+        out->kernel = "matvec";
+        out->grid = rfk_d3((rows + rpb - 1) / rpb);
+        out->block = rfk_d3(MV_BLOCK);
+        out->launches = (int)((n_tok + MV_MAX_NT - 1) / MV_MAX_NT);
+    } else {
+        out->kernel = "mm_tiled";
+        out->grid = rfk_d3((rows + TL_M - 1) / TL_M, (n_tok + TL_N - 1) / TL_N);
+        out->block = rfk_d3(256);
+        out->launches = 1;
+    }
+    out->smem_bytes = 0;
+    return out->launches;
+}
+
+extern "C" int rfk_matmul(const rfk_ctx *ctx, void *stream, uint32_t type, const void *w, size_t row_bytes,
+                          int64_t cols, int64_t rows, const float *x, float *y, int64_t n_tok, void *scratch,
+                          size_t scratch_bytes) {
+    int st = rfk_warp_status(ctx);
+    if (st) return st;
+    const mm_type *t = mm_find(type);
+    if ((st = mm_check(t, row_bytes, cols, rows))) return st;
+    if (!w || !x || !y || n_tok <= 0 || ((uintptr_t)x & 15) || ((uintptr_t)w & 15)) return RFK_E_INVAL;
+    mm_args a = {ctx, stream, (const uint8_t *)w, row_bytes, cols, rows, x, y, n_tok};
+    return t->matmul(&a);
+}
+
+extern "C" int rfk_get_rows(const rfk_ctx *ctx, void *stream, uint32_t type, const void *w, size_t row_bytes,
+                            int64_t cols, int64_t rows, const int32_t *ids, int64_t n, float *out) {
+    int st = rfk_warp_status(ctx);
+    if (st) return st;
+    const mm_type *t = mm_find(type);
+    if ((st = mm_check(t, row_bytes, cols, rows))) return st;
+    if (!w || !ids || !out || n < 0 || ((uintptr_t)out & 15) || ((uintptr_t)w & 15)) return RFK_E_INVAL;
+    if (n == 0) return RFK_OK;
+    return t->get_rows(ctx, stream, (const uint8_t *)w, row_bytes, cols, rows, ids, n, out);
+}
