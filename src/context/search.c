@@ -324,10 +324,10 @@ rf_status rf_cdb_search(rf_cdb *db, const rf_csearch_params *p, rf_chit **hits, 
         else if (p->mode == RF_CS_KEYWORD) x->score = x->kw;
         else x->score = (x->vrank ? 1.0 / (60 + x->vrank) : 0) + (x->krank ? 1.0 / (60 + x->krank) : 0);
     }
-    qsort(c.a, (size_t)c.n, sizeof *c.a, by_score);
+    if (c.n) qsort(c.a, (size_t)c.n, sizeof *c.a, by_score);
     if (c.n > k) c.n = k;
     if (p->hops > 0 && (st = expand(db, &c, p->hops, decay, err)) != RF_OK) goto out;
-    qsort(c.a, (size_t)c.n, sizeof *c.a, by_score);
+    if (c.n) qsort(c.a, (size_t)c.n, sizeof *c.a, by_score);
     rf_chit *o = rf_calloc((size_t)(c.n ? c.n : 1), sizeof *o);
     if (!o) { st = rf_error_set(err, RF_E_NOMEM, "out of memory"); goto out; }
     int m = 0;
