@@ -517,6 +517,12 @@ int main(int argc, char **argv) {
         return 2;
     }
     printf("op_suite: device %s, warp %d, seed %llu\n", name, kctx.warp_size, (unsigned long long)rng_state);
+    if (argc == 6 && strcmp(argv[1], "--bench-one") == 0) { /* TYPE ROWS COLS N_TOK, for profilers */
+        rf_type t;
+        if (!rf_type_from_name(argv[2], &t)) return 2;
+        bench_matmul(t, atoll(argv[3]), atoll(argv[4]), atoll(argv[5]));
+        return n_fail ? 1 : 0;
+    }
     if (bench) {
         run_bench();
         return n_fail ? 1 : 0;
