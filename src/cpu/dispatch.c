@@ -78,6 +78,7 @@ static unsigned detect(char *model, size_t cap) {
 }
 #elif defined(__aarch64__)
 /* The kernel sets of src/cpu/arm (declared here: only this file names them). */
+extern const rf_cpu_kernels rf_cpu_kernels_neon_i8mm;
 extern const rf_cpu_kernels rf_cpu_kernels_neon_dot;
 extern const rf_cpu_kernels rf_cpu_kernels_neon;
 
@@ -119,6 +120,7 @@ static const candidate candidates[] = {
     {&rf_cpu_kernels_avx2, F_AVX2 | F_FMA | F_F16C | F_OS_AVX},
 #endif
 #if defined(__aarch64__)
+    {&rf_cpu_kernels_neon_i8mm, F_NEON | F_DOTPROD | F_I8MM},
     {&rf_cpu_kernels_neon_dot, F_NEON | F_DOTPROD},
     {&rf_cpu_kernels_neon, F_NEON},
 #endif

@@ -20,6 +20,16 @@ static inline __attribute__((always_inline)) int32x4_t dot4(int32x4_t acc, int8x
 
 #include "neon-kernels.inc"
 
+RF_AI void gemm16(int32x4_t is[GEMM_R][2], const int8x16_t *w, const int8x16_t (*A)[2]) {
+    for (int r = 0; r < GEMM_R; r++)
+        for (int h = 0; h < 2; h++) {
+            is[r][h] = DOT4_LANE(is[r][h], A[0][h], w[r], 0);
+            is[r][h] = DOT4_LANE(is[r][h], A[1][h], w[r], 1);
+            is[r][h] = DOT4_LANE(is[r][h], A[2][h], w[r], 2);
+            is[r][h] = DOT4_LANE(is[r][h], A[3][h], w[r], 3);
+        }
+}
+
 const rf_cpu_kernels rf_cpu_kernels_neon_dot = {
     .name = "neon-dot",
     RF_NEON_KERNELS,
