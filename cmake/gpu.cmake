@@ -14,6 +14,9 @@
 #   RF_CUDA_ARCHS  default "80;90": SASS for each, plus PTX of the last
 #   RF_HIP_ARCHS   default "gfx90a;gfx1030"
 
+if(NOT RF_GPU_SOURCE_DIR)
+  set(RF_GPU_SOURCE_DIR ${CMAKE_SOURCE_DIR})
+endif()
 find_program(RF_NVCC_EXE nvcc HINTS /usr/local/cuda/bin)
 find_program(RF_HIPCC_EXE hipcc)
 if(RF_NVCC_EXE)
@@ -31,9 +34,9 @@ set(RF_HIP ${RF_HIP_DEFAULT} CACHE BOOL "Build the HIP GPU backend plugin (defau
 set(RF_CUDA_ARCHS "80;90" CACHE STRING "CUDA SM targets of the plugin")
 set(RF_HIP_ARCHS "gfx90a;gfx1030" CACHE STRING "AMD GPU targets of the plugin")
 
-set(RF_GPU_HOST_SRC ${CMAKE_SOURCE_DIR}/src/gpu/device.c ${CMAKE_SOURCE_DIR}/src/gpu/layers.c
-                    ${CMAKE_SOURCE_DIR}/src/gpu/limits.c)
-file(GLOB RF_GPU_CU_SRC CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/src/gpu/*.cu ${CMAKE_SOURCE_DIR}/src/gpu/kernels/*.cu)
+set(RF_GPU_HOST_SRC ${RF_GPU_SOURCE_DIR}/src/gpu/device.c ${RF_GPU_SOURCE_DIR}/src/gpu/layers.c
+                    ${RF_GPU_SOURCE_DIR}/src/gpu/limits.c)
+file(GLOB RF_GPU_CU_SRC CONFIGURE_DEPENDS ${RF_GPU_SOURCE_DIR}/src/gpu/*.cu ${RF_GPU_SOURCE_DIR}/src/gpu/kernels/*.cu)
 # devrt.cu is the op suite's runtime shim (tests/gpu), not part of the backend
 list(FILTER RF_GPU_CU_SRC EXCLUDE REGEX "/devrt\\.cu$")
 
@@ -41,7 +44,7 @@ list(FILTER RF_GPU_CU_SRC EXCLUDE REGEX "/devrt\\.cu$")
 function(rf_gpu_objects out vendor compiler)
   set(objs)
   foreach(src ${RF_GPU_CU_SRC})
-    file(RELATIVE_PATH rel ${CMAKE_SOURCE_DIR} ${src})
+    file(RELATIVE_PATH rel ${RF_GPU_SOURCE_DIR} ${src})
     string(REPLACE "/" "_" name ${rel})
     set(obj ${CMAKE_BINARY_DIR}/gpu-${vendor}/${name}.o)
     add_custom_command(
@@ -57,15 +60,15 @@ function(rf_gpu_objects out vendor compiler)
   set(${out} ${objs} PARENT_SCOPE)
 endfunction()
 
-set(RF_GPU_CXX_COMMON -std=c++17 -O3 -I${CMAKE_SOURCE_DIR}/include -I${CMAKE_SOURCE_DIR}/src
-                      -I${CMAKE_SOURCE_DIR}/src/gpu/kernels)
+set(RF_GPU_CXX_COMMON -std=c++17 -O3 -I${RF_GPU_SOURCE_DIR}/include -I${RF_GPU_SOURCE_DIR}/src
+                      -I${RF_GPU_SOURCE_DIR}/src/gpu/kernels)
 
 # rf_gpu_plugin(<vendor> <objs> <defines> <includes> <libs>)
 function(rf_gpu_plugin vendor objs define incs libs built_for)
   set(t rocmforge-${vendor})
   add_library(${t} SHARED ${RF_GPU_HOST_SRC} ${objs})
   set_source_files_properties(${objs} PROPERTIES EXTERNAL_OBJECT TRUE GENERATED TRUE)
-  target_include_directories(${t} PRIVATE ${CMAKE_SOURCE_DIR}/include ${CMAKE_SOURCE_DIR}/src ${incs})
+  target_include_directories(${t} PRIVATE ${RF_GPU_SOURCE_DIR}/include ${RF_GPU_SOURCE_DIR}/src ${incs})
   target_compile_definitions(${t} PRIVATE ${define} "RFG_BUILT_FOR=\"${built_for}\"")
   # only rf_gpu_plugin_v1 is exported; a missing kernel is a link error, not a dlopen surprise
   target_compile_options(${t} PRIVATE -fvisibility=hidden)
@@ -73,7 +76,9 @@ function(rf_gpu_plugin vendor objs define incs libs built_for)
   # the kernel objects are C++ (templates, static locals): libstdc++ for its runtime
   target_link_libraries(${t} PRIVATE ${libs} stdc++ ${CMAKE_DL_LIBS} Threads::Threads ${RF_LIBM})
   set_target_properties(${t} PROPERTIES LIBRARY_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR} LINKER_LANGUAGE C)
-  add_dependencies(rocmforge ${t})
+  if(TARGET rocmforge)
+    add_dependencies(rocmforge ${t})
+  endif()
 endfunction()
 
 if(RF_CUDA)

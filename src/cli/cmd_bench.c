@@ -10,18 +10,22 @@
 
 #include "cli.h"
 #include "cpu/cpu.h"
+#include "gpu_opts.h"
 #include "model/model.h"
 
-enum { O_MODEL, O_P, O_N, O_T, O_R, O_COUNT };
+enum { O_MODEL, O_P, O_N, O_T, O_R,
+       O_DEVICE, O_NGL, O_COUNT };
 static const rf_opt opts[O_COUNT] = {
     [O_MODEL] = {"--model", "-m", true}, [O_P] = {"--n-prompt", "-p", true}, [O_N] = {"--n-gen", "-n", true},
     [O_T] = {"--threads", "-t", true},   [O_R] = {"--repetitions", "-r", true},
+    [O_DEVICE] = {"--device", NULL, true}, [O_NGL] = {"--gpu-layers", "-ngl", true},
 };
 
 static void usage(FILE *out) {
     fprintf(out, "usage: rocmforge bench -m MODEL.gguf [-p 512] [-n 128] [-t THREADS] [-r 5]\n\n"
                  "Prints pp<p> (prompt processing) and tg<n> (generation) tokens/s as mean ± stddev over\n"
                  "r repetitions after one warm-up, in llama-bench's table shape. -p 0 or -n 0 skips a test.\n");
+    fputs("\n" RF_CLI_GPU_HELP, out);
 }
 
 typedef struct stat_acc { double sum, sum2; int n; } stat_acc;
@@ -79,6 +83,8 @@ static int run(int argc, char **argv) {
     if (a.val[O_N] && !rf_arg_long("-n", a.val[O_N], 0, 1 << 20, &ng)) return RF_EXIT_USAGE;
     if (a.val[O_T] && !rf_arg_long("-t", a.val[O_T], 1, 1024, &nt)) return RF_EXIT_USAGE;
     if (a.val[O_R] && !rf_arg_long("-r", a.val[O_R], 1, 1000, &reps)) return RF_EXIT_USAGE;
+    rf_offload_opts go;
+    if (!rf_cli_gpu_opts(a.val[O_DEVICE], a.val[O_NGL], &go)) return RF_EXIT_USAGE;
 
     rf_error err = {0};
     rf_model *m = NULL;
@@ -87,11 +93,13 @@ static int run(int argc, char **argv) {
     rf_threadpool *tp = rf_threadpool_create((int)nt);
     rf_backend be = {0};
     rf_ctx *ctx = NULL;
+    rf_offload *off = NULL;
     int64_t n_batch = np > 0 ? (np < 512 ? np : 512) : 1;
     rf_batch_entry *b = rf_malloc((size_t)n_batch * sizeof *b);
     float *logits = rf_malloc((size_t)m->hp.n_vocab * sizeof(float));
     rf_ctx_params cp = {.n_ctx = (np > ng ? np : ng) + 1, .n_seq = 1, .n_batch = n_batch};
-    if (!tp || !b || !logits || rf_cpu_backend_create(tp, &be, &err) != RF_OK || rf_ctx_create(m, &cp, &be, &ctx, &err) != RF_OK) {
+    if (!tp || !b || !logits || rf_cpu_backend_create(tp, &be, &err) != RF_OK || rf_ctx_create(m, &cp, &be, &ctx, &err) != RF_OK ||
+        rf_offload_open(m, &go, &off, &err) != RF_OK || rf_offload_attach(off, ctx, &err) != RF_OK) {
         rf_cli_error("%s", err.msg[0] ? err.msg : "out of memory");
         goto out;
     }
@@ -127,12 +135,14 @@ static int run(int argc, char **argv) {
         char test[32], ts[48];
         snprintf(test, sizeof test, "%s%ld", tests[k].kind, tests[k].n);
         snprintf(ts, sizeof ts, "%.2f ± %.2f", acc_mean(&acc), acc_sd(&acc));
-        printf("| %-28s | %12s | %10s | %-7s | %7ld | %12s | %20s |\n", desc, sz, pc, "CPU", nt, test, ts);
+        printf("| %-28s | %12s | %10s | %-7s | %7ld | %12s | %20s |\n", desc, sz, pc, rf_offload_backend_name(off), nt,
+               test, ts);
         fflush(stdout);
     }
     rc = RF_EXIT_OK;
 out:
     rf_ctx_free(ctx);
+    rf_offload_close(off);
     rf_cpu_backend_free(&be);
     rf_threadpool_free(tp);
     rf_free(b);

@@ -4,7 +4,8 @@
  * vocabulary, chat template); --metadata lists every key, --tensors the
  * tensor table, --json prints all of it machine-readable, --dump-tensor
  * writes one tensor dequantized to float32, --types lists the type table,
- * --cpu the CPU features and the kernel set the CPU backend chose.
+ * --cpu the CPU features and the kernel set the CPU backend chose, --gpu
+ * the GPU plugins, devices, limits and the backend chosen (gpu_info.c).
  */
 #include <inttypes.h>
 #include <stdlib.h>
@@ -14,9 +15,11 @@
 #include "core/jsonw.h"
 #include "cpu/cpu.h"
 #include "gguf/gguf.h"
+#include "gpu_opts.h"
 #include "quant/quant.h"
 
-enum { O_METADATA, O_TENSORS, O_JSON, O_DUMP, O_OUT, O_TYPES, O_CPU, O_COUNT };
+enum { O_METADATA, O_TENSORS, O_JSON, O_DUMP, O_OUT, O_TYPES, O_CPU,
+       O_GPU, O_COUNT };
 static const rf_opt opts[O_COUNT] = {
     [O_METADATA] = {"--metadata", NULL, false},
     [O_TENSORS] = {"--tensors", NULL, false},
@@ -25,6 +28,7 @@ static const rf_opt opts[O_COUNT] = {
     [O_OUT] = {"--out", "-o", true},
     [O_TYPES] = {"--types", NULL, false},
     [O_CPU] = {"--cpu", NULL, false},
+    [O_GPU] = {"--gpu", NULL, false},
 };
 
 static void usage(FILE *out) {
@@ -32,14 +36,17 @@ static void usage(FILE *out) {
             "usage: rocmforge info MODEL.gguf [--metadata] [--tensors] [--json]\n"
             "       rocmforge info MODEL.gguf --dump-tensor NAME --out FILE\n"
             "       rocmforge info --types\n"
-            "       rocmforge info --cpu\n\n"
+            "       rocmforge info --cpu\n"
+            "       rocmforge info --gpu\n\n"
             "  --metadata          print every metadata key and value\n"
             "  --tensors           print the tensor table (name, type, shape, bytes, offset)\n"
             "  --json              print summary, metadata and tensors as one JSON object\n"
             "  --dump-tensor NAME  write tensor NAME dequantized as little-endian float32 to --out\n"
             "  --types             list every tensor type: block size, bytes, quantizer present\n"
             "  --cpu               CPU model, detected features, kernel sets and the one chosen\n"
-            "                      (ROCMFORGE_CPU=scalar|avx2|avx512|ref forces one)\n");
+            "                      (ROCMFORGE_CPU=scalar|avx2|avx512|ref forces one)\n"
+            "  --gpu               GPU plugins, devices (arch, memory, launch limits) and the backend\n"
+            "                      --device auto would choose, or why it is the CPU\n");
 }
 
 /* ---- value printing ---------------------------------------------------- */
@@ -324,6 +331,7 @@ static int run(int argc, char **argv) {
     if (help) { usage(stdout); return RF_EXIT_OK; }
     if (a.val[O_TYPES]) return print_types();
     if (a.val[O_CPU]) { rf_cpu_print_info(stdout); return RF_EXIT_OK; }
+    if (a.val[O_GPU]) { rf_cli_print_gpu_info(stdout); return RF_EXIT_OK; }
     if (a.n_pos != 1) {
         rf_cli_error(a.n_pos ? "info takes one model file" : "info needs a model file");
         usage(stderr);

@@ -18,11 +18,13 @@
 
 #include "cli.h"
 #include "engine/engine.h"
+#include "gpu_opts.h"
 #include "server/server.h"
 
 enum { O_MODEL, O_HOST, O_PORT, O_KEY, O_KEYFILE, O_PARALLEL, O_CTX, O_THREADS, O_NGL, O_ALIAS, O_QUEUE, O_TIMEOUT,
        O_BATCH, O_CHUNK, O_KVBLOCKS, O_MAXBODY, O_HTTPTHREADS, O_CONNTIMEOUT, O_MAXCONN, O_LOGFMT, O_LOGLEVEL, O_GRACE,
-       O_CONTEXTDB, O_COUNT };
+       O_CONTEXTDB,
+       O_DEVICE, O_COUNT };
 
 static const rf_opt opts[O_COUNT] = {
     [O_MODEL] = {"--model", "-m", true},         [O_HOST] = {"--host", NULL, true},
@@ -36,6 +38,7 @@ static const rf_opt opts[O_COUNT] = {
     [O_HTTPTHREADS] = {"--http-threads", NULL, true}, [O_CONNTIMEOUT] = {"--conn-timeout", NULL, true},
     [O_MAXCONN] = {"--max-connections", NULL, true}, [O_LOGFMT] = {"--log-format", NULL, true},
     [O_LOGLEVEL] = {"--log-level", NULL, true},  [O_GRACE] = {"--shutdown-grace", NULL, true},
+    [O_DEVICE] = {"--device", NULL, true},
     [O_CONTEXTDB] = {"--context-db", NULL, true},
 };
 
@@ -49,7 +52,7 @@ static const char *const help[O_COUNT] = {
     [O_PARALLEL] = "sequence slots decoded together (default 4)",
     [O_CTX] = "context size per sequence (default: the model's, at most 4096)",
     [O_THREADS] = "CPU threads (default: physical cores)",
-    [O_NGL] = "layers on the GPU: N or auto (this build runs on the CPU)",
+    [O_NGL] = "layers on the GPU, counted from the last: N or auto (default: as many as fit)",
     [O_ALIAS] = "model id in the API (default: the file name without .gguf)",
     [O_QUEUE] = "requests waiting for a slot before 429 (default 64)",
     [O_TIMEOUT] = "seconds per request, queue + generation (default 600; 0: none)",
@@ -63,6 +66,7 @@ static const char *const help[O_COUNT] = {
     [O_LOGFMT] = "text or json (default text)",
     [O_LOGLEVEL] = "debug, info, warn or error (default info)",
     [O_GRACE] = "seconds requests in flight get at SIGTERM (default 10)",
+    [O_DEVICE] = "cpu, gpu or auto (default auto: the GPU when a plugin opens a device, else the CPU)",
     [O_CONTEXTDB] = "context database (created if missing): /v1/context/* and chat \"context\"",
 };
 
@@ -161,7 +165,9 @@ static int run(int argc, char **argv) {
     if (a.val[O_PARALLEL]) { if (!rf_arg_long("--parallel", a.val[O_PARALLEL], 1, 256, &v)) return RF_EXIT_USAGE; parallel = (int)v; }
     if (a.val[O_CTX]) { if (!rf_arg_long("--ctx-size", a.val[O_CTX], 16, 1 << 24, &v)) return RF_EXIT_USAGE; n_ctx = v; }
     if (a.val[O_THREADS]) { if (!rf_arg_long("--threads", a.val[O_THREADS], 1, 1024, &v)) return RF_EXIT_USAGE; eo.n_threads = (int)v; }
-    if (a.val[O_NGL] && strcmp(a.val[O_NGL], "auto") != 0 && !rf_arg_long("--gpu-layers", a.val[O_NGL], 0, 100000, &v)) return RF_EXIT_USAGE;
+    if (!rf_cli_gpu_opts(a.val[O_DEVICE], a.val[O_NGL], &eo.gpu)) return RF_EXIT_USAGE;
+    eo.gpu_set = true;
+    eo.gpu_defer = true; /* the server's context below gets the GPU layers */
     if (a.val[O_QUEUE]) { if (!rf_arg_long("--max-queue", a.val[O_QUEUE], 1, 1 << 20, &v)) return RF_EXIT_USAGE; sch.max_queue = (int)v; }
     if (a.val[O_TIMEOUT]) { if (!rf_arg_double("--timeout", a.val[O_TIMEOUT], &d) || d < 0) return RF_EXIT_USAGE; so.request_timeout_s = d; }
     if (a.val[O_BATCH]) { if (!rf_arg_long("--batch-size", a.val[O_BATCH], 1, 1 << 16, &v)) return RF_EXIT_USAGE; n_batch = v; }
@@ -227,7 +233,8 @@ static int run(int argc, char **argv) {
     }
     if (n_ctx == 0) n_ctx = e->model->hp.n_ctx_train > 0 && e->model->hp.n_ctx_train < 4096 ? e->model->hp.n_ctx_train : 4096;
     rf_ctx_params cp = {.n_ctx = n_ctx, .n_seq = parallel, .n_batch = n_batch, .n_kv_blocks = kv_blocks};
-    if (rf_ctx_create(e->model, &cp, &e->be, &ctx, &err) != RF_OK) {
+    if (rf_ctx_create(e->model, &cp, &e->be, &ctx, &err) != RF_OK ||
+        rf_offload_attach(e->offload, ctx, &err) != RF_OK) {
         rf_cli_error("%s", err.msg);
         goto out;
     }
@@ -251,11 +258,11 @@ static int run(int argc, char **argv) {
     }
     const rf_kv_config *kc = rf_kv_get_config(rf_ctx_kv(ctx));
     rf_server_log(srv, RF_LOG_INFO,
-            "serving %s (%s, %lld layers) on http://%s:%d | backend cpu, %d threads | %d slots x %lld context, "
-            "%lld KV blocks | template %s%s",
+            "serving %s (%s, %lld layers) on http://%s:%d | backend %s, %d threads | %d slots x %lld context, "
+            "%lld KV blocks | template %s",
             a.val[O_MODEL], e->model->hp.arch_name, (long long)e->model->hp.n_layer, so.host ? so.host : "127.0.0.1",
-            rf_server_port(srv), e->n_threads, parallel, (long long)n_ctx, (long long)kc->n_blocks,
-            family ? family : "?", a.val[O_NGL] ? " | --gpu-layers ignored: no GPU backend in this build" : "");
+            rf_server_port(srv), rf_offload_describe(e->offload), e->n_threads, parallel, (long long)n_ctx,
+            (long long)kc->n_blocks, family ? family : "?");
     int sig = 0;
     sigwait(&g_sigs, &sig);
     rf_server_log(srv, RF_LOG_INFO, "%s received", sig == SIGINT ? "SIGINT" : "SIGTERM");

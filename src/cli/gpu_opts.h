@@ -5,6 +5,9 @@
 #ifndef RF_CLI_GPU_OPTS_H
 #define RF_CLI_GPU_OPTS_H
 
+#include <stdio.h>
+#include <string.h>
+
 #include "engine/offload.h"
 
 #define RF_CLI_GPU_HELP                                                                                   \
@@ -16,5 +19,8 @@
 /* Fills *out from the option values (either may be NULL: defaults). Prints
  * the error and returns false on a bad value. */
 bool rf_cli_gpu_opts(const char *device, const char *gpu_layers, rf_offload_opts *out);
+
+/* `rocmforge info --gpu` (gpu_info.c). */
+void rf_cli_print_gpu_info(FILE *f);
 
 #endif

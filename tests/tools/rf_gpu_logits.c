@@ -1,0 +1,136 @@
+/*
+ * rf_gpu_logits - end-to-end check of the GPU backend: the same batches
+ * through a CPU-only context (the reference op table: dequantize to float,
+ * double-precision dots) and through a context with layers on the GPU, and
+ * the logits compared row by row by normalized MSE, sum (g - c)^2 / sum c^2.
+ *
+ *   rf_gpu_logits MODEL.gguf [--gpu-layers N|auto] [--device gpu|auto] [--prompt N] [--gen N] [--seqs N]
+ *                 [--max-nmse X]
+ *
+ * Step 1 prefills every sequence (different random prompts) in one mixed
+ * batch with logits for every entry; then --gen decode steps feed each
+ * sequence the CPU's argmax, all sequences in one batch. Prints one line per
+ * step and a summary; exit 0 when every row is within --max-nmse (default
+ * 1e-4), 1 when not, 2 on an error (no GPU: the error names why). With
+ * --device auto a model none of whose layers the GPU can run (MoE) passes
+ * on the CPU alone, as the engine would run it. Run by scripts/gpu-check on
+ * the GPU machine.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cpu/cpu.h"
+#include "engine/offload.h"
+#include "model/model.h"
+
+static int fail(const char *what, const char *msg) {
+    fprintf(stderr, "rf_gpu_logits: %s: %s\n", what, msg);
+    return 2;
+}
+
+static uint64_t rng = 0x2545f4914f6cdd1dull;
+static int32_t rand_tok(int64_t n) {
+    rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17;
+    return (int32_t)(rng % (uint64_t)n);
+}
+
+static int64_t argmax(const float *v, int64_t n) {
+    int64_t b = 0;
+    for (int64_t i = 1; i < n; i++) if (v[i] > v[b]) b = i;
+    return b;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        fprintf(stderr, "usage: rf_gpu_logits MODEL.gguf [--gpu-layers N|auto] [--device gpu|auto] [--prompt N] [--gen N]"
+                        " [--seqs N] [--max-nmse X]\n");
+        return 2;
+    }
+    int gpu_layers = RF_GPU_LAYERS_AUTO;
+    long n_prompt = 37, n_gen = 8, n_seq = 2;
+    double max_nmse = 1e-4;
+    rf_device_pref dev = RF_DEVICE_GPU;
+    for (int i = 2; i + 1 < argc; i += 2) {
+        if (!strcmp(argv[i], "--gpu-layers")) { if (!rf_gpu_layers_parse(argv[i + 1], &gpu_layers)) return fail(argv[i], argv[i + 1]); }
+        else if (!strcmp(argv[i], "--device")) { if (!rf_device_pref_parse(argv[i + 1], &dev)) return fail(argv[i], argv[i + 1]); }
+        else if (!strcmp(argv[i], "--prompt")) n_prompt = atol(argv[i + 1]);
+        else if (!strcmp(argv[i], "--gen")) n_gen = atol(argv[i + 1]);
+        else if (!strcmp(argv[i], "--seqs")) n_seq = atol(argv[i + 1]);
+        else if (!strcmp(argv[i], "--max-nmse")) max_nmse = atof(argv[i + 1]);
+        else return fail("unknown option", argv[i]);
+    }
+    if (n_prompt < 1 || n_gen < 0 || n_seq < 1 || n_seq > 64) return fail("options", "out of range");
+    rf_error err = {0};
+    rf_model *m = NULL;
+    if (rf_model_load(argv[1], &m, &err) != RF_OK) return fail("model", err.msg);
+    rf_threadpool *tp = rf_threadpool_create(rf_cpu_physical_cores());
+    rf_backend ref = {0};
+    if (!tp || rf_cpu_backend_create_named(tp, "ref", &ref, &err) != RF_OK) return fail("cpu backend", err.msg);
+    int64_t B = n_prompt * n_seq > n_seq ? n_prompt * n_seq : n_seq;
+    rf_ctx_params cp = {.n_ctx = n_prompt + n_gen + 1, .n_seq = (int)n_seq, .n_batch = B};
+    rf_ctx *cc = NULL, *gc = NULL;
+    if (rf_ctx_create(m, &cp, &ref, &cc, &err) != RF_OK || rf_ctx_create(m, &cp, &ref, &gc, &err) != RF_OK)
+        return fail("context", err.msg);
+    rf_offload_opts oo = {.device = dev, .gpu_layers = gpu_layers, .gpu_device = -1};
+    rf_offload *off = NULL;
+    if (rf_offload_open(m, &oo, &off, &err) != RF_OK) return fail("gpu", err.msg);
+    if (rf_offload_attach(off, gc, &err) != RF_OK) return fail("gpu attach", err.msg);
+    printf("model %s: %s\n", argv[1], rf_offload_describe(off));
+
+    int64_t V = m->hp.n_vocab;
+    rf_batch_entry *b = malloc((size_t)B * sizeof *b);
+    float *lc = malloc((size_t)(B * V) * sizeof(float)), *lg = malloc((size_t)(B * V) * sizeof(float));
+    int32_t *next = malloc((size_t)n_seq * sizeof *next);
+    if (!b || !lc || !lg || !next) return fail("memory", "out of memory");
+    double worst = 0;
+    long agree = 0, rows = 0;
+    int rc = 0;
+    for (long step = 0; step <= n_gen; step++) {
+        int64_t n = 0;
+        if (step == 0) { /* mixed prefill: sequences interleaved token by token */
+            for (long p = 0; p < n_prompt; p++)
+                for (long s = 0; s < n_seq; s++) b[n++] = (rf_batch_entry){(int32_t)s, (int32_t)p, rand_tok(V), true};
+        } else {
+            for (long s = 0; s < n_seq; s++)
+                b[n++] = (rf_batch_entry){(int32_t)s, (int32_t)(n_prompt + step - 1), next[s], true};
+        }
+        if (rf_forward(cc, b, n, lc, NULL, &err) != RF_OK) return fail("cpu forward", err.msg);
+        if (rf_forward(gc, b, n, lg, NULL, &err) != RF_OK) return fail("gpu forward", err.msg);
+        double step_worst = 0;
+        for (int64_t r = 0; r < n; r++) {
+            const float *c = lc + r * V, *g = lg + r * V;
+            double num = 0, den = 0;
+            bool finite = true;
+            for (int64_t i = 0; i < V; i++) {
+                double d = (double)g[i] - c[i];
+                num += d * d;
+                den += (double)c[i] * c[i];
+                finite &= isfinite(g[i]) != 0;
+            }
+            double nmse = finite ? num / (den > 0 ? den : 1) : INFINITY;
+            if (nmse > step_worst) step_worst = nmse;
+            agree += argmax(c, V) == argmax(g, V);
+            rows++;
+        }
+        for (long s = 0; s < n_seq; s++) { /* the last entry of each sequence */
+            int64_t r = step == 0 ? (n_prompt - 1) * n_seq + s : s;
+            next[s] = (int32_t)argmax(lc + r * V, V);
+        }
+        printf("step %ld: %lld rows, worst nmse %.3e%s\n", step, (long long)n, step_worst,
+               step_worst > max_nmse ? "  FAIL" : "");
+        if (step_worst > worst) worst = step_worst;
+        if (step_worst > max_nmse) rc = 1;
+    }
+    printf("%s: worst nmse %.3e (limit %.1e), argmax agreement %ld/%ld\n", rc ? "FAIL" : "ok", worst, max_nmse, agree,
+           rows);
+    free(b); free(lc); free(lg); free(next);
+    rf_ctx_free(gc);
+    rf_ctx_free(cc);
+    rf_offload_close(off);
+    rf_cpu_backend_free(&ref);
+    rf_threadpool_free(tp);
+    rf_model_free(m);
+    return rc;
+}
