@@ -143,7 +143,10 @@ static uint8_t *random_weights(rf_type t, int64_t rows, int64_t cols, size_t *ro
     return w;
 }
 
-static void test_matmul(rf_type t, int64_t rows, int64_t cols, int64_t n_tok) {
+/* with_scratch: give rfk_matmul its scratch, so the integer-dot types take
+ * the q8-activation path: NMSE limit 5e-4 as llama.cpp's test-backend-ops
+ * uses for quantized activations (measured ~1e-4 on N(0,1) data). */
+static void test_matmul(rf_type t, int64_t rows, int64_t cols, int64_t n_tok, bool with_scratch) {
     size_t rb;
     uint8_t *w = random_weights(t, rows, cols, &rb);
     float *x = xmalloc((size_t)(n_tok * cols) * sizeof(float));
@@ -156,13 +159,17 @@ static void test_matmul(rf_type t, int64_t rows, int64_t cols, int64_t n_tok) {
     void *dw = dev_upload(w, rb * (size_t)rows);
     float *dx = dev_upload(x, (size_t)(n_tok * cols) * sizeof(float));
     float *dy = dev_poisoned((size_t)(n_tok * rows));
-    int st = rfk_matmul(&kctx, NULL, t, dw, rb, cols, rows, dx, dy, n_tok, NULL, 0);
+    const size_t sb = with_scratch ? rfk_matmul_scratch_bytes(t, cols, n_tok) : 0;
+    void *scratch = sb ? dev_alloc(sb) : NULL;
+    int st = rfk_matmul(&kctx, NULL, t, dw, rb, cols, rows, dx, dy, n_tok, scratch, sb);
     (void)rfk_rt_sync();
     download(y_gpu, dy, n_tok * rows);
     char what[96];
-    snprintf(what, sizeof what, "%s rows=%lld cols=%lld n_tok=%lld", rf_type_name(t), (long long)rows,
-             (long long)cols, (long long)n_tok);
-    report("matmul", what, st, y_gpu, y_ref, n_tok * rows, 1e-9);
+    const bool q8 = scratch && n_tok <= 16;
+    snprintf(what, sizeof what, "%s rows=%lld cols=%lld n_tok=%lld%s", rf_type_name(t), (long long)rows,
+             (long long)cols, (long long)n_tok, q8 ? " q8-act" : "");
+    report("matmul", what, st, y_gpu, y_ref, n_tok * rows, q8 ? 5e-4 : 1e-9);
+    rfk_rt_free(scratch);
     rfk_rt_free(dw), rfk_rt_free(dx), rfk_rt_free(dy);
     free(w), free(x), free(y_ref), free(y_gpu);
 }
@@ -451,56 +458,124 @@ static void test_launch_check(void) {
 
 /* ---- benchmark ----------------------------------------------------------- */
 
-/* Median of `reps` timed runs of one matmul (after warm-up); weights are a
- * few real quantized rows tiled to the full size (speed does not depend on
- * the values, and quantizing 58M weights on the CPU would dominate). */
-static void bench_matmul(rf_type t, int64_t rows, int64_t cols, int64_t n_tok) {
+static double median_ms(float *ms, int n) {
+    for (int i = 1; i < n; i++)
+        for (int j = i; j > 0 && ms[j] < ms[j - 1]; j--) {
+            float tmp = ms[j];
+            ms[j] = ms[j - 1], ms[j - 1] = tmp;
+        }
+    return ms[n / 2];
+}
+
+/* Median of 21 timed runs of one matmul (after warm-up). Weights are a few
+ * real quantized rows tiled to the full size (speed does not depend on the
+ * values, and quantizing 58M weights on the CPU would dominate), in as many
+ * copies as make 512 MB, used in turn, so that no run finds its weights in
+ * the 50-60 MB L2 the previous run left. */
+static void bench_matmul(rf_type t, int64_t rows, int64_t cols, int64_t n_tok, bool with_scratch) {
     size_t rb;
     const int64_t uniq = 64;
     uint8_t *w1 = random_weights(t, uniq, cols, &rb);
-    uint8_t *w = xmalloc(rb * (size_t)rows);
+    const size_t wbytes = rb * (size_t)rows;
+    uint8_t *w = xmalloc(wbytes);
     for (int64_t r = 0; r < rows; r++) memcpy(w + (size_t)r * rb, w1 + (size_t)(r % uniq) * rb, rb);
+    int n_copies = (int)((512u << 20) / wbytes) + 1;
+    if (n_copies > 64) n_copies = 64;
+    void *dw[64];
+    for (int i = 0; i < n_copies; i++) dw[i] = dev_upload(w, wbytes);
     float *x = xmalloc((size_t)(n_tok * cols) * 4);
     fill_normal(x, n_tok * cols, 1.0f);
-    void *dw = dev_upload(w, rb * (size_t)rows);
     float *dx = dev_upload(x, (size_t)(n_tok * cols) * 4), *dy = dev_alloc((size_t)(n_tok * rows) * 4);
-    int st = 0;
-    for (int i = 0; i < 5; i++) st |= rfk_matmul(&kctx, NULL, t, dw, rb, cols, rows, dx, dy, n_tok, NULL, 0);
+    const size_t sb = with_scratch ? rfk_matmul_scratch_bytes(t, cols, n_tok) : 0;
+    void *scratch = sb ? dev_alloc(sb) : NULL;
+    int st = 0, next = 0;
+    for (int i = 0; i < 5; i++)
+        st |= rfk_matmul(&kctx, NULL, t, dw[i % n_copies], rb, cols, rows, dx, dy, n_tok, scratch, sb);
     st |= rfk_rt_sync();
     float ms[21];
     const int reps = 21, inner = 10;
     for (int i = 0; i < reps; i++) {
         rfk_rt_timer_start();
-        for (int j = 0; j < inner; j++) st |= rfk_matmul(&kctx, NULL, t, dw, rb, cols, rows, dx, dy, n_tok, NULL, 0);
+        for (int j = 0; j < inner; j++, next = (next + 1) % n_copies)
+            st |= rfk_matmul(&kctx, NULL, t, dw[next], rb, cols, rows, dx, dy, n_tok, scratch, sb);
         rfk_rt_timer_stop_ms(&ms[i]);
         ms[i] /= (float)inner;
     }
-    for (int i = 1; i < reps; i++)
-        for (int j = i; j > 0 && ms[j] < ms[j - 1]; j--) {
-            float tmp = ms[j];
-            ms[j] = ms[j - 1], ms[j - 1] = tmp;
-        }
-    const double us = ms[reps / 2] * 1e3;
-    const double bytes = (double)rb * rows + 4.0 * (double)n_tok * (cols + rows);
-    printf("bench matmul %-6s %6lld x %-6lld n_tok=%-4lld %9.1f us  %7.1f GB/s  %7.2f TFLOP/s%s\n", rf_type_name(t),
-           (long long)rows, (long long)cols, (long long)n_tok, us, bytes / us * 1e-3,
+    const double us = median_ms(ms, reps) * 1e3;
+    const double bytes = (double)wbytes + 4.0 * (double)n_tok * (cols + rows);
+    printf("bench matmul %-6s %-6s %6lld x %-6lld n_tok=%-4lld %9.1f us  %7.1f GB/s  %7.2f TFLOP/s%s\n",
+           rf_type_name(t), scratch && n_tok <= 16 ? "q8-act" : "f32-act", (long long)rows, (long long)cols,
+           (long long)n_tok, us, bytes / us * 1e-3,
            2.0 * rows * cols * n_tok / us * 1e-6, st ? "  (ERROR)" : "");
     if (st) n_fail++;
-    rfk_rt_free(dw), rfk_rt_free(dx), rfk_rt_free(dy);
+    rfk_rt_free(scratch);
+    for (int i = 0; i < n_copies; i++) rfk_rt_free(dw[i]);
+    rfk_rt_free(dx), rfk_rt_free(dy);
     free(w1), free(w), free(x);
+}
+
+/* Attention over n_seq sequences of ctx cached positions: decode (one
+ * query per sequence at its last position) or prefill (the last n_new
+ * positions of one sequence). Bytes counted: each sequence's K and V once. */
+static void bench_attention(int64_t n_head, int64_t n_head_kv, int64_t hd, int n_seq, int64_t ctx, int64_t n_new) {
+    const int bs = 16;
+    const int64_t kvd = n_head_kv * hd, mb = (ctx + bs - 1) / bs, nb = mb * n_seq;
+    const size_t cache_halves = (size_t)(nb * bs * kvd);
+    uint16_t *hbuf = xmalloc(cache_halves * 2);
+    for (size_t i = 0; i < cache_halves; i++) hbuf[i] = rf_fp32_to_fp16(rng_normal());
+    int32_t *tables = xmalloc((size_t)nb * 4);
+    for (int64_t i = 0; i < nb; i++) tables[i] = (int32_t)i;
+    const int64_t n_tok = n_new > 0 ? n_new : n_seq, qd = n_head * hd;
+    int32_t *qpos = xmalloc((size_t)n_tok * 4), *qseq = xmalloc((size_t)n_tok * 4);
+    for (int64_t t = 0; t < n_tok; t++) {
+        qseq[t] = n_new > 0 ? 0 : (int32_t)t;
+        qpos[t] = (int32_t)(n_new > 0 ? ctx - n_new + t : ctx - 1);
+    }
+    float *q = xmalloc((size_t)(n_tok * qd) * 4);
+    fill_normal(q, n_tok * qd, 1.0f);
+    rfk_kv_view view = {dev_upload(hbuf, cache_halves * 2), dev_upload(hbuf, cache_halves * 2), NULL, mb, kvd, bs};
+    int32_t *dtables = dev_upload(tables, (size_t)nb * 4);
+    view.tables = dtables;
+    float *dq = dev_upload(q, (size_t)(n_tok * qd) * 4), *dout = dev_alloc((size_t)(n_tok * qd) * 4);
+    int32_t *dpos = dev_upload(qpos, (size_t)n_tok * 4), *dseq = dev_upload(qseq, (size_t)n_tok * 4);
+    rfk_attn_args a = {dq, dout, dpos, dseq, n_tok, n_head, n_head_kv, hd, 1.0f / sqrtf((float)hd), 0, ctx - 1};
+    int st = 0;
+    for (int i = 0; i < 3; i++) st |= rfk_attention(&kctx, NULL, &view, &a);
+    st |= rfk_rt_sync();
+    float ms[11];
+    for (int i = 0; i < 11; i++) {
+        rfk_rt_timer_start();
+        for (int j = 0; j < 5; j++) st |= rfk_attention(&kctx, NULL, &view, &a);
+        rfk_rt_timer_stop_ms(&ms[i]);
+        ms[i] /= 5.0f;
+    }
+    const double us = median_ms(ms, 11) * 1e3;
+    printf("bench attention %s h=%lld/%lld hd=%lld seqs=%d ctx=%lld n_tok=%lld %9.1f us  %7.1f GB/s (K+V once)%s\n",
+           n_new > 0 ? "prefill" : "decode", (long long)n_head, (long long)n_head_kv, (long long)hd, n_seq,
+           (long long)ctx, (long long)n_tok, us, (double)cache_halves * 2 * 2 / us * 1e-3, st ? "  (ERROR)" : "");
+    if (st) n_fail++;
+    rfk_rt_free(view.k), rfk_rt_free(view.v), rfk_rt_free(dtables), rfk_rt_free(dq), rfk_rt_free(dout);
+    rfk_rt_free(dpos), rfk_rt_free(dseq);
+    free(hbuf), free(tables), free(qpos), free(qseq), free(q);
 }
 
 static void run_bench(void) {
     static const rf_type bt[] = {RF_TYPE_Q4_0, RF_TYPE_Q4_K, RF_TYPE_Q8_0, RF_TYPE_Q6_K, RF_TYPE_F16};
-    for (size_t i = 0; i < RF_ARRAY_LEN(bt); i++) {
-        bench_matmul(bt[i], 4096, 4096, 1);
-        bench_matmul(bt[i], 14336, 4096, 1);
-        bench_matmul(bt[i], 4096, 14336, 1);
-    }
-    bench_matmul(RF_TYPE_Q4_0, 14336, 4096, 8);
-    bench_matmul(RF_TYPE_Q4_K, 14336, 4096, 16);
-    bench_matmul(RF_TYPE_Q4_0, 4096, 4096, 512);
-    bench_matmul(RF_TYPE_Q4_K, 14336, 4096, 512);
+    for (size_t i = 0; i < RF_ARRAY_LEN(bt); i++)
+        for (int q8 = 0; q8 < 2; q8++) {
+            if (q8 && !rfk_matmul_scratch_bytes(bt[i], 4096, 1)) continue;
+            bench_matmul(bt[i], 4096, 4096, 1, q8);
+            bench_matmul(bt[i], 14336, 4096, 1, q8);
+            bench_matmul(bt[i], 4096, 14336, 1, q8);
+        }
+    bench_matmul(RF_TYPE_Q4_0, 14336, 4096, 8, false);
+    bench_matmul(RF_TYPE_Q4_0, 14336, 4096, 8, true);
+    bench_matmul(RF_TYPE_Q4_K, 14336, 4096, 16, true);
+    bench_matmul(RF_TYPE_Q4_0, 4096, 4096, 512, false);
+    bench_matmul(RF_TYPE_Q4_K, 14336, 4096, 512, false);
+    bench_attention(32, 8, 128, 1, 4096, 0);
+    bench_attention(32, 8, 128, 8, 4096, 0);
+    bench_attention(32, 8, 128, 1, 512, 512);
 }
 
 /* ---- main ---------------------------------------------------------------- */
@@ -520,7 +595,7 @@ int main(int argc, char **argv) {
     if (argc == 6 && strcmp(argv[1], "--bench-one") == 0) { /* TYPE ROWS COLS N_TOK, for profilers */
         rf_type t;
         if (!rf_type_from_name(argv[2], &t)) return 2;
-        bench_matmul(t, atoll(argv[3]), atoll(argv[4]), atoll(argv[5]));
+        bench_matmul(t, atoll(argv[3]), atoll(argv[4]), atoll(argv[5]), getenv("RF_Q8") != NULL);
         return n_fail ? 1 : 0;
     }
     if (bench) {
@@ -537,12 +612,15 @@ int main(int argc, char **argv) {
         const rf_type t = mm_types[i];
         const int64_t blk = rf_type_get(t)->blck_size < 32 ? 32 : rf_type_get(t)->blck_size;
         static const int64_t ntoks[] = {1, 2, 3, 8, 9, 16, 17, 77, 512};
+        const bool int_dot = rfk_matmul_scratch_bytes(t, 3 * blk, 1) > 0;
         for (size_t j = 0; j < RF_ARRAY_LEN(ntoks); j++) {
             /* rows not a multiple of any tile; cols a few blocks, odd count */
-            test_matmul(t, 67, 3 * blk, ntoks[j]);
+            test_matmul(t, 67, 3 * blk, ntoks[j], false);
+            if (int_dot && ntoks[j] <= 16) test_matmul(t, 67, 3 * blk, ntoks[j], true);
         }
-        test_matmul(t, 300, 2048, 1);
-        test_matmul(t, 129, 1024, 77);
+        test_matmul(t, 300, 2048, 1, false);
+        if (int_dot) test_matmul(t, 300, 2048, 1, true), test_matmul(t, 300, 2048, 16, true);
+        test_matmul(t, 129, 1024, 77, true); /* scratch given, tiled path ignores it */
         test_get_rows(t, 50, 5 * blk, 7);
     }
     static const int64_t dims[] = {1, 64, 4096, 4097, 5120};

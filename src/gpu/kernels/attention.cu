@@ -3,12 +3,14 @@
  * values (float32 -> float16 into the slots the block tables name) and
  * attention over it with an online softmax, for prefill and decode alike.
  *
- * Attention: one block of 4 warps per (query head, token). Warps take
- * tiles of W consecutive key positions in turn; in a tile each lane scores
- * one key against the query (kept in shared memory, pre-scaled), the warp
- * updates its running max / sum, then accumulates the W value rows with
- * each lane owning head-dim pairs (coalesced float16 reads). The four
- * warps' partial (max, sum, accumulator) are merged at the end. Causal by
+ * Attention: one block of 4 warps (16 for long decode) per (query head,
+ * token). Warps take tiles of W consecutive key positions in turn. Each
+ * lane owns head-dim pairs of the (pre-scaled) query, so every key row is
+ * read with coalesced loads; the W per-lane partial dots of a tile are
+ * reduce-scattered in a butterfly so that lane j ends with key j's score;
+ * the warp updates its running max / sum and accumulates the W value rows
+ * (coalesced too). The warps' partial (max, sum, accumulator) are merged
+ * at the end. Causal by
  * position, optional sliding window, GQA by kv head = head / group (each
  * query head re-reads its kv head; the L2 serves the repeats). Not yet: a
  * split over the key range for long-context decode with few heads.
@@ -43,8 +45,25 @@ extern "C" int rfk_kv_store(const rfk_ctx *ctx, void *stream, const rfk_kv_view 
     return RFK_OK;
 }
 
-template <int W>
-__global__ void __launch_bounds__(ATT_WARPS * W)
+/* Reduce-scatter of W per-lane partial sums p[0..W) (p[j]: this lane's
+ * part of key j's dot product) in log2(W) butterfly stages of halving
+ * width: afterwards p[0] of lane l holds the full sum for key l, at W - 1
+ * shuffles per lane instead of log2(W) per key. */
+template <int W, int N> static __device__ __forceinline__ void rfk_bfly(float *p, int lane) {
+    if constexpr (N > 1) {
+        constexpr int H = N / 2;
+        const bool up = (lane & H) != 0;
+#pragma unroll
+        for (int i = 0; i < H; i++) {
+            const float keep = up ? p[i + H] : p[i], send = up ? p[i] : p[i + H];
+            p[i] = keep + RFK_SHFL_XOR(send, H, W);
+        }
+        rfk_bfly<W, H>(p, lane);
+    }
+}
+
+template <int W, int NWARP>
+__global__ void __launch_bounds__(NWARP * W)
     k_attention(const float *__restrict__ q, float *__restrict__ out, const int32_t *__restrict__ pos,
                 const int32_t *__restrict__ seq, const uint16_t *__restrict__ kc, const uint16_t *__restrict__ vc,
                 const int32_t *__restrict__ tables, int64_t max_blocks, int64_t kv_dim, int bs, int64_t n_head,
@@ -52,52 +71,64 @@ __global__ void __launch_bounds__(ATT_WARPS * W)
     if constexpr (!rfk_warp_matches<W>()) {
         rfk_trap();
     } else {
-        constexpr int NP = ATT_MAX_HD / 2 / W; /* head-dim pairs per lane */
-        __shared__ float qs[ATT_MAX_HD];
-        __shared__ float m_w[ATT_WARPS], l_w[ATT_WARPS];
-        __shared__ float acc_w[ATT_WARPS][ATT_MAX_HD];
+        constexpr int NP = ATT_MAX_HD / 2 / W; /* head-dim pairs per lane: dims 2(lane + W j) .. +1 */
+        __shared__ float m_w[NWARP], l_w[NWARP];
+        __shared__ float acc_w[NWARP][ATT_MAX_HD];
         const int lane = threadIdx.x % W, warp = threadIdx.x / W;
         const int64_t h = blockIdx.x, t = blockIdx.y, kvh = h / group;
         const float *qr = q + (t * n_head + h) * hd;
-        for (int d = threadIdx.x; d < hd; d += blockDim.x) qs[d] = qr[d] * scale;
-        __syncthreads();
-
+        float2 q2[NP], acc[NP];
+#pragma unroll
+        for (int j = 0; j < NP; j++) {
+            const int d2 = lane + W * j;
+            q2[j] = 2 * d2 < hd ? make_float2(qr[2 * d2] * scale, qr[2 * d2 + 1] * scale) : make_float2(0.0f, 0.0f);
+            acc[j] = make_float2(0.0f, 0.0f);
+        }
         const int64_t p_end = pos[t];
         const int64_t lo = window > 0 && p_end - window + 1 > 0 ? p_end - window + 1 : 0;
         const int32_t *table = tables + (int64_t)seq[t] * max_blocks;
-        const size_t head_off = (size_t)kvh * hd;
+        const uint16_t *kh = kc + (size_t)kvh * hd, *vh = vc + (size_t)kvh * hd;
         float m = -INFINITY, l = 0.0f;
-        float2 acc[NP];
-#pragma unroll
-        for (int j = 0; j < NP; j++) acc[j] = make_float2(0.0f, 0.0f);
 
-        for (int64_t ts = lo + (int64_t)warp * W; ts <= p_end; ts += (int64_t)ATT_WARPS * W) {
-            const int64_t p = ts + lane;
-            float s = -INFINITY;
-            if (p <= p_end) {
-                const uint32_t *kr = (const uint32_t *)(kc + ((size_t)table[p / bs] * bs + (size_t)(p % bs)) * kv_dim +
-                                                        head_off);
-                float dot = 0.0f;
-                for (int d2 = 0; d2 < hd / 2; d2++) {
-                    const uint32_t u = kr[d2];
-                    dot += qs[2 * d2] * rfk_h2f((unsigned short)(u & 0xFFFF)) +
-                           qs[2 * d2 + 1] * rfk_h2f((unsigned short)(u >> 16));
+        for (int64_t ts = lo + (int64_t)warp * W; ts <= p_end; ts += (int64_t)NWARP * W) {
+            const int n_valid = (int)(p_end - ts + 1 < W ? p_end - ts + 1 : W);
+            /* Cache row of key ts + lane (block table lookup once per key). */
+            const int64_t my_p = ts + (lane < n_valid ? lane : 0);
+            const int32_t my_row = table[my_p / bs] * bs + (int32_t)(my_p % bs);
+            float part[W];
+            /* No n_valid guard on the loads: lanes past the range hold key
+             * ts's row (a valid one), so all W rows' loads can be in flight
+             * at once; their scores are masked below. */
+#pragma unroll
+            for (int j = 0; j < W; j++) {
+                part[j] = 0.0f;
+                const int32_t rj = RFK_SHFL(my_row, j, W);
+                const uint32_t *kr = (const uint32_t *)(kh + (size_t)rj * kv_dim);
+#pragma unroll
+                for (int jj = 0; jj < NP; jj++) {
+                    const int d2 = lane + W * jj;
+                    if (2 * d2 < hd) {
+                        const uint32_t u = kr[d2];
+                        part[j] += q2[jj].x * rfk_h2f((unsigned short)(u & 0xFFFF)) +
+                                   q2[jj].y * rfk_h2f((unsigned short)(u >> 16));
+                    }
                 }
-                s = dot;
             }
+            rfk_bfly<W, W>(part, lane);
+            const float s = lane < n_valid ? part[0] : -INFINITY;
             /* Lane 0's key (ts) is always in range, so m_new is finite. */
             const float m_new = fmaxf(m, rfk_warp_max<W>(s));
             const float corr = expf(m - m_new); /* m = -inf on the first tile: 0 */
-            const float pl = p <= p_end ? expf(s - m_new) : 0.0f;
+            const float pl = lane < n_valid ? expf(s - m_new) : 0.0f;
             l = l * corr + rfk_warp_sum<W>(pl);
 #pragma unroll
             for (int j = 0; j < NP; j++) acc[j].x *= corr, acc[j].y *= corr;
-            const int n_valid = (int)(p_end - ts + 1 < W ? p_end - ts + 1 : W);
-            for (int i = 0; i < n_valid; i++) {
+            /* Unrolled and unguarded for the same reason: pl is 0 past n_valid. */
+#pragma unroll
+            for (int i = 0; i < W; i++) {
                 const float pi = RFK_SHFL(pl, i, W);
-                const int64_t pp = ts + i;
-                const uint32_t *vr = (const uint32_t *)(vc + ((size_t)table[pp / bs] * bs + (size_t)(pp % bs)) * kv_dim +
-                                                        head_off);
+                const int32_t ri = RFK_SHFL(my_row, i, W);
+                const uint32_t *vr = (const uint32_t *)(vh + (size_t)ri * kv_dim);
 #pragma unroll
                 for (int j = 0; j < NP; j++) {
                     const int d2 = lane + W * j;
@@ -120,28 +151,35 @@ __global__ void __launch_bounds__(ATT_WARPS * W)
         __syncthreads();
         float mx = -INFINITY;
 #pragma unroll
-        for (int w = 0; w < ATT_WARPS; w++) mx = fmaxf(mx, m_w[w]);
-        float den = 0.0f, f[ATT_WARPS];
+        for (int w = 0; w < NWARP; w++) mx = fmaxf(mx, m_w[w]);
+        float den = 0.0f;
 #pragma unroll
-        for (int w = 0; w < ATT_WARPS; w++) {
-            f[w] = m_w[w] == -INFINITY ? 0.0f : expf(m_w[w] - mx); /* a warp that saw no key adds nothing */
-            den += f[w] * l_w[w];
-        }
+        for (int w = 0; w < NWARP; w++) den += m_w[w] == -INFINITY ? 0.0f : expf(m_w[w] - mx) * l_w[w];
         float *o = out + (t * n_head + h) * hd;
         for (int d = threadIdx.x; d < hd; d += blockDim.x) {
             float num = 0.0f;
 #pragma unroll
-            for (int w = 0; w < ATT_WARPS; w++) num += f[w] == 0.0f ? 0.0f : f[w] * acc_w[w][d];
+            for (int w = 0; w < NWARP; w++) /* a warp that saw no key adds nothing */
+                num += m_w[w] == -INFINITY ? 0.0f : expf(m_w[w] - mx) * acc_w[w][d];
             o[d] = num / den;
         }
     }
 }
 
+/* Few (head, token) blocks over a long key range (decode of few sequences)
+ * get 512 threads per block so that more of the GPU walks the keys; the
+ * common case keeps 4 warps. */
 template <int W> static int launch_attention(const rfk_ctx *ctx, void *stream, const rfk_kv_view *kv,
                                              const rfk_attn_args *a) {
-    RFK_LAUNCH(ctx, "attention", k_attention<W>, rfk_d3(a->n_head, a->n_tok), rfk_d3(ATT_WARPS * W), 0, stream, a->q,
-               a->out, a->pos, a->seq, kv->k, kv->v, kv->tables, kv->max_blocks_per_seq, kv->kv_dim, kv->block_size,
-               a->n_head, a->n_head / a->n_head_kv, (int)a->head_dim, a->scale, a->window);
+    if (a->n_tok * a->n_head < 512 && a->max_pos >= 1024) {
+        RFK_LAUNCH(ctx, "attention", (k_attention<W, 512 / W>), rfk_d3(a->n_head, a->n_tok), rfk_d3(512), 0, stream,
+                   a->q, a->out, a->pos, a->seq, kv->k, kv->v, kv->tables, kv->max_blocks_per_seq, kv->kv_dim,
+                   kv->block_size, a->n_head, a->n_head / a->n_head_kv, (int)a->head_dim, a->scale, a->window);
+        return RFK_OK;
+    }
+    RFK_LAUNCH(ctx, "attention", (k_attention<W, ATT_WARPS>), rfk_d3(a->n_head, a->n_tok), rfk_d3(ATT_WARPS * W), 0,
+               stream, a->q, a->out, a->pos, a->seq, kv->k, kv->v, kv->tables, kv->max_blocks_per_seq, kv->kv_dim,
+               kv->block_size, a->n_head, a->n_head / a->n_head_kv, (int)a->head_dim, a->scale, a->window);
     return RFK_OK;
 }
 

@@ -52,6 +52,21 @@ template <int W> __host__ __device__ constexpr bool rfk_warp_matches() {
 #endif
 }
 
+/* c + the dot product of the four signed bytes of a and b. */
+static __device__ __forceinline__ int rfk_dp4a(int a, int b, int c) {
+#if defined(RF_GPU_CUDA)
+    return __dp4a(a, b, c);
+#elif defined(__gfx906__) || defined(__gfx908__) || defined(__gfx90a__) || defined(__gfx940__) || \
+    defined(__gfx941__) || defined(__gfx942__) || defined(__gfx1011__) || defined(__gfx1012__) ||     \
+    defined(__gfx1030__) || defined(__gfx1031__) || defined(__gfx1032__) || defined(__gfx1034__) ||   \
+    defined(__gfx1035__) || defined(__gfx1036__)
+    return __builtin_amdgcn_sdot4(a, b, c, false);
+#else /* targets without the dot4 instruction (and the host pass) */
+    for (int i = 0; i < 32; i += 8) c += (int)(signed char)(a >> i) * (int)(signed char)(b >> i);
+    return c;
+#endif
+}
+
 static __device__ __forceinline__ float rfk_h2f(unsigned short h) { return __half2float(__ushort_as_half(h)); }
 static __device__ __forceinline__ unsigned short rfk_f2h(float f) { return __half_as_ushort(__float2half_rn(f)); }
 

@@ -81,10 +81,11 @@ const char *rfk_status_str(int status);
 /* 1 when `type` has GPU matmul/get_rows kernels, else 0. */
 int rfk_matmul_supports(uint32_t type);
 
-/* Device scratch bytes rfk_matmul needs for these sizes. 0 today (every
- * kernel reads float32 activations directly); reserved for activations
- * quantized to q8_1 blocks for integer-dot kernels. Size once for the
- * largest cols and n_tok of a model and reuse. */
+/* Device scratch bytes rfk_matmul can use for these sizes: the q8
+ * activation blocks of the integer-dot mat-vec (Q4_0, Q8_0, Q4_K, Q6_K,
+ * n_tok <= 16; n_tok above 16 is sized as 16). 0 for types that only have
+ * the float-activation kernels. Size once for the largest cols and n_tok of
+ * a model and reuse. */
 size_t rfk_matmul_scratch_bytes(uint32_t type, int64_t cols, int64_t n_tok);
 
 /* One kernel launch as the launch check will see it. */
@@ -95,16 +96,22 @@ typedef struct rfk_launch_plan {
     int launches;       /* how many such launches (token groups) */
 } rfk_launch_plan;
 
-/* What rfk_matmul will launch for these sizes, without launching. Returns
- * out->launches (>= 1), or 0 for unsupported input (type, shape, warp). */
+/* The product kernel rfk_matmul will launch for these sizes when given no
+ * scratch, without launching. (With scratch, the integer-dot types run
+ * "quantize_q8" once and "matvec_q8" with the same grid and block.)
+ * Returns out->launches (>= 1), or 0 for unsupported input. */
 int rfk_matmul_plan(const rfk_ctx *ctx, uint32_t type, int64_t cols, int64_t rows, int64_t n_tok,
                     rfk_launch_plan *out);
 
 /* w: rows * row_bytes bytes of `type` blocks (cols per row, cols a multiple
  * of the block size); x [n_tok][cols]; y [n_tok][rows] (must not alias x).
- * scratch: device buffer of at least rfk_matmul_scratch_bytes bytes (may be
- * NULL when that is 0). n_tok 1..16 uses the fused dequantize + mat-vec
- * kernel (one launch per 8 tokens); larger n_tok the tiled kernel.
+ * scratch: NULL, or a 16-byte aligned device buffer of at least
+ * rfk_matmul_scratch_bytes bytes (else RFK_E_SCRATCH). With scratch, the
+ * integer-dot types quantize x to q8 blocks (as llama.cpp's q8_1) and use
+ * 4-way int8 dot products: about 1e-4 NMSE from the float result, several
+ * times faster; without, every type reads float32 x (float rounding only).
+ * n_tok 1..16 uses the fused dequantize + mat-vec kernel (one launch per 8
+ * tokens); larger n_tok the tiled kernel (float path, scratch unused).
  * Requirements (else RFK_E_INVAL): cols a multiple of 32 and of the block
  * size; row_bytes the exact row size or a multiple of 16; w, x 16-byte
  * aligned. */

@@ -22,6 +22,9 @@
 
 #define MV_BLOCK 256   /* threads per mat-vec block: 256 / W rows */
 #define MV_MAX_NT 8    /* tokens per mat-vec launch */
+#ifndef MV_UNROLL
+#define MV_UNROLL 4 /* chunks per lane whose loads are issued together */
+#endif
 #define MV_MAX_BATCH 16 /* above this the tiled kernel is used */
 #define TL_M 64        /* tiled: weight rows per block */
 #define TL_N 64        /* tiled: tokens per block */
@@ -46,8 +49,28 @@ __global__ void __launch_bounds__(MV_BLOCK)
         float acc[NT];
 #pragma unroll
         for (int t = 0; t < NT; t++) acc[t] = 0.0f;
-#pragma unroll 4
-        for (int64_t c = lane / 8; c < n_chunks; c += W / 8) {
+        /* MV_UNROLL chunks per lane per step with no exit test between
+         * them, so all their loads are in flight together (one chunk's few
+         * bytes per lane at a time left the first version latency-bound);
+         * then the remainder one at a time. */
+        constexpr int G = W / 8;
+        int64_t c = lane / 8;
+        for (; c + (MV_UNROLL - 1) * G < n_chunks; c += MV_UNROLL * G) {
+            float v[MV_UNROLL][4];
+#pragma unroll
+            for (int u = 0; u < MV_UNROLL; u++) rfk_q<T>::quad(row, c + u * G, k, v[u]);
+#pragma unroll
+            for (int t = 0; t < NT; t++) {
+                if (t < nt) {
+#pragma unroll
+                    for (int u = 0; u < MV_UNROLL; u++) {
+                        const float4 xv = *(const float4 *)(x + t * cols + 32 * (c + u * G) + 4 * k);
+                        acc[t] += v[u][0] * xv.x + v[u][1] * xv.y + v[u][2] * xv.z + v[u][3] * xv.w;
+                    }
+                }
+            }
+        }
+        for (; c < n_chunks; c += G) {
             float v[4];
             rfk_q<T>::quad(row, c, k, v);
 #pragma unroll
@@ -57,6 +80,78 @@ __global__ void __launch_bounds__(MV_BLOCK)
                     acc[t] += v[0] * xv.x + v[1] * xv.y + v[2] * xv.z + v[3] * xv.w;
                 }
             }
+        }
+#pragma unroll
+        for (int t = 0; t < NT; t++) {
+            float s = rfk_warp_sum<W>(acc[t]);
+            if (lane == 0 && t < nt) y[t * rows + r] = s;
+        }
+    }
+}
+
+/* Activations to q8 blocks of 32: xq[t][i] = round(x / d) as int8 with
+ * d = amax / 127 per block, xd[t][block] = (d, d * sum of the block's int8).
+ * Eight lanes per block, four elements each (the mat-vec's lane layout, so
+ * both kernels read contiguous words). n_blocks = n_tok * cols / 32. */
+template <int W>
+__global__ void k_quantize_q8(const float *__restrict__ x, int64_t n_blocks, int *__restrict__ xq,
+                              float2 *__restrict__ xd) {
+    if constexpr (!rfk_warp_matches<W>()) {
+        rfk_trap();
+    } else {
+        const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; /* quad index */
+        const int64_t blk = i / 8;
+        const bool live = blk < n_blocks; /* lanes past the end still shuffle */
+        float4 v = live ? *(const float4 *)(x + 4 * i) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        float amax = fmaxf(fmaxf(fabsf(v.x), fabsf(v.y)), fmaxf(fabsf(v.z), fabsf(v.w)));
+#pragma unroll
+        for (int o = 4; o > 0; o /= 2) amax = fmaxf(amax, RFK_SHFL_XOR(amax, o, W));
+        const float d = amax / 127.0f, id = amax > 0.0f ? 127.0f / amax : 0.0f;
+        const int q0 = __float2int_rn(v.x * id), q1 = __float2int_rn(v.y * id), q2 = __float2int_rn(v.z * id),
+                  q3 = __float2int_rn(v.w * id);
+        int sum = q0 + q1 + q2 + q3;
+#pragma unroll
+        for (int o = 4; o > 0; o /= 2) sum += RFK_SHFL_XOR(sum, o, W);
+        if (live) {
+            xq[i] = (q0 & 0xFF) | ((q1 & 0xFF) << 8) | ((q2 & 0xFF) << 16) | ((int)((unsigned)q3 << 24));
+            if (i % 8 == 0) xd[blk] = make_float2(d, d * (float)sum);
+        }
+    }
+}
+
+/* The mat-vec of k_matvec with q8 activations: per lane one 4-byte weight
+ * word against one 4-byte activation word through a 4-way int8 dot. */
+template <int T, int W, int NT>
+__global__ void __launch_bounds__(MV_BLOCK)
+    k_matvec_q8(const uint8_t *__restrict__ w, size_t row_bytes, int64_t n_chunks, int64_t rows,
+                const int *__restrict__ xq, const float2 *__restrict__ xd, float *__restrict__ y, int nt) {
+    if constexpr (!rfk_warp_matches<W>()) {
+        rfk_trap();
+    } else {
+        const int lane = threadIdx.x % W, k = lane % 8;
+        const int64_t r = (int64_t)blockIdx.x * (MV_BLOCK / W) + threadIdx.x / W;
+        if (r >= rows) return;
+        const uint8_t *row = w + (size_t)r * row_bytes;
+        float acc[NT];
+#pragma unroll
+        for (int t = 0; t < NT; t++) acc[t] = 0.0f;
+        constexpr int G = W / 8; /* unrolled as k_matvec, for the same reason */
+        int64_t c = lane / 8;
+        for (; c + (MV_UNROLL - 1) * G < n_chunks; c += MV_UNROLL * G) {
+#pragma unroll
+            for (int t = 0; t < NT; t++)
+                if (t < nt) {
+#pragma unroll
+                    for (int u = 0; u < MV_UNROLL; u++) {
+                        const int64_t cu = c + u * G;
+                        acc[t] += rfk_q<T>::vdot(row, cu, k, xq[(t * n_chunks + cu) * 8 + k], xd[t * n_chunks + cu]);
+                    }
+                }
+        }
+        for (; c < n_chunks; c += G) {
+#pragma unroll
+            for (int t = 0; t < NT; t++)
+                if (t < nt) acc[t] += rfk_q<T>::vdot(row, c, k, xq[(t * n_chunks + c) * 8 + k], xd[t * n_chunks + c]);
         }
 #pragma unroll
         for (int t = 0; t < NT; t++) {
@@ -154,6 +249,8 @@ typedef struct mm_args {
     const float *x;
     float *y;
     int64_t n_tok;
+    int *xq;    /* q8 activations in scratch, or NULL: float path */
+    float2 *xd; /* their per-block (scale, scale * sum) */
 } mm_args;
 
 template <int T, int W, int NT> static int launch_matvec_nt(const mm_args *a, int64_t t0, int nt) {
@@ -164,15 +261,38 @@ template <int T, int W, int NT> static int launch_matvec_nt(const mm_args *a, in
     return RFK_OK;
 }
 
+template <int T, int W, int NT> static int launch_matvec_q8_nt(const mm_args *a, int64_t t0, int nt) {
+    const int64_t rows_per_block = MV_BLOCK / W, n_chunks = a->cols / 32;
+    RFK_LAUNCH(a->ctx, "matvec_q8", (k_matvec_q8<T, W, NT>), rfk_d3((a->rows + rows_per_block - 1) / rows_per_block),
+               rfk_d3(MV_BLOCK), 0, a->stream, a->w, a->row_bytes, n_chunks, a->rows, a->xq + t0 * n_chunks * 8,
+               a->xd + t0 * n_chunks, a->y + t0 * a->rows, nt);
+    return RFK_OK;
+}
+
+/* Instantiations only where the type has an integer dot. */
+template <int T, int W, int NT> static int launch_mv_any(const mm_args *a, int64_t t0, int nt) {
+    if constexpr (rfk_has_vdot<rfk_q<T>>::value) {
+        if (a->xq) return launch_matvec_q8_nt<T, W, NT>(a, t0, nt);
+    }
+    return launch_matvec_nt<T, W, NT>(a, t0, nt);
+}
+
 template <int T, int W> static int launch_matvec(const mm_args *a) {
+    if constexpr (rfk_has_vdot<rfk_q<T>>::value) {
+        if (a->xq) {
+            const int64_t n_quads = a->n_tok * a->cols / 4;
+            RFK_LAUNCH(a->ctx, "quantize_q8", k_quantize_q8<W>, rfk_d3((n_quads + 255) / 256), rfk_d3(256), 0,
+                       a->stream, a->x, a->n_tok * a->cols / 32, a->xq, a->xd);
+        }
+    }
     for (int64_t t0 = 0; t0 < a->n_tok; t0 += MV_MAX_NT) {
         const int nt = (int)(a->n_tok - t0 < MV_MAX_NT ? a->n_tok - t0 : MV_MAX_NT);
         /* Smallest instantiation that holds nt: unused accumulators cost
          * registers, and decode (nt = 1) is the case that matters most. */
-        int st = nt == 1 ? launch_matvec_nt<T, W, 1>(a, t0, nt)
-                 : nt == 2 ? launch_matvec_nt<T, W, 2>(a, t0, nt)
-                 : nt <= 4 ? launch_matvec_nt<T, W, 4>(a, t0, nt)
-                           : launch_matvec_nt<T, W, 8>(a, t0, nt);
+        int st = nt == 1 ? launch_mv_any<T, W, 1>(a, t0, nt)
+                 : nt == 2 ? launch_mv_any<T, W, 2>(a, t0, nt)
+                 : nt <= 4 ? launch_mv_any<T, W, 4>(a, t0, nt)
+                           : launch_mv_any<T, W, 8>(a, t0, nt);
         if (st) return st;
     }
     return RFK_OK;
@@ -200,6 +320,7 @@ static int launch_get_rows(const rfk_ctx *ctx, void *stream, const uint8_t *w, s
 
 typedef struct mm_type {
     uint32_t type;
+    bool int_dot; /* has the q8-activation mat-vec */
     int64_t blck;
     size_t bytes;
     int (*matmul)(const mm_args *a);
@@ -207,7 +328,7 @@ typedef struct mm_type {
                     float *);
 } mm_type;
 
-#define RFK_MM_ROW(id, name) {id, rfk_q<id>::blck, rfk_q<id>::bytes, launch_matmul<id>, launch_get_rows<id>},
+#define RFK_MM_ROW(id, name) {id, rfk_has_vdot<rfk_q<id>>::value, rfk_q<id>::blck, rfk_q<id>::bytes, launch_matmul<id>, launch_get_rows<id>},
 static const mm_type mm_types[] = {RFK_FOR_EACH_TYPE(RFK_MM_ROW)};
 static_assert(sizeof mm_types / sizeof mm_types[0] == RFK_N_TYPES, "one row per decoded type");
 
@@ -233,7 +354,16 @@ static int mm_check(const mm_type *t, size_t row_bytes, int64_t cols, int64_t ro
 
 extern "C" int rfk_matmul_supports(uint32_t type) { return mm_find(type) != NULL; }
 
-extern "C" size_t rfk_matmul_scratch_bytes(uint32_t type, int64_t cols, int64_t n_tok) { return 0; }
+/* q8 activations: n_tok * cols int8, then (d, d * sum) per 32 as float2,
+ * 16-byte aligned. Only the mat-vec path (n_tok <= MV_MAX_BATCH) uses them. */
+static size_t q8_xd_offset(int64_t cols, int64_t n_tok) { return ((size_t)(n_tok * cols) + 15) & ~(size_t)15; }
+
+extern "C" size_t rfk_matmul_scratch_bytes(uint32_t type, int64_t cols, int64_t n_tok) {
+    const mm_type *t = mm_find(type);
+    if (!t || !t->int_dot || cols <= 0 || cols % 32 || n_tok <= 0) return 0;
+    if (n_tok > MV_MAX_BATCH) n_tok = MV_MAX_BATCH;
+    return q8_xd_offset(cols, n_tok) + (size_t)(n_tok * cols / 32) * sizeof(float2);
+}
 
 extern "C" int rfk_matmul_plan(const rfk_ctx *ctx, uint32_t type, int64_t cols, int64_t rows, int64_t n_tok,
                                rfk_launch_plan *out) {
@@ -263,7 +393,13 @@ extern "C" int rfk_matmul(const rfk_ctx *ctx, void *stream, uint32_t type, const
     const mm_type *t = mm_find(type);
     if ((st = mm_check(t, row_bytes, cols, rows))) return st;
     if (!w || !x || !y || n_tok <= 0 || ((uintptr_t)x & 15) || ((uintptr_t)w & 15)) return RFK_E_INVAL;
-    mm_args a = {ctx, stream, (const uint8_t *)w, row_bytes, cols, rows, x, y, n_tok};
+    mm_args a = {ctx, stream, (const uint8_t *)w, row_bytes, cols, rows, x, y, n_tok, NULL, NULL};
+    if (scratch && t->int_dot && n_tok <= MV_MAX_BATCH) {
+        if (scratch_bytes < rfk_matmul_scratch_bytes(type, cols, n_tok) || ((uintptr_t)scratch & 15))
+            return RFK_E_SCRATCH;
+        a.xq = (int *)scratch;
+        a.xd = (float2 *)((uint8_t *)scratch + q8_xd_offset(cols, n_tok));
+    }
     return t->matmul(&a);
 }
 
