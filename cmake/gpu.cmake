@@ -137,3 +137,24 @@ if(RF_HIP)
   rf_gpu_plugin(hip "${hip_objs}" RF_GPU_HIP ${RF_HIP_INCLUDE} "${RF_AMDHIP}" "${built_for}")
   message(STATUS "GPU: HIP plugin (${built_for}) with ${RF_HIPCC_EXE}")
 endif()
+
+# Failing stand-ins for the plugin (tests/fakegpu), for the CPU-fallback tests:
+# build-dir/fake-gpu/{fail,abi,nosym}/librocmforge-cuda.so. Plain C, always built
+# (outside the plugin-only project).
+if(TARGET rocmforge)
+  foreach(mode fail abi nosym)
+    if(mode STREQUAL "fail")
+      set(n 1)
+    elseif(mode STREQUAL "abi")
+      set(n 2)
+    else()
+      set(n 3)
+    endif()
+    add_library(rf_fake_gpu_${mode} SHARED ${RF_GPU_SOURCE_DIR}/tests/fakegpu/fake_plugin.c)
+    target_include_directories(rf_fake_gpu_${mode} PRIVATE ${RF_GPU_SOURCE_DIR}/include ${RF_GPU_SOURCE_DIR}/src)
+    target_compile_definitions(rf_fake_gpu_${mode} PRIVATE FAKE_MODE=${n})
+    set_target_properties(rf_fake_gpu_${mode} PROPERTIES OUTPUT_NAME rocmforge-cuda
+                          LIBRARY_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/fake-gpu/${mode})
+    add_dependencies(rocmforge rf_fake_gpu_${mode})
+  endforeach()
+endif()

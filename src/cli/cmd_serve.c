@@ -111,6 +111,9 @@ static char *read_key_file(const char *path) {
     return r;
 }
 
+/* The GPU placement's lines go to the server's log (text or JSON). */
+static void gpu_log(void *user, rf_log_level lvl, const char *line) { rf_server_log(user, lvl, "%s", line); }
+
 static sigset_t g_sigs;
 
 /* After the first signal: a second one ends the process at once. */
@@ -227,6 +230,8 @@ static int run(int argc, char **argv) {
     eo.n_seq = 1;
     eo.n_ctx = 16;
     eo.n_batch = 1;
+    eo.gpu.log = gpu_log;
+    eo.gpu.log_user = srv;
     if (rf_engine_open(&eo, &e, &err) != RF_OK) {
         rf_cli_error("%s", err.msg);
         goto out;

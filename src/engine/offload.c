@@ -3,6 +3,7 @@
  */
 #include "offload.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,17 @@ struct rf_offload {
     char desc[512];
     char name[16];
 };
+
+/* One log line, to the caller's log if it gave one. */
+__attribute__((format(printf, 3, 4))) static void olog(const rf_offload *o, rf_log_level lvl, const char *fmt, ...) {
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    if (o->o.log) o->o.log(o->o.log_user, lvl, line);
+    else rf_log(lvl, "%s", line);
+}
 
 bool rf_gpu_layers_parse(const char *s, int *out) {
     if (strcmp(s, "auto") == 0) {
@@ -45,7 +57,7 @@ rf_status rf_offload_open(const rf_model *m, const rf_offload_opts *opts, rf_off
     set_cpu_desc(o, NULL);
     if (opts->device == RF_DEVICE_CPU || opts->gpu_layers == 0) {
         if (opts->device == RF_DEVICE_GPU)
-            RF_LOGW("gpu: --gpu-layers 0: every layer runs on the CPU");
+            olog(o, RF_LOG_WARN, "gpu: --gpu-layers 0: every layer runs on the CPU");
         *out = o;
         return RF_OK;
     }
@@ -55,7 +67,7 @@ rf_status rf_offload_open(const rf_model *m, const rf_offload_opts *opts, rf_off
             rf_free(o);
             return rf_error_set(err, RF_E_UNSUPPORTED, "--device gpu: no usable GPU: %s", le.msg);
         }
-        RF_LOGW("gpu: using the CPU backend: %s", le.msg);
+        olog(o, RF_LOG_WARN, "gpu: using the CPU backend: %s", le.msg);
         set_cpu_desc(o, "no usable GPU");
         *out = o;
         return RF_OK;
@@ -106,14 +118,14 @@ static rf_status place(rf_offload *o, const rf_kv_config *kc, int64_t n_batch, r
     }
     if (fit > l0) {
         if (want != RF_GPU_LAYERS_AUTO)
-            RF_LOGW("gpu: %d layers requested, %d fit in %.1f GiB free on the device", want, nl - fit,
+            olog(o, RF_LOG_WARN, "gpu: %d layers requested, %d fit in %.1f GiB free on the device", want, nl - fit,
                     (double)di.mem_free / 1073741824.0);
         l0 = fit;
     }
     o->l0 = l0;
     o->l1 = nl;
     if (stop_at >= 0 && o->l0 == stop_at + 1 && (want == RF_GPU_LAYERS_AUTO || want > nl - o->l0))
-        RF_LOGI("gpu: layer %d and earlier run on the CPU: %s", stop_at, why ? why : "unsupported");
+        olog(o, RF_LOG_INFO, "gpu: layer %d and earlier run on the CPU: %s", stop_at, why ? why : "unsupported");
     return RF_OK;
 }
 
@@ -132,7 +144,7 @@ rf_status rf_offload_attach(rf_offload *o, rf_ctx *ctx, rf_error *err) {
             if (o->o.device == RF_DEVICE_GPU)
                 return rf_error_set(err, RF_E_UNSUPPORTED, "--device gpu: no layer of this model can run on %s \"%s\"",
                                     api->vendor, di.name);
-            RF_LOGW("gpu: using the CPU backend: no layer fits or is supported on %s device %d \"%s\" (%s)",
+            olog(o, RF_LOG_WARN, "gpu: using the CPU backend: no layer fits or is supported on %s device %d \"%s\" (%s)",
                     api->vendor, api->device_index(o->plugin.gpu), di.name, di.arch);
             set_cpu_desc(o, "no layer placed on the GPU");
             return RF_OK;
@@ -140,7 +152,7 @@ rf_status rf_offload_attach(rf_offload *o, rf_ctx *ctx, rf_error *err) {
         st = api->weights_create(o->plugin.gpu, o->m, o->l0, o->l1, &o->weights, err);
         if (st != RF_OK) {
             if (o->o.device == RF_DEVICE_GPU) return st;
-            RF_LOGW("gpu: using the CPU backend: %s", err ? err->msg : "weights upload failed");
+            olog(o, RF_LOG_WARN, "gpu: using the CPU backend: %s", err ? err->msg : "weights upload failed");
             o->l1 = o->l0;
             set_cpu_desc(o, "GPU upload failed");
             return RF_OK;
@@ -161,7 +173,7 @@ rf_status rf_offload_attach(rf_offload *o, rf_ctx *ctx, rf_error *err) {
              o->l0 > 0 ? "+CPU" : "");
     if (!o->announced) {
         o->announced = true;
-        RF_LOGI("gpu: %s", o->desc);
+        olog(o, RF_LOG_INFO, "gpu: %s", o->desc);
     }
     return RF_OK;
 }

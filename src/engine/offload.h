@@ -24,6 +24,10 @@ typedef struct rf_offload_opts {
     rf_device_pref device;
     int gpu_layers;     /* RF_GPU_LAYERS_AUTO, or at most this many (0: none) */
     int gpu_device;     /* -1: the first */
+    /* optional: where the offload's log lines go (the server's text/JSON log);
+     * NULL: rf_log */
+    void (*log)(void *user, rf_log_level lvl, const char *line);
+    void *log_user;
 } rf_offload_opts;
 
 /* Parses --gpu-layers ("auto" or a count). */

@@ -8,6 +8,14 @@
  * src/gpu/kernels/kernels.h on the device's one stream; the residual
  * stream crosses the bus once in and once out per call.
  *
+ * Graphs: a small batch (decode) is captured once as a graph of every
+ * kernel of the pass and replayed, which removes the per-launch cost that
+ * dominates decode (hundreds of small launches per token). The key of a
+ * graph is what its launch parameters bake in: the batch size, the rows
+ * whose logits are wanted, and max_pos rounded up to a power of two (an
+ * upper bound is all attention needs); the copies in and out stay outside
+ * the graph. ROCMFORGE_GPU_GRAPHS=0 turns graphs off.
+ *
  * Placement policy lives in the binary (src/engine/offload.c); this file
  * answers what a layer needs (layer_supported, layer_weight_bytes,
  * ctx_scratch_bytes) and does what it is told.
@@ -56,7 +64,13 @@ struct rf_gpu_layers {
     int32_t *pos, *seq, *tables;
     void *mm_scratch;
     size_t mm_scratch_bytes;
+    /* the decode graph and its key (see the top of the file) */
+    bool graphs;
+    rfg_graph_exec gexec;
+    struct { int64_t n, n_out, max_pos; bool swa_cs, logits; } gkey;
 };
+
+#define GRAPH_MAX_N 16 /* batches up to this size are captured */
 
 /* ---- what a layer needs -------------------------------------------------- */
 
@@ -281,6 +295,8 @@ rf_status rfg_layers_create(rf_gpu_weights *W, const rf_kv_config *kc, int64_t n
                        RFG_VENDOR, W->g->device, W->g->info.name, (double)n / 1048576.0, rfg_get_error_string(e));
     }
     carve_layers(L, W->m);
+    const char *gv = getenv("ROCMFORGE_GPU_GRAPHS");
+    L->graphs = !(gv && strcmp(gv, "0") == 0);
     /* a fresh cache reads as zeros, like the host's calloc'd pool */
     e = rfg_memset_async(L->kv, 0, (size_t)(W->l1 - W->l0) * 2 * L->kv_layer * sizeof(uint16_t), W->g->stream);
     if (e == rfg_success) e = rfg_stream_synchronize(W->g->stream);
@@ -294,6 +310,7 @@ rf_status rfg_layers_create(rf_gpu_weights *W, const rf_kv_config *kc, int64_t n
 
 void rfg_layers_free(rf_gpu_layers *L) {
     if (!L) return;
+    if (L->gexec) rfg_graph_exec_destroy(L->gexec);
     if (L->ar.base) rfg_free(L->ar.base);
     free(L);
 }
@@ -400,26 +417,98 @@ static rf_status layer(rf_gpu_layers *L, int j, int64_t n, int64_t max_pos, bool
     return RF_OK;
 }
 
-/* Final norm and logits of the requested rows, in chunks of HEAD_ROWS. */
-static rf_status head(rf_gpu_layers *L, const rf_layer_step *st, rf_error *err) {
+static int64_t head_rows(const rf_gpu_layers *L) { return L->B < HEAD_ROWS ? L->B : HEAD_ROWS; }
+
+/* Final norm of the requested rows (into hid) and, with `logits`, the
+ * logits of the first min(n_out, head_rows) of them (into L->logits).
+ * Device work only, so it can be captured. */
+static rf_status head_compute(rf_gpu_layers *L, const rf_layer_step *st, bool logits, rf_error *err) {
     rf_gpu *g = L->g;
     const rf_hparams *hp = &L->w->m->hp;
-    int64_t E = hp->n_embd, V_ = hp->n_vocab;
+    int64_t E = hp->n_embd;
     int il = L->w->l1; /* for messages: "layer n_layer" is the head */
     for (int64_t i = 0; i < st->n_out; i++)
         V(rfg_memcpy_d2d_async(L->hid + i * E, L->x + (int64_t)st->out_rows[i] * E, (size_t)E * sizeof(float), g->stream),
           "gathering output rows");
     K(rfk_rmsnorm(&g->kctx, g->stream, L->hid, L->w->output_norm, L->hid, st->n_out, E, hp->norm_eps));
+    if (logits) {
+        int64_t m = st->n_out < head_rows(L) ? st->n_out : head_rows(L);
+        K(mm(L, &L->w->output, L->hid, L->logits, m));
+    }
+    return RF_OK;
+}
+
+/* The head's results to the host; logits of rows past the first chunk are
+ * computed here, chunk by chunk. */
+static rf_status head_download(rf_gpu_layers *L, const rf_layer_step *st, rf_error *err) {
+    rf_gpu *g = L->g;
+    const rf_hparams *hp = &L->w->m->hp;
+    int64_t E = hp->n_embd, V_ = hp->n_vocab, h = head_rows(L);
+    int il = L->w->l1;
     if (st->hidden)
         V(rfg_memcpy_d2h_async(st->hidden, L->hid, (size_t)(st->n_out * E) * sizeof(float), g->stream), "hidden states");
-    if (st->logits) {
-        int64_t h = L->B < HEAD_ROWS ? L->B : HEAD_ROWS;
-        for (int64_t r = 0; r < st->n_out; r += h) {
-            int64_t m = st->n_out - r < h ? st->n_out - r : h;
-            K(mm(L, &L->w->output, L->hid + r * E, L->logits, m));
-            V(rfg_memcpy_d2h_async(st->logits + r * V_, L->logits, (size_t)(m * V_) * sizeof(float), g->stream), "logits");
-        }
+    if (!st->logits) return RF_OK;
+    for (int64_t r = 0; r < st->n_out; r += h) {
+        int64_t m = st->n_out - r < h ? st->n_out - r : h;
+        if (r > 0) K(mm(L, &L->w->output, L->hid + r * E, L->logits, m));
+        V(rfg_memcpy_d2h_async(st->logits + r * V_, L->logits, (size_t)(m * V_) * sizeof(float), g->stream), "logits");
     }
+    return RF_OK;
+}
+
+/* Every kernel of one pass: the layers, then the head's device part. */
+static rf_status pass(rf_gpu_layers *L, const rf_layer_step *st, int64_t max_pos, bool swa_cs, bool head,
+                      rf_error *err) {
+    for (int j = 0; j < L->w->l1 - L->w->l0; j++) {
+        rf_status r = layer(L, j, st->n, max_pos, swa_cs, err);
+        if (r != RF_OK) return r;
+    }
+    return head ? head_compute(L, st, st->logits != NULL, err) : RF_OK;
+}
+
+/* Runs the pass from the graph cache, capturing it when the key changed.
+ * false (nothing run) when this step cannot use a graph. */
+static bool graph_ok(const rf_gpu_layers *L, const rf_layer_step *st, bool head) {
+    if (!L->graphs || st->n > GRAPH_MAX_N) return false;
+    if (head && st->n_out > head_rows(L)) return false;
+    for (int64_t i = 0; head && i < st->n_out; i++)
+        if (st->out_rows[i] != i + st->n - st->n_out) return false; /* the last n_out rows, in order */
+    return true;
+}
+
+static rf_status graph_pass(rf_gpu_layers *L, const rf_layer_step *st, bool swa_cs, bool head, rf_error *err) {
+    rf_gpu *g = L->g;
+    int64_t bound = 1;
+    while (bound <= st->max_pos) bound *= 2;
+    int64_t n_out = head ? st->n_out : -1;
+    if (L->gexec && L->gkey.n == st->n && L->gkey.n_out == n_out && L->gkey.max_pos == bound - 1 &&
+        L->gkey.swa_cs == swa_cs && L->gkey.logits == (st->logits != NULL)) {
+        V(rfg_graph_launch(L->gexec, g->stream), "graph launch");
+        return RF_OK;
+    }
+    if (L->gexec) rfg_graph_exec_destroy(L->gexec);
+    L->gexec = NULL;
+    V(rfg_stream_begin_capture(g->stream), "graph capture");
+    rf_status r = pass(L, st, bound - 1, swa_cs, head, err);
+    rfg_graph graph = NULL;
+    rfg_error e = rfg_stream_end_capture(g->stream, &graph);
+    if (r != RF_OK) {
+        if (graph) rfg_graph_destroy(graph);
+        return r;
+    }
+    if (e != rfg_success) return rfg_err(err, RF_E_IO, "%s: graph capture: %s", RFG_VENDOR, rfg_get_error_string(e));
+    e = rfg_graph_instantiate(&L->gexec, graph);
+    rfg_graph_destroy(graph);
+    if (e != rfg_success) {
+        L->gexec = NULL;
+        return rfg_err(err, RF_E_IO, "%s: graph instantiate: %s", RFG_VENDOR, rfg_get_error_string(e));
+    }
+    L->gkey.n = st->n;
+    L->gkey.n_out = n_out;
+    L->gkey.max_pos = bound - 1;
+    L->gkey.swa_cs = swa_cs;
+    L->gkey.logits = st->logits != NULL;
+    V(rfg_graph_launch(L->gexec, g->stream), "graph launch");
     return RF_OK;
 }
 
@@ -442,14 +531,13 @@ static rf_status lforward(void *ctx, const rf_layer_step *st, float *x, rf_error
     V(rfg_memcpy_h2d_async(L->cs[0], st->rope_cs[0], csb, s), "uploading rope table");
     bool swa_cs = st->rope_cs[1] && st->rope_cs[1] != st->rope_cs[0];
     if (swa_cs) V(rfg_memcpy_h2d_async(L->cs[1], st->rope_cs[1], csb, s), "uploading rope table");
-    for (int j = 0; j < L->w->l1 - L->w->l0; j++) {
-        rf_status r = layer(L, j, n, st->max_pos, swa_cs, err);
-        if (r != RF_OK) return r;
-    }
-    if (L->w->head) { /* x is not needed on the host: only the head reads it */
-        rf_status r = st->n_out > 0 && (st->logits || st->hidden) ? head(L, st, err) : RF_OK;
-        if (r != RF_OK) return r;
-    } else {
+    /* with the head here, x is not needed on the host: only the head reads it */
+    bool head = L->w->head && st->n_out > 0 && (st->logits || st->hidden);
+    rf_status r = graph_ok(L, st, head) ? graph_pass(L, st, swa_cs, head, err) : pass(L, st, st->max_pos, swa_cs, head, err);
+    if (r != RF_OK) return r;
+    if (head) {
+        if ((r = head_download(L, st, err)) != RF_OK) return r;
+    } else if (!L->w->head) {
         V(rfg_memcpy_d2h_async(x, L->x, (size_t)(n * E) * sizeof(float), s), "downloading activations");
     }
     V(rfg_stream_synchronize(s), "forward pass");
