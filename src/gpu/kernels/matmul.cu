@@ -4,8 +4,8 @@
  *
  * Three kernels, chosen by n_tok:
  *  - mat-vec (n_tok 1..8 per launch; n_tok up to 16 in two launches): one
- *    warp per weight row, eight lanes per 32-element chunk, each decoding
- *    four weights into registers (fused dequantize, nothing staged through
+ *    warp per weight row, four lanes per 32-element chunk, each decoding
+ *    eight weights into registers (fused dequantize, nothing staged through
  *    memory) and dotting them with up to NT float32 activation rows; a
  *    warp-shuffle sum per row. Weights are read once per launch, which is
  *    what decode is bound by.
@@ -32,9 +32,13 @@
 /* ---- kernels ------------------------------------------------------------- */
 
 /* Rows [blockIdx.x * (MV_BLOCK / W), ...) of y[t][r] for t < nt (<= NT).
- * One warp per row; lane = 8 * group + k: group g takes chunks g, g + W/8,
- * ..., and lane k of it elements 4k .. 4k + 3 of each, so one warp-wide
- * load of x covers W * 16 contiguous bytes. */
+ * One warp per row; lane = 4 * group + k: group g takes chunks g, g + W/4,
+ * ..., and lane k of it elements 4k .. 4k + 3 and 16 + 4k .. 16 + 4k + 3
+ * of each (the two quads k and k + 4: for the 4-bit types the low and high
+ * nibbles of one weight word, and for all types one block address, scale
+ * and min decode shared by 8 weights). A warp-wide load of x covers W * 32
+ * bytes in two instructions. MV_UNROLL chunks per lane are issued with no
+ * exit test between them so that their loads are in flight together. */
 template <int T, int W, int NT>
 __global__ void __launch_bounds__(MV_BLOCK)
     k_matvec(const uint8_t *__restrict__ w, size_t row_bytes, int64_t n_chunks, int64_t rows,
@@ -42,42 +46,46 @@ __global__ void __launch_bounds__(MV_BLOCK)
     if constexpr (!rfk_warp_matches<W>()) {
         rfk_trap(); /* never launched: the wrapper picked W from the device */
     } else {
-        const int lane = threadIdx.x % W, k = lane % 8;
+        const int lane = threadIdx.x % W, k = lane % 4;
         const int64_t r = (int64_t)blockIdx.x * (MV_BLOCK / W) + threadIdx.x / W;
         if (r >= rows) return; /* whole warps leave together */
         const uint8_t *row = w + (size_t)r * row_bytes;
         float acc[NT];
 #pragma unroll
         for (int t = 0; t < NT; t++) acc[t] = 0.0f;
-        /* MV_UNROLL chunks per lane per step with no exit test between
-         * them, so all their loads are in flight together (one chunk's few
-         * bytes per lane at a time left the first version latency-bound);
-         * then the remainder one at a time. */
-        constexpr int G = W / 8;
-        int64_t c = lane / 8;
+        constexpr int G = W / 4;
+        int64_t c = lane / 4;
         for (; c + (MV_UNROLL - 1) * G < n_chunks; c += MV_UNROLL * G) {
-            float v[MV_UNROLL][4];
+            float v[MV_UNROLL][8];
 #pragma unroll
-            for (int u = 0; u < MV_UNROLL; u++) rfk_q<T>::quad(row, c + u * G, k, v[u]);
+            for (int u = 0; u < MV_UNROLL; u++) {
+                rfk_q<T>::quad(row, c + u * G, k, v[u]);
+                rfk_q<T>::quad(row, c + u * G, k + 4, v[u] + 4);
+            }
 #pragma unroll
             for (int t = 0; t < NT; t++) {
                 if (t < nt) {
 #pragma unroll
                     for (int u = 0; u < MV_UNROLL; u++) {
-                        const float4 xv = *(const float4 *)(x + t * cols + 32 * (c + u * G) + 4 * k);
-                        acc[t] += v[u][0] * xv.x + v[u][1] * xv.y + v[u][2] * xv.z + v[u][3] * xv.w;
+                        const float *xp = x + t * cols + 32 * (c + u * G) + 4 * k;
+                        const float4 xa = *(const float4 *)xp, xb = *(const float4 *)(xp + 16);
+                        acc[t] += v[u][0] * xa.x + v[u][1] * xa.y + v[u][2] * xa.z + v[u][3] * xa.w +
+                                  v[u][4] * xb.x + v[u][5] * xb.y + v[u][6] * xb.z + v[u][7] * xb.w;
                     }
                 }
             }
         }
         for (; c < n_chunks; c += G) {
-            float v[4];
+            float v[8];
             rfk_q<T>::quad(row, c, k, v);
+            rfk_q<T>::quad(row, c, k + 4, v + 4);
 #pragma unroll
             for (int t = 0; t < NT; t++) {
                 if (t < nt) {
-                    const float4 xv = *(const float4 *)(x + t * cols + 32 * c + 4 * k);
-                    acc[t] += v[0] * xv.x + v[1] * xv.y + v[2] * xv.z + v[3] * xv.w;
+                    const float *xp = x + t * cols + 32 * c + 4 * k;
+                    const float4 xa = *(const float4 *)xp, xb = *(const float4 *)(xp + 16);
+                    acc[t] += v[0] * xa.x + v[1] * xa.y + v[2] * xa.z + v[3] * xa.w + v[4] * xb.x + v[5] * xb.y +
+                              v[6] * xb.z + v[7] * xb.w;
                 }
             }
         }
@@ -119,8 +127,9 @@ __global__ void k_quantize_q8(const float *__restrict__ x, int64_t n_blocks, int
     }
 }
 
-/* The mat-vec of k_matvec with q8 activations: per lane one 4-byte weight
- * word against one 4-byte activation word through a 4-way int8 dot. */
+/* The mat-vec of k_matvec with q8 activations: per lane two 4-byte weight
+ * words (quads k and k + 4) against two 4-byte activation words through
+ * 4-way int8 dots. */
 template <int T, int W, int NT>
 __global__ void __launch_bounds__(MV_BLOCK)
     k_matvec_q8(const uint8_t *__restrict__ w, size_t row_bytes, int64_t n_chunks, int64_t rows,
@@ -128,30 +137,37 @@ __global__ void __launch_bounds__(MV_BLOCK)
     if constexpr (!rfk_warp_matches<W>()) {
         rfk_trap();
     } else {
-        const int lane = threadIdx.x % W, k = lane % 8;
+        const int lane = threadIdx.x % W, k = lane % 4;
         const int64_t r = (int64_t)blockIdx.x * (MV_BLOCK / W) + threadIdx.x / W;
         if (r >= rows) return;
         const uint8_t *row = w + (size_t)r * row_bytes;
         float acc[NT];
 #pragma unroll
         for (int t = 0; t < NT; t++) acc[t] = 0.0f;
-        constexpr int G = W / 8; /* unrolled as k_matvec, for the same reason */
-        int64_t c = lane / 8;
+        constexpr int G = W / 4; /* unrolled as k_matvec, for the same reason */
+        int64_t c = lane / 4;
         for (; c + (MV_UNROLL - 1) * G < n_chunks; c += MV_UNROLL * G) {
 #pragma unroll
             for (int t = 0; t < NT; t++)
                 if (t < nt) {
 #pragma unroll
                     for (int u = 0; u < MV_UNROLL; u++) {
-                        const int64_t cu = c + u * G;
-                        acc[t] += rfk_q<T>::vdot(row, cu, k, xq[(t * n_chunks + cu) * 8 + k], xd[t * n_chunks + cu]);
+                        const int64_t cu = t * n_chunks + c + u * G;
+                        const float2 d = xd[cu];
+                        acc[t] += rfk_q<T>::vdot(row, c + u * G, k, xq[cu * 8 + k], d) +
+                                  rfk_q<T>::vdot(row, c + u * G, k + 4, xq[cu * 8 + k + 4], d);
                     }
                 }
         }
         for (; c < n_chunks; c += G) {
 #pragma unroll
             for (int t = 0; t < NT; t++)
-                if (t < nt) acc[t] += rfk_q<T>::vdot(row, c, k, xq[(t * n_chunks + c) * 8 + k], xd[t * n_chunks + c]);
+                if (t < nt) {
+                    const int64_t ct = t * n_chunks + c;
+                    const float2 d = xd[ct];
+                    acc[t] += rfk_q<T>::vdot(row, c, k, xq[ct * 8 + k], d) +
+                              rfk_q<T>::vdot(row, c, k + 4, xq[ct * 8 + k + 4], d);
+                }
         }
 #pragma unroll
         for (int t = 0; t < NT; t++) {
