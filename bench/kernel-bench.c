@@ -4,11 +4,14 @@
  * as bytes of weights per second of thread CPU time, so another process on
  * the machine disturbs the figure less than wall time would.
  *
- *   build/rf_kernel_bench [SET] [TYPE] [K] [MiB]    e.g. avx512 Q4_K 2048 256
+ *   kernel-bench [SET] [TYPE] [K] [MiB]    e.g. avx512 Q4_K 2048 256
+ *
+ * Build: cc -O2 -Isrc -Iinclude bench/kernel-bench.c build/librfcore.a -lm -lpthread
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 
 #include "cpu/cpu-impl.h"
@@ -34,7 +37,11 @@ int main(int argc, char **argv) {
     }
     const size_t rb = rf_row_size(type, K);
     const int64_t nr = (int64_t)((mib << 20) / rb) & ~(int64_t)63;
-    uint8_t *w = malloc(rb * (size_t)nr);
+    /* 2 MiB-aligned, in huge pages unless KB_SMALLPAGES is set (the file
+     * mapping's case) */
+    uint8_t *w = aligned_alloc((size_t)2 << 20, (rb * (size_t)nr + ((size_t)2 << 20) - 1) & ~(((size_t)2 << 20) - 1));
+    if (!w) return 1;
+    (void)madvise(w, rb * (size_t)nr, getenv("KB_SMALLPAGES") ? MADV_NOHUGEPAGE : MADV_HUGEPAGE);
     srand((unsigned)time(NULL));
     float *row = malloc((size_t)K * sizeof(float));
     for (int64_t r = 0; r < nr; r++) { /* a few distinct rows, repeated: quantizing 256 MiB takes long */

@@ -5,6 +5,7 @@
 #include "engine.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -38,8 +39,16 @@ rf_status rf_engine_open(const rf_engine_opts *o, rf_engine **out, rf_error *err
     double t0 = rf_time_now();
     rf_engine *e = rf_calloc(1, sizeof *e);
     if (!e) return rf_error_set(err, RF_E_NOMEM, "out of memory");
-    rf_status st = rf_model_load(o->model_path, &e->model, err);
+    rf_gguf *g = NULL;
+    rf_status st = rf_gguf_open(o->model_path, &g, err);
     if (st != RF_OK) goto fail;
+    /* Weights copied into huge pages decode faster than read through the
+     * file's 4 KiB pages (rf_gguf_copy_data); the mapping is the fallback. */
+    const char *mm = getenv("ROCMFORGE_MMAP");
+    rf_error cerr = {0};
+    if (!o->mmap_weights && !(mm && strcmp(mm, "1") == 0) && rf_gguf_copy_data(g, &cerr) != RF_OK)
+        rf_log(RF_LOG_WARN, "%s; running from the file mapping", cerr.msg);
+    if ((st = rf_model_from_gguf(g, &e->model, err)) != RF_OK) goto fail;
     if ((st = rf_tokenizer_from_gguf(e->model->gguf, NULL, &e->tok, err)) != RF_OK) goto fail;
     if (rf_tokenizer_n_vocab(e->tok) > e->model->hp.n_vocab) {
         st = rf_error_set(err, RF_E_FORMAT, "%s: tokenizer has %d tokens, the embedding %lld rows", o->model_path,
