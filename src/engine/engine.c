@@ -39,16 +39,8 @@ rf_status rf_engine_open(const rf_engine_opts *o, rf_engine **out, rf_error *err
     double t0 = rf_time_now();
     rf_engine *e = rf_calloc(1, sizeof *e);
     if (!e) return rf_error_set(err, RF_E_NOMEM, "out of memory");
-    rf_gguf *g = NULL;
-    rf_status st = rf_gguf_open(o->model_path, &g, err);
+    rf_status st = rf_model_load(o->model_path, &e->model, err);
     if (st != RF_OK) goto fail;
-    /* Weights copied into huge pages decode faster than read through the
-     * file's 4 KiB pages (rf_gguf_copy_data); the mapping is the fallback. */
-    const char *mm = getenv("ROCMFORGE_MMAP");
-    rf_error cerr = {0};
-    if (!o->mmap_weights && !(mm && strcmp(mm, "1") == 0) && rf_gguf_copy_data(g, &cerr) != RF_OK)
-        rf_log(RF_LOG_WARN, "%s; running from the file mapping", cerr.msg);
-    if ((st = rf_model_from_gguf(g, &e->model, err)) != RF_OK) goto fail;
     if ((st = rf_tokenizer_from_gguf(e->model->gguf, NULL, &e->tok, err)) != RF_OK) goto fail;
     if (rf_tokenizer_n_vocab(e->tok) > e->model->hp.n_vocab) {
         st = rf_error_set(err, RF_E_FORMAT, "%s: tokenizer has %d tokens, the embedding %lld rows", o->model_path,
@@ -62,6 +54,7 @@ rf_status rf_engine_open(const rf_engine_opts *o, rf_engine **out, rf_error *err
     e->tp = rf_threadpool_create(e->n_threads);
     if (!e->tp) { st = rf_error_set(err, RF_E_NOMEM, "cannot start %d threads", e->n_threads); goto fail; }
     if ((st = rf_cpu_backend_create(e->tp, &e->be, err)) != RF_OK) goto fail;
+    if (o->trace_path && (st = rf_cpu_backend_trace(&e->be, o->trace_path, err)) != RF_OK) goto fail;
     rf_ctx_params cp = {.n_ctx = e->n_ctx, .n_seq = n_seq, .n_batch = e->n_batch};
     if ((st = rf_ctx_create(e->model, &cp, &e->be, &e->ctx, err)) != RF_OK) goto fail;
     e->hist = rf_calloc((size_t)n_seq, sizeof *e->hist);

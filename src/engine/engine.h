@@ -20,8 +20,7 @@ typedef struct rf_engine_opts {
     int n_seq;          /* 0: 1 */
     int64_t n_batch;    /* 0: 512 */
     bool progress;      /* progress bar on stderr while the weights are read */
-    bool mmap_weights;  /* run from the file mapping instead of a copy in huge pages
-                           (ROCMFORGE_MMAP=1 does the same) */
+    const char *trace_path; /* per-op Chrome trace written here at close (NULL: none) */
 } rf_engine_opts;
 
 typedef struct rf_engine {
