@@ -43,7 +43,23 @@ fuzz: deps
 	cmake --build build-fuzz -j$(JOBS)
 	scripts/run-fuzzers build-fuzz $(FUZZ_SECONDS)
 
-test: test-asan test-release fuzz
+# The aarch64 NEON kernel sets: the core library and its unit tests
+# cross-built with aarch64-linux-gnu-gcc (RF_MINIMAL: no server, CLI,
+# tokenizer) and run under qemu-aarch64 on three CPU models, so every set
+# runs: max (dotprod and i8mm), cortex-a76 (dotprod) and cortex-a53 (plain
+# Armv8.0: the neon set without dotprod, and scalar).
+NEON_CPUS ?= max cortex-a76 cortex-a53
+.PHONY: test-neon
+test-neon: deps
+	cmake -S . -B build-neon -DCMAKE_TOOLCHAIN_FILE=cmake/aarch64-linux-gnu.cmake -DRF_MINIMAL=ON \
+		-DCMAKE_BUILD_TYPE=Release -DRF_WERROR=ON $(CMAKE_FLAGS) >/dev/null
+	cmake --build build-neon -j$(JOBS)
+	for cpu in $(NEON_CPUS); do \
+		echo "test-neon: qemu-aarch64 -cpu $$cpu"; \
+		(cd build-neon && QEMU_CPU=$$cpu ctest --output-on-failure -j$(JOBS)) || exit 1; \
+	done
+
+test: test-asan test-release fuzz test-neon
 
 clean:
 	rm -rf build build-asan build-fuzz

@@ -88,4 +88,43 @@ typedef struct rf_backend {
     void *ctx;
 } rf_backend;
 
+/* ---- whole layers on a device -------------------------------------------
+ * A device backend (the GPU plugin, src/gpu/gpu.h) runs a contiguous range
+ * of layers with the activations resident on the device: the forward pass
+ * hands it the residual stream once before the range and takes it back once
+ * after (one crossing each way per CPU/GPU boundary). The device keeps its
+ * own copy of the KV cache of its layers, in the host cache's paged layout
+ * and block ids, so the host's block tables address both. */
+typedef struct rf_layer_step {
+    int64_t n;                /* entries in the batch */
+    const int32_t *pos, *seq; /* [n] host */
+    const int32_t *tables;    /* host [n_seq][max_blocks_per_seq] block ids of the KV cache */
+    int64_t max_pos;          /* max over pos */
+    const float *rope_cs[2];  /* [n][n_rot] (cos, sin) for full / sliding-window layers */
+    /* The head (final norm + output matrix), for a backend whose range ends
+     * at the last layer and that holds the head (rf_layers_backend.head):
+     * the normed hidden states of rows out_rows[0..n_out) go to hidden (if
+     * not NULL) and their logits to logits (if not NULL), host
+     * [n_out][n_embd] and [n_out][n_vocab]; x is then left unspecified. */
+    const int32_t *out_rows;
+    int64_t n_out;
+    float *hidden, *logits;
+} rf_layer_step;
+
+typedef struct rf_layers_ops {
+    const char *name;
+    /* x: host [n][n_embd], the residual stream entering layer l0; on return
+     * it holds the stream leaving layer l1 - 1. */
+    rf_status (*forward)(void *ctx, const rf_layer_step *s, float *x, rf_error *err);
+    /* Frees ctx (the context that took the backend calls it when freed). */
+    void (*release)(void *ctx);
+} rf_layers_ops;
+
+typedef struct rf_layers_backend {
+    const rf_layers_ops *ops;
+    void *ctx;
+    int l0, l1; /* layers [l0, l1) */
+    bool head;  /* forward also computes the head (l1 == n_layer) */
+} rf_layers_backend;
+
 #endif

@@ -24,6 +24,7 @@ extern const rf_cmd rf_cmd_generate, rf_cmd_bench, rf_cmd_chat;
 extern const rf_cmd rf_cmd_tokenize, rf_cmd_detokenize;
 extern const rf_cmd rf_cmd_template;
 extern const rf_cmd rf_cmd_serve;
+extern const rf_cmd rf_cmd_context;
 
 /* ---- option parsing ----------------------------------------------------
  * Options are "--name value", "--name=value" or flags "--name"; short

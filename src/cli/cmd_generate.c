@@ -9,9 +9,11 @@
 
 #include "cli.h"
 #include "engine/engine.h"
+#include "gpu_opts.h"
 
 enum { O_MODEL, O_PROMPT, O_N, O_TEMP, O_TOPK, O_TOPP, O_MINP, O_SEED, O_THREADS, O_CTX, O_REPEAT, O_STOP,
-       O_NOSPECIAL, O_TRACE, O_COUNT };
+       O_NOSPECIAL, O_TRACE,
+       O_DEVICE, O_NGL, O_COUNT };
 static const rf_opt opts[O_COUNT] = {
     [O_MODEL] = {"--model", "-m", true},      [O_PROMPT] = {"--prompt", "-p", true},
     [O_N] = {"--n-predict", "-n", true},      [O_TEMP] = {"--temp", NULL, true},
@@ -20,6 +22,7 @@ static const rf_opt opts[O_COUNT] = {
     [O_THREADS] = {"--threads", "-t", true},  [O_CTX] = {"--ctx-size", "-c", true},
     [O_REPEAT] = {"--repeat-penalty", NULL, true}, [O_STOP] = {"--stop", NULL, true},
     [O_NOSPECIAL] = {"--no-parse-special", NULL, false}, [O_TRACE] = {"--trace", NULL, true},
+    [O_DEVICE] = {"--device", NULL, true},    [O_NGL] = {"--gpu-layers", "-ngl", true},
 };
 
 static void usage(FILE *out) {
@@ -32,6 +35,7 @@ static void usage(FILE *out) {
             "--top-p 0.95, --min-p 0.05, seed from the clock; --temp 0 is greedy. Special-token text\n"
             "in the prompt (<|im_start|>, ...) is parsed as special unless --no-parse-special.\n"
             "--trace FILE writes every op's timing as Chrome trace JSON (chrome://tracing, Perfetto).\n");
+    fputs("\n" RF_CLI_GPU_HELP, out);
 }
 
 static volatile int g_cancel;
@@ -102,6 +106,8 @@ static int run(int argc, char **argv) {
     rf_engine_opts eo = {.model_path = a.val[O_MODEL], .progress = isatty(2), .trace_path = a.val[O_TRACE]};
     if (a.val[O_THREADS]) { if (!rf_arg_long("--threads", a.val[O_THREADS], 1, 1024, &v)) return RF_EXIT_USAGE; eo.n_threads = (int)v; }
     if (a.val[O_CTX]) { if (!rf_arg_long("--ctx-size", a.val[O_CTX], 16, 1 << 24, &v)) return RF_EXIT_USAGE; eo.n_ctx = v; }
+    if (!rf_cli_gpu_opts(a.val[O_DEVICE], a.val[O_NGL], &eo.gpu)) return RF_EXIT_USAGE;
+    eo.gpu_set = true;
     const char *stop = a.val[O_STOP];
     if (stop) { gp.stops = &stop; gp.n_stops = 1; }
 
@@ -121,8 +127,9 @@ static int run(int argc, char **argv) {
         rf_free(from_stdin);
         return RF_EXIT_BADINPUT;
     }
-    fprintf(stderr, "rocmforge: %s (%s, %lld layers), backend cpu, %d threads, context %lld\n", a.val[O_MODEL],
-            e->model->hp.arch_name, (long long)e->model->hp.n_layer, e->n_threads, (long long)e->n_ctx);
+    fprintf(stderr, "rocmforge: %s (%s, %lld layers), backend %s, %d threads, context %lld\n", a.val[O_MODEL],
+            e->model->hp.arch_name, (long long)e->model->hp.n_layer, rf_offload_describe(e->offload), e->n_threads,
+            (long long)e->n_ctx);
     int32_t *ids = NULL;
     size_t n = 0;
     rc = RF_EXIT_BADINPUT;

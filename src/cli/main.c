@@ -23,6 +23,7 @@ static const rf_cmd *const commands[] = {
     &rf_cmd_detokenize,
     &rf_cmd_template,
     &rf_cmd_serve,
+    &rf_cmd_context,
 };
 
 static void usage(FILE *out) {

@@ -77,12 +77,25 @@ static unsigned detect(char *model, size_t cap) {
     return f;
 }
 #elif defined(__aarch64__)
+/* The kernel sets of src/cpu/arm (declared here: only this file names them). */
+extern const rf_cpu_kernels rf_cpu_kernels_neon_dot;
+extern const rf_cpu_kernels rf_cpu_kernels_neon;
+
+/* The kernel's hwcaps (asm/hwcap.h): the OS both has the feature and lets
+ * user space use it. Advanced SIMD is architecturally mandatory on Linux
+ * aarch64, but a kernel can still leave HWCAP_ASIMD out. */
 static unsigned detect(char *model, size_t cap) {
-    unsigned f = F_NEON; /* mandatory on aarch64 */
-    unsigned long hw = getauxval(AT_HWCAP), hw2 = getauxval(AT_HWCAP2);
+    unsigned f = 0;
+    const unsigned long hw = getauxval(AT_HWCAP), hw2 = getauxval(AT_HWCAP2);
+    if (hw & (1ul << 1)) f |= F_NEON;     /* HWCAP_ASIMD */
     if (hw & (1ul << 20)) f |= F_DOTPROD; /* HWCAP_ASIMDDP */
     if (hw2 & (1ul << 13)) f |= F_I8MM;   /* HWCAP2_I8MM */
-    snprintf(model, cap, "aarch64");
+    /* The part number the kernel reports (MIDR_EL1, readable from user
+     * space when HWCAP_CPUID is set) names the core; none: just the ISA. */
+    unsigned long midr = 0;
+    if (hw & (1ul << 11)) __asm__ volatile("mrs %0, MIDR_EL1" : "=r"(midr)); /* HWCAP_CPUID */
+    if (midr) snprintf(model, cap, "aarch64 (implementer 0x%02lx, part 0x%03lx)", (midr >> 24) & 0xff, (midr >> 4) & 0xfff);
+    else snprintf(model, cap, "aarch64");
     return f;
 }
 #else
@@ -104,6 +117,10 @@ static const candidate candidates[] = {
     {&rf_cpu_kernels_avx512,
      F_AVX2 | F_FMA | F_F16C | F_AVX512F | F_AVX512BW | F_AVX512VL | F_AVX512DQ | F_AVX512VNNI | F_OS_AVX | F_OS_AVX512},
     {&rf_cpu_kernels_avx2, F_AVX2 | F_FMA | F_F16C | F_OS_AVX},
+#endif
+#if defined(__aarch64__)
+    {&rf_cpu_kernels_neon_dot, F_NEON | F_DOTPROD},
+    {&rf_cpu_kernels_neon, F_NEON},
 #endif
     {&rf_cpu_kernels_scalar, 0},
 };

@@ -57,6 +57,9 @@ rf_status rf_engine_open(const rf_engine_opts *o, rf_engine **out, rf_error *err
     if (o->trace_path && (st = rf_cpu_backend_trace(&e->be, o->trace_path, err)) != RF_OK) goto fail;
     rf_ctx_params cp = {.n_ctx = e->n_ctx, .n_seq = n_seq, .n_batch = e->n_batch};
     if ((st = rf_ctx_create(e->model, &cp, &e->be, &e->ctx, err)) != RF_OK) goto fail;
+    rf_offload_opts go = o->gpu_set ? o->gpu : (rf_offload_opts){.device = RF_DEVICE_CPU, .gpu_device = -1};
+    if ((st = rf_offload_open(e->model, &go, &e->offload, err)) != RF_OK) goto fail;
+    if (!o->gpu_defer && (st = rf_offload_attach(e->offload, e->ctx, err)) != RF_OK) goto fail;
     e->hist = rf_calloc((size_t)n_seq, sizeof *e->hist);
     e->n_hist = rf_calloc((size_t)n_seq, sizeof *e->n_hist);
     e->logits = rf_malloc((size_t)e->model->hp.n_vocab * sizeof(float));
@@ -85,6 +88,7 @@ void rf_engine_close(rf_engine *e) {
     rf_free(e->logits);
     rf_free(e->batch);
     rf_ctx_free(e->ctx);
+    rf_offload_close(e->offload);
     rf_cpu_backend_free(&e->be);
     rf_threadpool_free(e->tp);
     rf_tokenizer_free(e->tok);

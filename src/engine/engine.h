@@ -9,6 +9,7 @@
 #define RF_ENGINE_H
 
 #include "cpu/cpu.h"
+#include "engine/offload.h"
 #include "model/model.h"
 #include "sample/sample.h"
 #include "tokenizer/tokenizer.h"
@@ -21,6 +22,10 @@ typedef struct rf_engine_opts {
     int64_t n_batch;    /* 0: 512 */
     bool progress;      /* progress bar on stderr while the weights are read */
     const char *trace_path; /* per-op Chrome trace written here at close (NULL: none) */
+    rf_offload_opts gpu; /* zeroed: --device auto, but see gpu_set */
+    bool gpu_set;       /* false: CPU only (callers that parse no --device keep the old behaviour) */
+    bool gpu_defer;     /* the engine's own context stays on the CPU; the caller attaches its
+                           contexts with rf_offload_attach(e->offload, ...) (serve) */
 } rf_engine_opts;
 
 typedef struct rf_engine {
@@ -28,6 +33,7 @@ typedef struct rf_engine {
     rf_tokenizer *tok;
     rf_threadpool *tp;
     rf_backend be;
+    rf_offload *offload; /* GPU layers (or CPU only); see offload.h */
     rf_ctx *ctx;
     int64_t n_ctx, n_batch;
     int n_threads;

@@ -267,6 +267,8 @@ static uint16_t *slot(const rf_kv_cache *kv, int layer, int which, int seq, int6
 uint16_t *rf_kv_k(const rf_kv_cache *kv, int layer, int seq, int64_t pos) { return slot(kv, layer, 0, seq, pos); }
 uint16_t *rf_kv_v(const rf_kv_cache *kv, int layer, int seq, int64_t pos) { return slot(kv, layer, 1, seq, pos); }
 
+const int32_t *rf_kv_tables(const rf_kv_cache *kv) { return kv->tables; }
+
 rf_kv_stats rf_kv_get_stats(const rf_kv_cache *kv) {
     rf_kv_stats s = {kv->c.n_blocks, kv->used, 0, kv->hits, kv->lookups};
     for (int32_t b = kv->lru_head; b != NO_BLOCK; b = kv->blocks[b].next) s.blocks_cached += kv->blocks[b].hash != 0;

@@ -58,6 +58,11 @@ void rf_kv_seq_commit_prefix(rf_kv_cache *kv, int seq, const int32_t *tokens, in
 uint16_t *rf_kv_k(const rf_kv_cache *kv, int layer, int seq, int64_t pos);
 uint16_t *rf_kv_v(const rf_kv_cache *kv, int layer, int seq, int64_t pos);
 
+/* The block tables, [n_seq][max_blocks_per_seq] block ids (borrowed; valid
+ * for the reserved positions of each sequence), for a device that keeps a
+ * copy of the cache in the same layout (src/gpu). */
+const int32_t *rf_kv_tables(const rf_kv_cache *kv);
+
 typedef struct rf_kv_stats {
     int64_t blocks_total, blocks_used, blocks_cached; /* cached: free but findable */
     uint64_t prefix_hits_tokens, prefix_lookups;

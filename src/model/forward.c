@@ -8,6 +8,12 @@
  * residual) -> final norm -> logits of the requested entries. All scratch
  * is sized at context creation for n_batch entries; nothing is allocated
  * per token.
+ *
+ * A context may hand a contiguous range of layers to a device backend
+ * (rf_ctx_offload, backend.h rf_layers_ops): the residual stream goes to
+ * the device before the range and comes back after it; a device whose
+ * range ends at the last layer may also compute the head (final norm and
+ * logits), so only the requested rows' logits cross back.
  */
 #include <math.h>
 #include <stdio.h>
@@ -31,6 +37,8 @@ struct rf_ctx {
     int32_t *pos, *seq, *ids, *out_rows;
     float *out_x;     /* [n_batch][n_embd] */
     float *rope_cs;   /* [n_batch][n_rot / 2][2]: cos, sin of the current layer kind */
+    rf_layers_backend dev; /* layers [dev.l0, dev.l1) on a device; ops NULL: none */
+    float *rope_cs_swa;    /* [n_batch][n_rot]: second table for the device (sliding-window layers) */
 };
 
 #define OP(c, name, ...) (c)->be->ops->name((c)->be->ctx, __VA_ARGS__)
@@ -40,6 +48,8 @@ const rf_model *rf_ctx_model(const rf_ctx *c) { return c->m; }
 
 void rf_ctx_free(rf_ctx *c) {
     if (!c) return;
+    if (c->dev.ops && c->dev.ops->release) c->dev.ops->release(c->dev.ctx);
+    rf_free(c->rope_cs_swa);
     rf_kv_free(c->kv);
     float *fs[] = {c->x, c->xb, c->q, c->k, c->v, c->att, c->tmp, c->gate, c->up, c->qkv, c->router, c->selw,
                    c->xe, c->ge, c->ue, c->de, c->out_x};
@@ -120,7 +130,7 @@ static float yarn_corr_dim(float n_rot, float n_ctx_orig, float beta, float base
     return n_rot * logf(n_ctx_orig / (beta * 2.0f * 3.14159265358979f)) / (2.0f * logf(base));
 }
 
-static void rope_table(rf_ctx *c, const rf_layer *ly, int64_t n) {
+static void rope_table(rf_ctx *c, const rf_layer *ly, int64_t n, float *out) {
     const rf_hparams *hp = &c->m->hp;
     const rf_model *m = c->m;
     int64_t half = hp->n_rot / 2;
@@ -138,7 +148,7 @@ static void rope_table(rf_ctx *c, const rf_layer *ly, int64_t n) {
     }
     float mscale = hp->rope_mscale; /* llama.cpp uses one attention factor for every layer */
     for (int64_t t = 0; t < n; t++) {
-        float *cs = c->rope_cs + t * hp->n_rot;
+        float *cs = out + t * hp->n_rot;
         for (int64_t i = 0; i < half; i++) {
             double extrap = (double)c->pos[t] * pow((double)base, -2.0 * (double)i / (double)hp->n_rot);
             if (ff) extrap /= (double)ff[i];
@@ -197,7 +207,7 @@ static void attention_block(rf_ctx *c, const rf_layer *ly, int il, int64_t n) {
         OP(c, rmsnorm, c->q, ly->q_norm, c->q, n * hp->n_head, hd, hp->norm_eps);
         OP(c, rmsnorm, c->k, ly->k_norm, c->k, n * hp->n_head_kv, hd, hp->norm_eps);
     }
-    rope_table(c, ly, n);
+    rope_table(c, ly, n, c->rope_cs);
     apply_rope(c->q, n, hp->n_head, hd, hp->n_rot, hp->rope_style, c->rope_cs);
     apply_rope(c->k, n, hp->n_head_kv, hd, hp->n_rot, hp->rope_style, c->rope_cs);
     for (int64_t t = 0; t < n; t++) {
@@ -305,6 +315,44 @@ static void ffn_block(rf_ctx *c, const rf_layer *ly, int64_t n) {
     add_into(c->x, c->tmp, n * E);
 }
 
+/* ---- layers on a device -------------------------------------------------- */
+
+rf_status rf_ctx_offload(rf_ctx *c, const rf_layers_backend *b, rf_error *err) {
+    if (c->dev.ops) return rf_error_set(err, RF_E_INVAL, "context: layers already offloaded");
+    if (b->l0 < 0 || b->l1 > c->m->hp.n_layer || b->l0 >= b->l1 || (b->head && b->l1 != c->m->hp.n_layer))
+        return rf_error_set(err, RF_E_INVAL, "context: bad device layer range [%d, %d)", b->l0, b->l1);
+    if (!c->rope_cs_swa && !(c->rope_cs_swa = rf_malloc((size_t)(c->p.n_batch * c->m->hp.n_rot) * sizeof(float))))
+        return rf_error_set(err, RF_E_NOMEM, "context: out of memory");
+    c->dev = *b;
+    return RF_OK;
+}
+
+const rf_layers_backend *rf_ctx_device(const rf_ctx *c) { return c->dev.ops ? &c->dev : NULL; }
+int64_t rf_ctx_n_batch(const rf_ctx *c) { return c->p.n_batch; }
+
+/* Runs the device's layer range on c->x (n entries). The rope tables of the
+ * range's full-attention and sliding-window layers go along (at most two
+ * kinds exist: rf_layer.rope_base/rope_scale follow is_swa). With the head
+ * on the device, the requested rows' hidden states and logits come back
+ * instead of the stream. */
+static rf_status device_layers(rf_ctx *c, int64_t n, int64_t n_out, float *logits_out, float *hidden_out,
+                               rf_error *err) {
+    const rf_layer *full = NULL, *swa = NULL;
+    for (int il = c->dev.l0; il < c->dev.l1; il++) {
+        const rf_layer *ly = &c->m->layers[il];
+        if (ly->is_swa && !swa) swa = ly;
+        if (!ly->is_swa && !full) full = ly;
+    }
+    if (full) rope_table(c, full, n, c->rope_cs);
+    if (swa) rope_table(c, swa, n, full ? c->rope_cs_swa : c->rope_cs);
+    int32_t max_pos = 0;
+    for (int64_t i = 0; i < n; i++) max_pos = c->pos[i] > max_pos ? c->pos[i] : max_pos;
+    rf_layer_step s = {n, c->pos, c->seq, rf_kv_tables(c->kv), max_pos,
+                       {c->rope_cs, full && swa ? c->rope_cs_swa : c->rope_cs},
+                       c->out_rows, n_out, hidden_out, logits_out};
+    return c->dev.ops->forward(c->dev.ctx, &s, c->x, err);
+}
+
 /* ---- the pass ---------------------------------------------------------- */
 
 rf_status rf_forward(rf_ctx *c, const rf_batch_entry *e, int64_t n, float *logits_out, float *hidden_out,
@@ -338,6 +386,13 @@ rf_status rf_forward(rf_ctx *c, const rf_batch_entry *e, int64_t n, float *logit
     if (hp->embd_scale != 1.0f)
         for (int64_t i = 0; i < n * E; i++) c->x[i] *= hp->embd_scale;
     for (int il = 0; il < hp->n_layer; il++) {
+        if (c->dev.ops && il == c->dev.l0) {
+            rf_status st = device_layers(c, n, n_out, logits_out, hidden_out, err);
+            if (st != RF_OK) return st;
+            if (c->dev.head) return RF_OK;
+            il = c->dev.l1 - 1;
+            continue;
+        }
         attention_block(c, &m->layers[il], il, n);
         ffn_block(c, &m->layers[il], n);
     }

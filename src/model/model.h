@@ -109,4 +109,12 @@ const rf_model *rf_ctx_model(const rf_ctx *c);
 rf_status rf_forward(rf_ctx *c, const rf_batch_entry *e, int64_t n, float *logits_out, float *hidden_out,
                      rf_error *err);
 
+/* Hands layers [b->l0, b->l1) of every later forward pass to a device
+ * backend (the GPU plugin); the context takes ownership of b->ctx and
+ * releases it when freed. At most once per context. */
+rf_status rf_ctx_offload(rf_ctx *c, const rf_layers_backend *b, rf_error *err);
+/* The device backend of c, NULL if it runs on the CPU only. */
+const rf_layers_backend *rf_ctx_device(const rf_ctx *c);
+int64_t rf_ctx_n_batch(const rf_ctx *c);
+
 #endif

@@ -414,6 +414,10 @@ static const srv_route routes[] = {
     {"GET", "/ready", false, false, false, "ready", h_ready},
     {"GET", "/metrics", false, true, false, "metrics", h_metrics},
     {"GET", "/", false, false, false, "webui", h_webui},
+    {"POST", "/v1/context/documents", false, true, true, "context_documents", api_context_add},
+    {"GET", "/v1/context/documents/", true, true, true, "context_documents", api_context_doc},
+    {"DELETE", "/v1/context/documents/", true, true, true, "context_documents", api_context_doc},
+    {"GET", "/v1/context/search", false, true, true, "context_search", api_context_search},
 };
 _Static_assert(RF_ARRAY_LEN(routes) < M_EP_MAX, "metrics keep one label per route plus 'other'");
 
@@ -459,7 +463,7 @@ static enum MHD_Result dispatch(srv_req *rq) {
         struct MHD_Response *r = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
         if (!r) return MHD_NO;
         common_headers(rq, r, 204);
-        MHD_add_response_header(r, "Access-Control-Allow-Methods", "GET, POST, OPTIONS");
+        MHD_add_response_header(r, "Access-Control-Allow-Methods", "GET, POST, DELETE, OPTIONS");
         MHD_add_response_header(r, "Access-Control-Allow-Headers", "Authorization, Content-Type, X-Request-Id");
         MHD_add_response_header(r, "Access-Control-Max-Age", "86400");
         enum MHD_Result ret = MHD_queue_response(rq->conn, 204, r);
@@ -634,6 +638,7 @@ rf_status rf_server_start(const rf_server_opts *o, rf_server **out, rf_error *er
     srv->o.api_key = o->api_key && *o->api_key ? dup_or_null(o->api_key) : NULL;
     srv->o.model_alias = dup_or_null(o->model_alias);
     srv->o.model_path = dup_or_null(o->model_path);
+    srv->o.context_db = dup_or_null(o->context_db);
     if (!srv->o.http_threads) srv->o.http_threads = 4;
     if (!srv->o.conn_timeout_s) srv->o.conn_timeout_s = 30;
     if (!srv->o.max_connections) srv->o.max_connections = 1024;
@@ -703,6 +708,7 @@ rf_status rf_server_attach(rf_server *srv, rf_engine *e, rf_sched *s, rf_tmpl *t
     }
     rf_status st = prompt_setup(srv, tmpl_src, err);
     if (st != RF_OK) return st;
+    if ((st = ctxapi_setup(srv, err)) != RF_OK) return st;
     atomic_store(&srv->ready, true);
     srv_log(srv, RF_LOG_INFO, NULL, "model '%s' ready", srv->model_id);
     return RF_OK;
@@ -754,11 +760,13 @@ void rf_server_free(rf_server *srv) {
         pthread_join(srv->watchdog, NULL);
     }
     prompt_teardown(srv);
+    ctxapi_teardown(srv);
     metrics_free(&srv->metrics);
     rf_free((void *)srv->o.host);
     rf_free((void *)srv->o.api_key);
     rf_free((void *)srv->o.model_alias);
     rf_free((void *)srv->o.model_path);
+    rf_free((void *)srv->o.context_db);
     pthread_mutex_destroy(&srv->reg_mu);
     pthread_mutex_destroy(&srv->log_mu);
     rf_free(srv);

@@ -58,6 +58,7 @@ struct api_call {
     int64_t *prompt_len; /* per prompt */
     int n_prompts;
     bool done_sent;
+    ctxapi_chat *ctx;    /* the request's "context" field (context_api.c), or NULL */
 };
 
 /* ---- parameter helpers --------------------------------------------------------- */
@@ -234,6 +235,7 @@ void api_free(api_call *c) {
     rf_free(c->echo_text);
     rf_free(c->prompt_len);
     json_decref(c->tools);
+    ctxapi_chat_free(c->ctx);
     rf_free(c);
 }
 
@@ -536,6 +538,7 @@ enum MHD_Result api_final(srv_req *rq) {
         r = envelope(c, c->kind == CALL_CHAT ? "chat.completion" : "text_completion");
         json_object_set_new(r, "choices", choices);
         json_object_set_new(r, "usage", usage_json(c, n_gen, n_cached));
+        if (c->ctx) ctxapi_chat_final(c->srv, c->ctx, r);
     }
     return respond_json(rq, 200, r);
 }
@@ -586,7 +589,10 @@ bool api_stream_pull(srv_req *rq, srv_buf *out) {
     for (int k = 0; k < c->n_jobs; k++) {
         api_job *aj = &c->jobs[k];
         if (c->kind == CALL_CHAT && !aj->role_sent) {
-            sse_event(out, chunk(c, k, delta("assistant", "", 0), NULL, NULL));
+            json_t *first = chunk(c, k, delta("assistant", "", 0), NULL, NULL);
+            json_t *cx = ctxapi_chat_stream_info(c->ctx);
+            if (cx) json_object_set_new(first, "context", cx);
+            sse_event(out, first);
             aj->role_sent = true;
         }
         if (aj->final_sent) {
@@ -823,7 +829,11 @@ enum MHD_Result api_chat(srv_req *rq) {
         if (!parse_response_format(b, &g, &e)) goto fail;
     }
     c->top_logprobs = (int)top;
-    if (!prompt_chat(srv, json_object_get(b, "messages"), c->tools, c->tool_mode != TM_NONE, &ids, &n_ids, &e)) goto fail;
+    json_t *ctx_msgs = NULL; /* messages with retrieved context, when asked for */
+    if (!ctxapi_chat_prepare(srv, b, &ctx_msgs, &c->ctx, &e)) goto fail;
+    bool ok = prompt_chat(srv, ctx_msgs ? ctx_msgs : json_object_get(b, "messages"), c->tools, c->tool_mode != TM_NONE, &ids, &n_ids, &e);
+    json_decref(ctx_msgs);
+    if (!ok) goto fail;
     c->n_prompts = 1;
     c->prompt_len = rf_calloc(1, sizeof(int64_t));
     c->jobs = rf_calloc((size_t)n, sizeof(api_job));

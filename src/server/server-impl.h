@@ -139,6 +139,9 @@ struct rf_server {
     atomic_bool watchdog_quit;
     srv_metrics metrics;
     pthread_mutex_t log_mu;
+    /* the context engine (--context-db), opened at attach; NULL without it */
+    struct rf_cdb *cdb;
+    struct rf_cembed *cembed;
 };
 
 void req_ref(srv_req *rq);
@@ -205,6 +208,24 @@ bool prompt_chat(rf_server *srv, const json_t *messages, const json_t *tools, bo
  * may be NULL). */
 json_t *prompt_parse_tool_calls(const char *text, size_t len, const json_t *tools, const char *id_seed,
                                 char **content_out);
+
+/* ---- the context engine (context_api.c) ----------------------------------------------------- */
+
+/* Opens --context-db and the embedder over the attached model (no-op without it). */
+rf_status ctxapi_setup(rf_server *srv, rf_error *err);
+void ctxapi_teardown(rf_server *srv);
+enum MHD_Result api_context_add(srv_req *rq);
+enum MHD_Result api_context_search(srv_req *rq);
+enum MHD_Result api_context_doc(srv_req *rq); /* GET and DELETE /v1/context/documents/{id} */
+/* The chat request's "context" field: retrieval into *messages (a new
+ * array, or NULL when unchanged) and what the answer reports (*out, caller
+ * frees with ctxapi_chat_free; NULL without the field). */
+typedef struct ctxapi_chat ctxapi_chat;
+bool ctxapi_chat_prepare(rf_server *srv, const json_t *body, json_t **messages, ctxapi_chat **out, api_err *e);
+/* Adds "context" to a final chat response (and stores the reply). */
+void ctxapi_chat_final(rf_server *srv, ctxapi_chat *cc, json_t *response);
+json_t *ctxapi_chat_stream_info(ctxapi_chat *cc); /* new reference or NULL */
+void ctxapi_chat_free(ctxapi_chat *cc);
 
 /* ---- the web page (webui.c) -------------------------------------------------------------- */
 

@@ -5,7 +5,8 @@
  * chunked responses, connection memory and idle-time limits), JSON through
  * jansson. Routes: POST /v1/chat/completions, /v1/completions,
  * /v1/embeddings; GET /v1/models[/{id}], /health, /ready, /metrics, and /
- * (an embedded chat page). Generation runs in the scheduler (src/sched);
+ * (an embedded chat page); with a context database the /v1/context/ routes
+ * (context_api.c). Generation runs in the scheduler (src/sched);
  * requests wait on it suspended, so a slow model never holds an HTTP thread.
  *
  * Life cycle: rf_server_start listens at once (/health answers 503 while
@@ -37,6 +38,7 @@ typedef struct rf_server_opts {
     int max_n;                 /* largest n (choices) per request (0: 8) */
     rf_log_format log_format;
     rf_log_level log_level;
+    const char *context_db;    /* NULL: no context engine; else its SQLite file (created if missing) */
 } rf_server_opts;
 
 typedef struct rf_server rf_server;

@@ -21,6 +21,7 @@ typedef hipStream_t rfk_stream_t;
 #define RFK_BUILD_HAS_WARP64 1
 static inline int rfk_last_error(void) { return (int)hipGetLastError(); }
 #define RFK_SHFL_XOR(v, lane_mask, width) __shfl_xor((v), (lane_mask), (width))
+#define RFK_SHFL(v, src_lane, width) __shfl((v), (src_lane), (width))
 #if defined(__HIP_DEVICE_COMPILE__)
 /* Wavefront width of the target being compiled (32 on gfx10+, 64 on gfx9). */
 #define RFK_TARGET_WARP __AMDGCN_WAVEFRONT_SIZE
@@ -33,6 +34,7 @@ typedef cudaStream_t rfk_stream_t;
 #define RFK_BUILD_HAS_WARP64 0
 static inline int rfk_last_error(void) { return (int)cudaGetLastError(); }
 #define RFK_SHFL_XOR(v, lane_mask, width) __shfl_xor_sync(0xffffffffu, (v), (lane_mask), (width))
+#define RFK_SHFL(v, src_lane, width) __shfl_sync(0xffffffffu, (v), (src_lane), (width))
 #if defined(__CUDA_ARCH__)
 #define RFK_TARGET_WARP 32
 #endif

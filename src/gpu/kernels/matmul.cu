@@ -4,10 +4,11 @@
  *
  * Three kernels, chosen by n_tok:
  *  - mat-vec (n_tok 1..8 per launch; n_tok up to 16 in two launches): one
- *    warp per weight row, each lane decodes 32-element chunks into registers
- *    (fused dequantize, nothing staged through memory) and dots them with up
- *    to NT float32 activation rows; a warp-shuffle sum per row. Weights are
- *    read once per launch, which is what decode is bound by.
+ *    warp per weight row, eight lanes per 32-element chunk, each decoding
+ *    four weights into registers (fused dequantize, nothing staged through
+ *    memory) and dotting them with up to NT float32 activation rows; a
+ *    warp-shuffle sum per row. Weights are read once per launch, which is
+ *    what decode is bound by.
  *  - tiled (n_tok > 16): 64 rows x 64 tokens per 256-thread block; each
  *    step decodes a 64 x 32 weight tile into shared memory as float32, stages
  *    the matching activations, and every thread accumulates a 4 x 4 tile.
@@ -27,7 +28,10 @@
 
 /* ---- kernels ------------------------------------------------------------- */
 
-/* Rows [blockIdx.x * (MV_BLOCK / W), ...) of y[t][r] for t < nt (<= NT). */
+/* Rows [blockIdx.x * (MV_BLOCK / W), ...) of y[t][r] for t < nt (<= NT).
+ * One warp per row; lane = 8 * group + k: group g takes chunks g, g + W/8,
+ * ..., and lane k of it elements 4k .. 4k + 3 of each, so one warp-wide
+ * load of x covers W * 16 contiguous bytes. */
 template <int T, int W, int NT>
 __global__ void __launch_bounds__(MV_BLOCK)
     k_matvec(const uint8_t *__restrict__ w, size_t row_bytes, int64_t n_chunks, int64_t rows,
@@ -35,25 +39,22 @@ __global__ void __launch_bounds__(MV_BLOCK)
     if constexpr (!rfk_warp_matches<W>()) {
         rfk_trap(); /* never launched: the wrapper picked W from the device */
     } else {
-        const int lane = threadIdx.x % W;
+        const int lane = threadIdx.x % W, k = lane % 8;
         const int64_t r = (int64_t)blockIdx.x * (MV_BLOCK / W) + threadIdx.x / W;
         if (r >= rows) return; /* whole warps leave together */
         const uint8_t *row = w + (size_t)r * row_bytes;
         float acc[NT];
 #pragma unroll
         for (int t = 0; t < NT; t++) acc[t] = 0.0f;
-        for (int64_t c = lane; c < n_chunks; c += W) {
-            float v[32];
-            rfk_q<T>::chunk(row, c, v);
+#pragma unroll 4
+        for (int64_t c = lane / 8; c < n_chunks; c += W / 8) {
+            float v[4];
+            rfk_q<T>::quad(row, c, k, v);
 #pragma unroll
             for (int t = 0; t < NT; t++) {
                 if (t < nt) {
-                    const float4 *xp = (const float4 *)(x + t * cols + 32 * c);
-#pragma unroll
-                    for (int i = 0; i < 8; i++) {
-                        float4 xv = xp[i];
-                        acc[t] += v[4 * i] * xv.x + v[4 * i + 1] * xv.y + v[4 * i + 2] * xv.z + v[4 * i + 3] * xv.w;
-                    }
+                    const float4 xv = *(const float4 *)(x + t * cols + 32 * c + 4 * k);
+                    acc[t] += v[0] * xv.x + v[1] * xv.y + v[2] * xv.z + v[3] * xv.w;
                 }
             }
         }
@@ -127,23 +128,18 @@ __global__ void __launch_bounds__(256)
     }
 }
 
+/* One block per id; thread i decodes elements 4i .. 4i + 3 of each 32-element
+ * chunk group in turn, so stores are contiguous across the block. */
 template <int T>
 __global__ void k_get_rows(const uint8_t *__restrict__ w, size_t row_bytes, int64_t n_chunks, int64_t rows,
                            const int32_t *__restrict__ ids, float *__restrict__ out) {
     const int64_t t = blockIdx.x;
     const int32_t id = ids[t];
-    float *o = out + t * n_chunks * 32;
-    for (int64_t c = threadIdx.x; c < n_chunks; c += blockDim.x) {
-        float v[32];
-        if (id >= 0 && id < rows) {
-            rfk_q<T>::chunk(w + (size_t)id * row_bytes, c, v);
-        } else {
-#pragma unroll
-            for (int k = 0; k < 32; k++) v[k] = 0.0f;
-        }
-        float4 *op = (float4 *)(o + 32 * c);
-#pragma unroll
-        for (int i = 0; i < 8; i++) op[i] = make_float4(v[4 * i], v[4 * i + 1], v[4 * i + 2], v[4 * i + 3]);
+    float4 *o = (float4 *)(out + t * n_chunks * 32);
+    for (int64_t q = threadIdx.x; q < n_chunks * 8; q += blockDim.x) {
+        float v[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+        if (id >= 0 && id < rows) rfk_q<T>::quad(w + (size_t)id * row_bytes, q / 8, (int)(q % 8), v);
+        o[q] = make_float4(v[0], v[1], v[2], v[3]);
     }
 }
 

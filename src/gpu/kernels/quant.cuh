@@ -27,12 +27,27 @@ static __device__ __forceinline__ float rfk_ldh(const uint8_t *p) { return rfk_h
 static __device__ const int8_t rfk_iq4nl_values[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
                                                         1,    13,   25,  38,  53,  69,  89,  113};
 
-/* Decoder of type id T: blck (elements per block), bytes (per block), and
- * chunk(row, c, v): v[0..31] = elements 32c .. 32c+31 of the row. */
+/* Decoder of type id T: blck (elements per block), bytes (per block),
+ * chunk(row, c, v): v[0..31] = elements 32c .. 32c+31 of the row, and
+ * quad(row, c, k, v): v[0..3] = elements 32c + 4k .. 32c + 4k + 3 (k < 8).
+ * quad is what the mat-vec and get_rows use: eight lanes share a chunk, so
+ * a warp's loads of weights and activations are contiguous (one lane per
+ * chunk made every activation load touch its own cache line, which left
+ * the first mat-vec bound by L1 wavefronts at ~15% of DRAM bandwidth). */
 template <int T> struct rfk_q;
 
 template <> struct rfk_q<2> { /* Q4_0 */
     static constexpr int blck = 32, bytes = 18;
+    /* Elements 32c + 4k .. +3 (k < 8): the low (k < 4) or high nibbles of
+     * qs[4(k%4) ..]; eight lanes cover a block with one 4-byte load each. */
+    static __device__ __forceinline__ void quad(const uint8_t *row, int64_t c, int k, float v[4]) {
+        const uint8_t *b = row + c * 18;
+        const float d = rfk_ldh(b);
+        const uint32_t q = rfk_ld32_a2(b + 2 + 4 * (k % 4));
+        const int sh = 4 * (k / 4);
+#pragma unroll
+        for (int i = 0; i < 4; i++) v[i] = d * (float)((int)((q >> (8 * i + sh)) & 0x0F) - 8);
+    }
     static __device__ __forceinline__ void chunk(const uint8_t *row, int64_t c, float v[32]) {
         const uint8_t *b = row + c * 18;
         const float d = rfk_ldh(b);
@@ -51,6 +66,14 @@ template <> struct rfk_q<2> { /* Q4_0 */
 
 template <> struct rfk_q<3> { /* Q4_1 */
     static constexpr int blck = 32, bytes = 20;
+    static __device__ __forceinline__ void quad(const uint8_t *row, int64_t c, int k, float v[4]) {
+        const uint8_t *b = row + c * 20;
+        const float d = rfk_ldh(b), m = rfk_ldh(b + 2);
+        const uint32_t q = rfk_ld32_a4(b + 4 + 4 * (k % 4));
+        const int sh = 4 * (k / 4);
+#pragma unroll
+        for (int i = 0; i < 4; i++) v[i] = d * (float)((q >> (8 * i + sh)) & 0x0F) + m;
+    }
     static __device__ __forceinline__ void chunk(const uint8_t *row, int64_t c, float v[32]) {
         const uint8_t *b = row + c * 20;
         const float d = rfk_ldh(b), m = rfk_ldh(b + 2);
@@ -69,6 +92,17 @@ template <> struct rfk_q<3> { /* Q4_1 */
 
 template <> struct rfk_q<6> { /* Q5_0 */
     static constexpr int blck = 32, bytes = 22;
+    static __device__ __forceinline__ void quad(const uint8_t *row, int64_t c, int k, float v[4]) {
+        const uint8_t *b = row + c * 22;
+        const float d = rfk_ldh(b);
+        const uint32_t qh = rfk_ld32_a2(b + 2), q = rfk_ld32_a2(b + 6 + 4 * (k % 4));
+        const int sh = 4 * (k / 4);
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            int x = (int)((q >> (8 * i + sh)) & 0x0F) | (int)(((qh >> (4 * k + i)) & 1) << 4);
+            v[i] = d * (float)(x - 16);
+        }
+    }
     static __device__ __forceinline__ void chunk(const uint8_t *row, int64_t c, float v[32]) {
         const uint8_t *b = row + c * 22;
         const float d = rfk_ldh(b);
@@ -90,6 +124,17 @@ template <> struct rfk_q<6> { /* Q5_0 */
 
 template <> struct rfk_q<7> { /* Q5_1 */
     static constexpr int blck = 32, bytes = 24;
+    static __device__ __forceinline__ void quad(const uint8_t *row, int64_t c, int k, float v[4]) {
+        const uint8_t *b = row + c * 24;
+        const float d = rfk_ldh(b), m = rfk_ldh(b + 2);
+        const uint32_t qh = rfk_ld32_a4(b + 4), q = rfk_ld32_a4(b + 8 + 4 * (k % 4));
+        const int sh = 4 * (k / 4);
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            int x = (int)((q >> (8 * i + sh)) & 0x0F) | (int)(((qh >> (4 * k + i)) & 1) << 4);
+            v[i] = d * (float)x + m;
+        }
+    }
     static __device__ __forceinline__ void chunk(const uint8_t *row, int64_t c, float v[32]) {
         const uint8_t *b = row + c * 24;
         const float d = rfk_ldh(b), m = rfk_ldh(b + 2);
@@ -111,6 +156,13 @@ template <> struct rfk_q<7> { /* Q5_1 */
 
 template <> struct rfk_q<8> { /* Q8_0 */
     static constexpr int blck = 32, bytes = 34;
+    static __device__ __forceinline__ void quad(const uint8_t *row, int64_t c, int k, float v[4]) {
+        const uint8_t *b = row + c * 34;
+        const float d = rfk_ldh(b);
+        const uint32_t q = rfk_ld32_a2(b + 2 + 4 * k);
+#pragma unroll
+        for (int i = 0; i < 4; i++) v[i] = (float)(int8_t)((q >> (8 * i)) & 0xFF) * d;
+    }
     static __device__ __forceinline__ void chunk(const uint8_t *row, int64_t c, float v[32]) {
         const uint8_t *b = row + c * 34;
         const float d = rfk_ldh(b);
@@ -125,6 +177,15 @@ template <> struct rfk_q<8> { /* Q8_0 */
 
 template <> struct rfk_q<10> { /* Q2_K */
     static constexpr int blck = 256, bytes = 84;
+    static __device__ __forceinline__ void quad(const uint8_t *row, int64_t c, int k, float v[4]) {
+        const uint8_t *b = row + (c / 8) * 84;
+        const int sb = (int)(c % 8), h = sb / 4, s = sb % 4;
+        const int sc = b[2 * sb + k / 4];
+        const float dl = rfk_ldh(b + 80) * (float)(sc & 0x0F), ml = rfk_ldh(b + 82) * (float)(sc >> 4);
+        const uint32_t q = rfk_ld32_a4(b + 16 + 32 * h + 4 * k);
+#pragma unroll
+        for (int i = 0; i < 4; i++) v[i] = dl * (float)((q >> (8 * i + 2 * s)) & 3) - ml;
+    }
     static __device__ __forceinline__ void chunk(const uint8_t *row, int64_t c, float v[32]) {
         const uint8_t *b = row + (c / 8) * 84;
         const int k = (int)(c % 8), h = k / 4, s = k % 4;
@@ -145,6 +206,19 @@ template <> struct rfk_q<10> { /* Q2_K */
 
 template <> struct rfk_q<11> { /* Q3_K */
     static constexpr int blck = 256, bytes = 110;
+    static __device__ __forceinline__ void quad(const uint8_t *row, int64_t c, int k, float v[4]) {
+        const uint8_t *b = row + (c / 8) * 110;
+        const int sb = (int)(c % 8), h = sb / 4, s = sb % 4, g = 2 * sb + k / 4;
+        const uint8_t *ss = b + 96;
+        const int lo = (ss[g % 8] >> (4 * (g / 8))) & 0x0F, hi = (ss[8 + g % 4] >> (2 * (g / 4))) & 0x03;
+        const float dl = rfk_ldh(b + 108) * (float)((lo | (hi << 4)) - 32);
+        const uint32_t q = rfk_ld32_a2(b + 32 + 32 * h + 4 * k), hm = rfk_ld32_a2(b + 4 * k);
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            int ql = (q >> (8 * i + 2 * s)) & 3, hb = (hm >> (8 * i + sb)) & 1;
+            v[i] = dl * (float)(ql - (hb ? 0 : 4));
+        }
+    }
     static __device__ __forceinline__ void chunk(const uint8_t *row, int64_t c, float v[32]) {
         const uint8_t *b = row + (c / 8) * 110;
         const int k = (int)(c % 8), h = k / 4, s = k % 4;
@@ -182,6 +256,16 @@ static __device__ __forceinline__ void rfk_k4_scale_min(const uint8_t *s, int j,
 
 template <> struct rfk_q<12> { /* Q4_K */
     static constexpr int blck = 256, bytes = 144;
+    static __device__ __forceinline__ void quad(const uint8_t *row, int64_t c, int k, float v[4]) {
+        const uint8_t *b = row + (c / 8) * 144;
+        const int sb = (int)(c % 8);
+        int sc, mn;
+        rfk_k4_scale_min(b + 4, sb, &sc, &mn);
+        const float dl = rfk_ldh(b) * (float)sc, ml = rfk_ldh(b + 2) * (float)mn;
+        const uint32_t q = rfk_ld32_a4(b + 16 + 32 * (sb / 2) + 4 * k);
+#pragma unroll
+        for (int i = 0; i < 4; i++) v[i] = dl * (float)((q >> (8 * i + 4 * (sb % 2))) & 0x0F) - ml;
+    }
     static __device__ __forceinline__ void chunk(const uint8_t *row, int64_t c, float v[32]) {
         const uint8_t *b = row + (c / 8) * 144;
         const int sb = (int)(c % 8), shift = 4 * (sb % 2);
@@ -200,6 +284,19 @@ template <> struct rfk_q<12> { /* Q4_K */
 
 template <> struct rfk_q<13> { /* Q5_K */
     static constexpr int blck = 256, bytes = 176;
+    static __device__ __forceinline__ void quad(const uint8_t *row, int64_t c, int k, float v[4]) {
+        const uint8_t *b = row + (c / 8) * 176;
+        const int sb = (int)(c % 8);
+        int sc, mn;
+        rfk_k4_scale_min(b + 4, sb, &sc, &mn);
+        const float dl = rfk_ldh(b) * (float)sc, ml = rfk_ldh(b + 2) * (float)mn;
+        const uint32_t q = rfk_ld32_a4(b + 48 + 32 * (sb / 2) + 4 * k), qh = rfk_ld32_a4(b + 16 + 4 * k);
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            int x = ((q >> (8 * i + 4 * (sb % 2))) & 0x0F) | (((qh >> (8 * i + sb)) & 1) << 4);
+            v[i] = dl * (float)x - ml;
+        }
+    }
     static __device__ __forceinline__ void chunk(const uint8_t *row, int64_t c, float v[32]) {
         const uint8_t *b = row + (c / 8) * 176;
         const int sb = (int)(c % 8), shift = 4 * (sb % 2);
@@ -221,6 +318,17 @@ template <> struct rfk_q<13> { /* Q5_K */
 
 template <> struct rfk_q<14> { /* Q6_K */
     static constexpr int blck = 256, bytes = 210;
+    static __device__ __forceinline__ void quad(const uint8_t *row, int64_t c, int k, float v[4]) {
+        const uint8_t *b = row + (c / 8) * 210;
+        const int kk = (int)(c % 8), h = kk / 4, t = kk % 4;
+        const float dl = rfk_ldh(b + 208) * (float)(int8_t)b[192 + 2 * kk + k / 4];
+        const uint32_t lo = rfk_ld32_a2(b + 64 * h + 32 * (t % 2) + 4 * k), hi = rfk_ld32_a2(b + 128 + 32 * h + 4 * k);
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            int q = ((lo >> (8 * i + 4 * (t / 2))) & 0x0F) | (((hi >> (8 * i + 2 * t)) & 3) << 4);
+            v[i] = dl * (float)(q - 32);
+        }
+    }
     static __device__ __forceinline__ void chunk(const uint8_t *row, int64_t c, float v[32]) {
         const uint8_t *b = row + (c / 8) * 210;
         const int k = (int)(c % 8), h = k / 4, t = k % 4;
@@ -246,6 +354,14 @@ template <> struct rfk_q<14> { /* Q6_K */
 
 template <> struct rfk_q<20> { /* IQ4_NL */
     static constexpr int blck = 32, bytes = 18;
+    static __device__ __forceinline__ void quad(const uint8_t *row, int64_t c, int k, float v[4]) {
+        const uint8_t *b = row + c * 18;
+        const float d = rfk_ldh(b);
+        const uint32_t q = rfk_ld32_a2(b + 2 + 4 * (k % 4));
+        const int sh = 4 * (k / 4);
+#pragma unroll
+        for (int i = 0; i < 4; i++) v[i] = d * (float)rfk_iq4nl_values[(q >> (8 * i + sh)) & 0x0F];
+    }
     static __device__ __forceinline__ void chunk(const uint8_t *row, int64_t c, float v[32]) {
         const uint8_t *b = row + c * 18;
         const float d = rfk_ldh(b);
@@ -264,6 +380,17 @@ template <> struct rfk_q<20> { /* IQ4_NL */
 
 template <> struct rfk_q<23> { /* IQ4_XS */
     static constexpr int blck = 256, bytes = 136;
+    static __device__ __forceinline__ void quad(const uint8_t *row, int64_t c, int k, float v[4]) {
+        const uint8_t *b = row + (c / 8) * 136;
+        const int s = (int)(c % 8);
+        const int sh2 = *(const uint16_t *)(b + 2);
+        const int ls = ((b[4 + s / 2] >> (4 * (s % 2))) & 0x0F) | (((sh2 >> (2 * s)) & 3) << 4);
+        const float dl = rfk_ldh(b) * (float)(ls - 32);
+        const uint32_t q = rfk_ld32_a4(b + 8 + 16 * s + 4 * (k % 4));
+        const int sh = 4 * (k / 4);
+#pragma unroll
+        for (int i = 0; i < 4; i++) v[i] = dl * (float)rfk_iq4nl_values[(q >> (8 * i + sh)) & 0x0F];
+    }
     static __device__ __forceinline__ void chunk(const uint8_t *row, int64_t c, float v[32]) {
         const uint8_t *b = row + (c / 8) * 136;
         const int s = (int)(c % 8);
@@ -285,6 +412,10 @@ template <> struct rfk_q<23> { /* IQ4_XS */
 
 template <> struct rfk_q<0> { /* F32 */
     static constexpr int blck = 1, bytes = 4;
+    static __device__ __forceinline__ void quad(const uint8_t *row, int64_t c, int k, float v[4]) {
+        const float4 f = *(const float4 *)(row + (32 * c + 4 * k) * 4);
+        v[0] = f.x, v[1] = f.y, v[2] = f.z, v[3] = f.w;
+    }
     static __device__ __forceinline__ void chunk(const uint8_t *row, int64_t c, float v[32]) {
         const float4 *p = (const float4 *)(row + c * 128);
 #pragma unroll
@@ -297,6 +428,11 @@ template <> struct rfk_q<0> { /* F32 */
 
 template <> struct rfk_q<1> { /* F16 */
     static constexpr int blck = 1, bytes = 2;
+    static __device__ __forceinline__ void quad(const uint8_t *row, int64_t c, int k, float v[4]) {
+        const uint2 u = *(const uint2 *)(row + (32 * c + 4 * k) * 2);
+        v[0] = rfk_h2f((unsigned short)(u.x & 0xFFFF)), v[1] = rfk_h2f((unsigned short)(u.x >> 16));
+        v[2] = rfk_h2f((unsigned short)(u.y & 0xFFFF)), v[3] = rfk_h2f((unsigned short)(u.y >> 16));
+    }
     static __device__ __forceinline__ void chunk(const uint8_t *row, int64_t c, float v[32]) {
         const uint4 *p = (const uint4 *)(row + c * 64);
 #pragma unroll
@@ -314,6 +450,11 @@ template <> struct rfk_q<1> { /* F16 */
 
 template <> struct rfk_q<30> { /* BF16: the top half of a float */
     static constexpr int blck = 1, bytes = 2;
+    static __device__ __forceinline__ void quad(const uint8_t *row, int64_t c, int k, float v[4]) {
+        const uint2 u = *(const uint2 *)(row + (32 * c + 4 * k) * 2);
+        v[0] = __uint_as_float(u.x << 16), v[1] = __uint_as_float(u.x & 0xFFFF0000u);
+        v[2] = __uint_as_float(u.y << 16), v[3] = __uint_as_float(u.y & 0xFFFF0000u);
+    }
     static __device__ __forceinline__ void chunk(const uint8_t *row, int64_t c, float v[32]) {
         const uint4 *p = (const uint4 *)(row + c * 64);
 #pragma unroll

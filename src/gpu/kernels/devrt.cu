@@ -1,0 +1,66 @@
+/*
+ * devrt.cu - the runtime shim of devrt.h (test and benchmark support),
+ * written once over compat.h's spellings of the runtime calls.
+ */
+#include <string.h>
+
+#include "compat.h"
+#include "devrt.h"
+
+#if defined(RF_GPU_HIP)
+#define RT(x) hip##x
+#define RT_PROP hipDeviceProp_t
+#define RT_EVENT hipEvent_t
+#else
+#define RT(x) cuda##x
+#define RT_PROP cudaDeviceProp
+#define RT_EVENT cudaEvent_t
+#endif
+
+static RT_EVENT ev_start, ev_stop;
+static int ev_made;
+
+extern "C" int rfk_rt_init(int *warp_size, char *name, size_t name_len) {
+    int st = (int)RT(SetDevice)(0);
+    if (st) return st;
+    RT_PROP prop;
+    if ((st = (int)RT(GetDeviceProperties)(&prop, 0))) return st;
+    if (warp_size) *warp_size = prop.warpSize;
+    if (name && name_len) {
+        strncpy(name, prop.name, name_len - 1);
+        name[name_len - 1] = 0;
+    }
+    return 0;
+}
+
+extern "C" void *rfk_rt_alloc(size_t bytes) {
+    void *p = NULL;
+    return RT(Malloc)(&p, bytes ? bytes : 1) == RT(Success) ? p : NULL;
+}
+extern "C" void rfk_rt_free(void *p) {
+    if (p) (void)RT(Free)(p);
+}
+extern "C" int rfk_rt_upload(void *d, const void *s, size_t n) { return (int)RT(Memcpy)(d, s, n, RT(MemcpyHostToDevice)); }
+extern "C" int rfk_rt_download(void *d, const void *s, size_t n) {
+    return (int)RT(Memcpy)(d, s, n, RT(MemcpyDeviceToHost));
+}
+extern "C" int rfk_rt_memset(void *d, int byte, size_t n) { return (int)RT(Memset)(d, byte, n); }
+extern "C" int rfk_rt_sync(void) {
+    int st = (int)RT(DeviceSynchronize)();
+    int le = (int)RT(GetLastError)();
+    return st ? st : le;
+}
+extern "C" int rfk_rt_timer_start(void) {
+    int st;
+    if (!ev_made) {
+        if ((st = (int)RT(EventCreate)(&ev_start)) || (st = (int)RT(EventCreate)(&ev_stop))) return st;
+        ev_made = 1;
+    }
+    return (int)RT(EventRecord)(ev_start, 0);
+}
+extern "C" int rfk_rt_timer_stop_ms(float *ms) {
+    int st;
+    if ((st = (int)RT(EventRecord)(ev_stop, 0)) || (st = (int)RT(EventSynchronize)(ev_stop))) return st;
+    return (int)RT(EventElapsedTime)(ms, ev_start, ev_stop);
+}
+extern "C" const char *rfk_rt_error_str(int code) { return RT(GetErrorString)((RT(Error_t))code); }

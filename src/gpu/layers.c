@@ -1,0 +1,461 @@
+/*
+ * layers.c - whole layers on the device: the weights of a layer range
+ * uploaded once (rf_gpu_weights), a context's device state (rf_gpu_layers:
+ * the KV cache of those layers in the host cache's paged layout, scratch
+ * activations sized for n_batch), and the layer-range forward pass that
+ * src/model/forward.c calls through rf_layers_ops. The sequence of ops is
+ * the CPU's (forward.c attention_block / ffn_block), each op a kernel of
+ * src/gpu/kernels/kernels.h on the device's one stream; the residual
+ * stream crosses the bus once in and once out per call.
+ *
+ * Placement policy lives in the binary (src/engine/offload.c); this file
+ * answers what a layer needs (layer_supported, layer_weight_bytes,
+ * ctx_scratch_bytes) and does what it is told.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "gpu-impl.h"
+
+/* A weight on the device. */
+typedef struct dw {
+    const void *d;
+    uint32_t type;
+    int64_t cols, rows;
+    size_t row_bytes;
+} dw;
+
+typedef struct dlayer {
+    const rf_layer *src;
+    dw wq, wk, wv, wo, wqkv, gate, up, down;
+    const float *attn_norm, *ffn_norm, *post_attn_norm, *post_ffn_norm, *q_norm, *k_norm, *bq, *bk, *bv;
+} dlayer;
+
+struct rf_gpu_weights {
+    rf_gpu *g;
+    const rf_model *m;
+    int l0, l1;
+    bool head;           /* output norm + output matrix uploaded */
+    rfg_arena ar;
+    dlayer *ly;          /* [l1 - l0] */
+    dw output;
+    const float *output_norm;
+};
+
+#define HEAD_ROWS 64 /* logits rows computed per head chunk */
+
+struct rf_gpu_layers {
+    rf_gpu_weights *w;
+    rf_gpu *g;
+    rf_kv_config kc;
+    int64_t B, ffw;
+    rfg_arena ar;
+    uint16_t *kv;        /* [n_layers][k|v][n_blocks][block_size][kv_dim] */
+    size_t kv_layer;     /* uint16 per layer and k|v */
+    float *x, *xb, *q, *k, *v, *att, *tmp, *gate, *up, *qkv, *cs[2], *hid, *logits;
+    int32_t *pos, *seq, *tables;
+    void *mm_scratch;
+    size_t mm_scratch_bytes;
+};
+
+/* ---- what a layer needs -------------------------------------------------- */
+
+static bool wsup(const rf_wview *w) { return !w->data || rfk_matmul_supports(w->type); }
+
+bool rfg_layer_supported(rf_gpu *g, const rf_model *m, int il, const char **why) {
+    const rf_hparams *hp = &m->hp;
+    const rf_layer *ly = &m->layers[il];
+    *why = NULL;
+    if (hp->n_expert) { *why = "mixture-of-experts FFN has no GPU path"; return false; }
+    if (hp->head_dim > 256 || hp->head_dim % 2) { *why = "head_dim > 256 or odd (attention kernel)"; return false; }
+    const rf_wview *ws[] = {&ly->wq, &ly->wk, &ly->wv, &ly->wo, &ly->wqkv, &ly->ffn_gate, &ly->ffn_up, &ly->ffn_down};
+    for (size_t i = 0; i < RF_ARRAY_LEN(ws); i++)
+        if (!wsup(ws[i])) { *why = "a weight type has no GPU matmul kernel"; return false; }
+    if (!ly->wo.data || !ly->ffn_up.data || !ly->ffn_down.data) { *why = "missing weights"; return false; }
+    (void)g;
+    return true;
+}
+
+static uint64_t wbytes(const rf_wview *w) { return w->data ? (uint64_t)w->rows * w->row_bytes : 0; }
+static uint64_t al(uint64_t n) { return (n + 255) & ~(uint64_t)255; }
+
+uint64_t rfg_layer_weight_bytes(rf_gpu *g, const rf_model *m, int il) {
+    const rf_hparams *hp = &m->hp;
+    const rf_layer *ly = &m->layers[il];
+    uint64_t E = (uint64_t)hp->n_embd, hd = (uint64_t)hp->head_dim, qd = (uint64_t)(hp->n_head * hp->head_dim),
+             kvd = (uint64_t)(hp->n_head_kv * hp->head_dim);
+    const rf_wview *ws[] = {&ly->wq, &ly->wk, &ly->wv, &ly->wo, &ly->wqkv, &ly->ffn_gate, &ly->ffn_up, &ly->ffn_down};
+    uint64_t n = 0;
+    for (size_t i = 0; i < RF_ARRAY_LEN(ws); i++) n += al(wbytes(ws[i]));
+    const float *vs[] = {ly->attn_norm, ly->ffn_norm, ly->post_attn_norm, ly->post_ffn_norm};
+    for (size_t i = 0; i < RF_ARRAY_LEN(vs); i++) n += vs[i] ? al(E * 4) : 0;
+    n += (ly->q_norm ? al(hd * 4) : 0) + (ly->k_norm ? al(hd * 4) : 0);
+    n += (ly->bq ? al(qd * 4) : 0) + (ly->bk ? al(kvd * 4) : 0) + (ly->bv ? al(kvd * 4) : 0);
+    (void)g;
+    return n;
+}
+
+static int64_t max_ff(const rf_model *m, int l0, int l1) {
+    int64_t ff = m->hp.n_ff;
+    for (int il = l0; il < l1; il++) {
+        const rf_layer *ly = &m->layers[il];
+        if (ly->ffn_down.cols > ff) ff = ly->ffn_down.cols;
+    }
+    return ff;
+}
+
+/* Matmul scratch for every weight of the range (and the head) at n_tok. */
+static size_t mm_scratch(const rf_model *m, int l0, int l1, bool head, int64_t n_tok) {
+    size_t mx = 0;
+    for (int il = l0; il < l1; il++) {
+        const rf_layer *ly = &m->layers[il];
+        const rf_wview *ws[] = {&ly->wq, &ly->wk, &ly->wv, &ly->wo, &ly->wqkv, &ly->ffn_gate, &ly->ffn_up, &ly->ffn_down};
+        for (size_t i = 0; i < RF_ARRAY_LEN(ws); i++) {
+            if (!ws[i]->data) continue;
+            size_t s = rfk_matmul_scratch_bytes(ws[i]->type, ws[i]->cols, n_tok);
+            if (s > mx) mx = s;
+        }
+    }
+    if (head) {
+        size_t s = rfk_matmul_scratch_bytes(m->output.type, m->output.cols, n_tok < HEAD_ROWS ? n_tok : HEAD_ROWS);
+        if (s > mx) mx = s;
+    }
+    return mx;
+}
+
+/* Carves (or, with a NULL arena base, sizes) a context's device state. */
+static void carve_layers(rf_gpu_layers *L, const rf_model *m) {
+    const rf_hparams *hp = &m->hp;
+    rfg_arena *a = &L->ar;
+    int64_t B = L->B, E = hp->n_embd, qd = hp->n_head * hp->head_dim, kvd = hp->n_head_kv * hp->head_dim;
+    int nl = L->w->l1 - L->w->l0;
+    L->kv_layer = (size_t)L->kc.n_blocks * (size_t)L->kc.block_size * (size_t)L->kc.kv_dim;
+    L->kv = rfg_arena_take(a, (size_t)nl * 2 * L->kv_layer * sizeof(uint16_t));
+#define F(p, n) (p) = rfg_arena_take(a, (size_t)(n) * sizeof *(p))
+    F(L->x, B * E); F(L->xb, B * E); F(L->tmp, B * E);
+    F(L->q, B * qd); F(L->att, B * qd); F(L->k, B * kvd); F(L->v, B * kvd);
+    F(L->qkv, B * (qd + 2 * kvd));
+    F(L->gate, B * L->ffw); F(L->up, B * L->ffw);
+    F(L->cs[0], B * hp->n_rot); F(L->cs[1], B * hp->n_rot);
+    F(L->pos, B); F(L->seq, B);
+    F(L->tables, (int64_t)L->kc.n_seq * L->kc.max_blocks_per_seq);
+    if (L->w->head) {
+        int64_t h = B < HEAD_ROWS ? B : HEAD_ROWS;
+        F(L->hid, B * E);
+        F(L->logits, h * hp->n_vocab);
+    }
+#undef F
+    L->mm_scratch = L->mm_scratch_bytes ? rfg_arena_take(a, L->mm_scratch_bytes) : NULL;
+}
+
+uint64_t rfg_ctx_scratch_bytes(rf_gpu *g, const rf_model *m, int64_t n_batch) {
+    rf_gpu_weights w = {.g = g, .m = m, .l0 = 0, .l1 = 0, .head = true};
+    rf_gpu_layers L = {.w = &w, .g = g, .B = n_batch, .ffw = 2 * max_ff(m, 0, (int)m->hp.n_layer)};
+    L.kc.n_seq = 1;
+    L.mm_scratch_bytes = mm_scratch(m, 0, (int)m->hp.n_layer, true, n_batch);
+    carve_layers(&L, m);
+    return L.ar.used;
+}
+
+/* ---- weights ------------------------------------------------------------- */
+
+static rf_status up_bytes(rf_gpu_weights *W, const void *src, size_t n, const void **dst, rf_error *err) {
+    *dst = NULL;
+    if (!src || !n) return RF_OK;
+    void *d = rfg_arena_take(&W->ar, n);
+    if (!W->ar.base) return RF_OK;
+    rfg_error e = rfg_memcpy_h2d(d, src, n);
+    if (e != rfg_success) return rfg_err(err, RF_E_IO, "%s: uploading weights: %s", RFG_VENDOR, rfg_get_error_string(e));
+    *dst = d;
+    return RF_OK;
+}
+
+static rf_status up_w(rf_gpu_weights *W, const rf_wview *w, dw *out, rf_error *err) {
+    *out = (dw){NULL, w->type, w->cols, w->rows, w->row_bytes};
+    return up_bytes(W, w->data, (size_t)wbytes(w), &out->d, err);
+}
+
+static rf_status up_v(rf_gpu_weights *W, const float *v, int64_t n, const float **out, rf_error *err) {
+    const void *d = NULL;
+    rf_status st = up_bytes(W, v, v ? (size_t)n * sizeof(float) : 0, &d, err);
+    *out = d;
+    return st;
+}
+
+/* Sizing pass (arena base NULL) or upload pass: the same walk twice. */
+static rf_status upload_all(rf_gpu_weights *W, rf_error *err) {
+    const rf_model *m = W->m;
+    const rf_hparams *hp = &m->hp;
+    int64_t E = hp->n_embd, hd = hp->head_dim, qd = hp->n_head * hd, kvd = hp->n_head_kv * hd;
+    rf_status st = RF_OK;
+#define T(x) if ((st = (x)) != RF_OK) return st
+    for (int il = W->l0; il < W->l1; il++) {
+        const rf_layer *ly = &m->layers[il];
+        dlayer *d = &W->ly[il - W->l0];
+        d->src = ly;
+        T(up_w(W, &ly->wq, &d->wq, err)); T(up_w(W, &ly->wk, &d->wk, err)); T(up_w(W, &ly->wv, &d->wv, err));
+        T(up_w(W, &ly->wo, &d->wo, err)); T(up_w(W, &ly->wqkv, &d->wqkv, err));
+        T(up_w(W, &ly->ffn_gate, &d->gate, err)); T(up_w(W, &ly->ffn_up, &d->up, err));
+        T(up_w(W, &ly->ffn_down, &d->down, err));
+        T(up_v(W, ly->attn_norm, E, &d->attn_norm, err)); T(up_v(W, ly->ffn_norm, E, &d->ffn_norm, err));
+        T(up_v(W, ly->post_attn_norm, E, &d->post_attn_norm, err));
+        T(up_v(W, ly->post_ffn_norm, E, &d->post_ffn_norm, err));
+        T(up_v(W, ly->q_norm, hd, &d->q_norm, err)); T(up_v(W, ly->k_norm, hd, &d->k_norm, err));
+        T(up_v(W, ly->bq, qd, &d->bq, err)); T(up_v(W, ly->bk, kvd, &d->bk, err)); T(up_v(W, ly->bv, kvd, &d->bv, err));
+    }
+    if (W->head) {
+        T(up_w(W, &m->output, &W->output, err));
+        T(up_v(W, m->output_norm, E, &W->output_norm, err));
+    }
+#undef T
+    return RF_OK;
+}
+
+rf_status rfg_weights_create(rf_gpu *g, const rf_model *m, int l0, int l1, rf_gpu_weights **out, rf_error *err) {
+    *out = NULL;
+    if (l0 < 0 || l1 > m->hp.n_layer || l0 >= l1) return rfg_err(err, RF_E_INVAL, "gpu: bad layer range [%d, %d)", l0, l1);
+    for (int il = l0; il < l1; il++) {
+        const char *why;
+        if (!rfg_layer_supported(g, m, il, &why)) return rfg_err(err, RF_E_UNSUPPORTED, "gpu: layer %d: %s", il, why);
+    }
+    rf_gpu_weights *W = calloc(1, sizeof *W);
+    if (!W) return rfg_err(err, RF_E_NOMEM, "out of memory");
+    W->g = g;
+    W->m = m;
+    W->l0 = l0;
+    W->l1 = l1;
+    W->head = l1 == m->hp.n_layer && rfk_matmul_supports(m->output.type) && m->output_norm;
+    W->ly = calloc((size_t)(l1 - l0), sizeof *W->ly);
+    if (!W->ly) { free(W); return rfg_err(err, RF_E_NOMEM, "out of memory"); }
+    rf_status st = upload_all(W, err); /* sizing */
+    if (st != RF_OK) { rfg_weights_free(W); return st; }
+    W->ar.size = W->ar.used;
+    W->ar.used = 0;
+    rfg_error e = rfg_malloc((void **)&W->ar.base, W->ar.size);
+    if (e != rfg_success) {
+        size_t n = W->ar.size;
+        W->ar.base = NULL;
+        rfg_weights_free(W);
+        return rfg_err(err, RF_E_NOMEM, "%s device %d \"%s\": cannot allocate %.1f MiB for layers %d..%d: %s", RFG_VENDOR,
+                       g->device, g->info.name, (double)n / 1048576.0, l0, l1 - 1, rfg_get_error_string(e));
+    }
+    if ((st = upload_all(W, err)) != RF_OK) { rfg_weights_free(W); return st; }
+    *out = W;
+    return RF_OK;
+}
+
+void rfg_weights_free(rf_gpu_weights *W) {
+    if (!W) return;
+    if (W->ar.base) rfg_free(W->ar.base);
+    free(W->ly);
+    free(W);
+}
+
+/* ---- a context's device state --------------------------------------------- */
+
+static const rf_layers_ops layers_ops;
+
+rf_status rfg_layers_create(rf_gpu_weights *W, const rf_kv_config *kc, int64_t n_batch, rf_layers_backend *out,
+                            rf_error *err) {
+    memset(out, 0, sizeof *out);
+    const rf_hparams *hp = &W->m->hp;
+    if (kc->kv_dim != hp->n_head_kv * hp->head_dim)
+        return rfg_err(err, RF_E_INVAL, "gpu: KV row of %lld values, the model needs %lld", (long long)kc->kv_dim,
+                       (long long)(hp->n_head_kv * hp->head_dim));
+    rf_gpu_layers *L = calloc(1, sizeof *L);
+    if (!L) return rfg_err(err, RF_E_NOMEM, "out of memory");
+    L->w = W;
+    L->g = W->g;
+    L->kc = *kc;
+    L->B = n_batch;
+    L->ffw = 2 * max_ff(W->m, W->l0, W->l1);
+    L->mm_scratch_bytes = mm_scratch(W->m, W->l0, W->l1, W->head, n_batch);
+    carve_layers(L, W->m); /* sizing */
+    L->ar.size = L->ar.used;
+    L->ar.used = 0;
+    rfg_error e = rfg_malloc((void **)&L->ar.base, L->ar.size);
+    if (e != rfg_success) {
+        size_t n = L->ar.size;
+        free(L);
+        return rfg_err(err, RF_E_NOMEM, "%s device %d \"%s\": cannot allocate %.1f MiB for the KV cache and scratch: %s",
+                       RFG_VENDOR, W->g->device, W->g->info.name, (double)n / 1048576.0, rfg_get_error_string(e));
+    }
+    carve_layers(L, W->m);
+    /* a fresh cache reads as zeros, like the host's calloc'd pool */
+    e = rfg_memset_async(L->kv, 0, (size_t)(W->l1 - W->l0) * 2 * L->kv_layer * sizeof(uint16_t), W->g->stream);
+    if (e == rfg_success) e = rfg_stream_synchronize(W->g->stream);
+    if (e != rfg_success) {
+        rfg_layers_free(L);
+        return rfg_err(err, RF_E_IO, "%s: clearing the KV cache: %s", RFG_VENDOR, rfg_get_error_string(e));
+    }
+    *out = (rf_layers_backend){&layers_ops, L, W->l0, W->l1, W->head};
+    return RF_OK;
+}
+
+void rfg_layers_free(rf_gpu_layers *L) {
+    if (!L) return;
+    if (L->ar.base) rfg_free(L->ar.base);
+    free(L);
+}
+
+/* ---- the forward pass ------------------------------------------------------ */
+
+/* Calls a kernel wrapper; a non-zero status ends the pass with a message
+ * naming the wrapper, the layer and the reason. */
+#define K(call)                                                                                        \
+    do {                                                                                               \
+        int st_ = (call);                                                                              \
+        if (st_) return rfg_err(err, RF_E_IO, "%s: layer %d: %s: %s", RFG_VENDOR, il, #call,           \
+                                rfg_kstatus_str(g, st_));                                              \
+    } while (0)
+#define V(call, what)                                                                                  \
+    do {                                                                                               \
+        rfg_error e_ = (call);                                                                         \
+        if (e_ != rfg_success)                                                                         \
+            return rfg_err(err, RF_E_IO, "%s: %s: %s", RFG_VENDOR, what, rfg_get_error_string(e_));    \
+    } while (0)
+
+static int mm(rf_gpu_layers *L, const dw *w, const float *x, float *y, int64_t n) {
+    return rfk_matmul(&L->g->kctx, L->g->stream, w->type, w->d, w->row_bytes, w->cols, w->rows, x, y, n, L->mm_scratch,
+                      L->mm_scratch_bytes);
+}
+
+/* y[t][0..dim) += b for t < n (a broadcast add as n row adds). */
+static int add_bias(rf_gpu_layers *L, float *y, const float *b, int64_t n, int64_t dim) {
+    for (int64_t t = 0; b && t < n; t++) {
+        int st = rfk_add(&L->g->kctx, L->g->stream, y + t * dim, b, y + t * dim, dim);
+        if (st) return st;
+    }
+    return 0;
+}
+
+/* Columns [c0, c0 + w) of src rows (pitch sp floats) into dst rows (pitch
+ * dp floats), n rows. */
+static rfg_error cols_copy(rf_gpu_layers *L, float *dst, int64_t dp, const float *src, int64_t sp, int64_t c0,
+                           int64_t w, int64_t n) {
+    return rfg_memcpy2d_d2d_async(dst, (size_t)dp * sizeof(float), src + c0, (size_t)sp * sizeof(float),
+                                  (size_t)w * sizeof(float), (size_t)n, L->g->stream);
+}
+
+static rf_status layer(rf_gpu_layers *L, int j, int64_t n, int64_t max_pos, bool swa_cs, rf_error *err) {
+    rf_gpu *g = L->g;
+    const rfk_ctx *kc = &g->kctx;
+    void *s = g->stream;
+    const rf_hparams *hp = &L->w->m->hp;
+    const dlayer *d = &L->w->ly[j];
+    int il = L->w->l0 + j;
+    int64_t E = hp->n_embd, hd = hp->head_dim, qd = hp->n_head * hd, kvd = hp->n_head_kv * hd;
+    float eps = hp->norm_eps;
+
+    /* attention */
+    K(rfk_rmsnorm(kc, s, L->x, d->attn_norm, L->xb, n, E, eps));
+    if (d->wqkv.d) {
+        K(mm(L, &d->wqkv, L->xb, L->qkv, n));
+        int64_t p = qd + 2 * kvd;
+        V(cols_copy(L, L->q, qd, L->qkv, p, 0, qd, n), "splitting q");
+        V(cols_copy(L, L->k, kvd, L->qkv, p, qd, kvd, n), "splitting k");
+        V(cols_copy(L, L->v, kvd, L->qkv, p, qd + kvd, kvd, n), "splitting v");
+    } else {
+        K(mm(L, &d->wq, L->xb, L->q, n));
+        K(mm(L, &d->wk, L->xb, L->k, n));
+        K(mm(L, &d->wv, L->xb, L->v, n));
+    }
+    K(add_bias(L, L->q, d->bq, n, qd));
+    K(add_bias(L, L->k, d->bk, n, kvd));
+    K(add_bias(L, L->v, d->bv, n, kvd));
+    if (d->q_norm) {
+        K(rfk_rmsnorm(kc, s, L->q, d->q_norm, L->q, n * hp->n_head, hd, eps));
+        K(rfk_rmsnorm(kc, s, L->k, d->k_norm, L->k, n * hp->n_head_kv, hd, eps));
+    }
+    const float *cs = L->cs[d->src->is_swa && swa_cs ? 1 : 0];
+    K(rfk_rope(kc, s, L->q, cs, n, hp->n_head, hd, hp->n_rot, (int)hp->rope_style));
+    K(rfk_rope(kc, s, L->k, cs, n, hp->n_head_kv, hd, hp->n_rot, (int)hp->rope_style));
+    rfk_kv_view kv = {L->kv + (size_t)(2 * j) * L->kv_layer, L->kv + (size_t)(2 * j + 1) * L->kv_layer, L->tables,
+                      L->kc.max_blocks_per_seq, L->kc.kv_dim, L->kc.block_size};
+    K(rfk_kv_store(kc, s, &kv, L->k, L->v, L->pos, L->seq, n));
+    rfk_attn_args a = {L->q, L->att, L->pos, L->seq, n, hp->n_head, hp->n_head_kv, hd, hp->attn_scale,
+                       d->src->is_swa ? hp->sliding_window : 0, max_pos};
+    K(rfk_attention(kc, s, &kv, &a));
+    K(mm(L, &d->wo, L->att, L->tmp, n));
+    if (d->post_attn_norm) K(rfk_rmsnorm(kc, s, L->tmp, d->post_attn_norm, L->tmp, n, E, eps));
+    K(rfk_add(kc, s, L->x, L->tmp, L->x, n * E));
+
+    /* FFN */
+    K(rfk_rmsnorm(kc, s, L->x, d->ffn_norm, L->xb, n, E, eps));
+    int64_t ff = d->down.cols;
+    if (!d->gate.d) { /* fused [gate | up] (phi3) */
+        K(mm(L, &d->up, L->xb, L->up, n));
+        float *up2 = L->gate + n * ff;
+        V(cols_copy(L, L->gate, ff, L->up, 2 * ff, 0, ff, n), "splitting gate");
+        V(cols_copy(L, up2, ff, L->up, 2 * ff, ff, ff, n), "splitting up");
+        K(rfk_glu(kc, s, (int)hp->act, L->gate, up2, L->gate, n * ff));
+    } else {
+        K(mm(L, &d->gate, L->xb, L->gate, n));
+        K(mm(L, &d->up, L->xb, L->up, n));
+        K(rfk_glu(kc, s, (int)hp->act, L->gate, L->up, L->gate, n * ff));
+    }
+    K(mm(L, &d->down, L->gate, L->tmp, n));
+    if (d->post_ffn_norm) K(rfk_rmsnorm(kc, s, L->tmp, d->post_ffn_norm, L->tmp, n, E, eps));
+    K(rfk_add(kc, s, L->x, L->tmp, L->x, n * E));
+    return RF_OK;
+}
+
+/* Final norm and logits of the requested rows, in chunks of HEAD_ROWS. */
+static rf_status head(rf_gpu_layers *L, const rf_layer_step *st, rf_error *err) {
+    rf_gpu *g = L->g;
+    const rf_hparams *hp = &L->w->m->hp;
+    int64_t E = hp->n_embd, V_ = hp->n_vocab;
+    int il = L->w->l1; /* for messages: "layer n_layer" is the head */
+    for (int64_t i = 0; i < st->n_out; i++)
+        V(rfg_memcpy_d2d_async(L->hid + i * E, L->x + (int64_t)st->out_rows[i] * E, (size_t)E * sizeof(float), g->stream),
+          "gathering output rows");
+    K(rfk_rmsnorm(&g->kctx, g->stream, L->hid, L->w->output_norm, L->hid, st->n_out, E, hp->norm_eps));
+    if (st->hidden)
+        V(rfg_memcpy_d2h_async(st->hidden, L->hid, (size_t)(st->n_out * E) * sizeof(float), g->stream), "hidden states");
+    if (st->logits) {
+        int64_t h = L->B < HEAD_ROWS ? L->B : HEAD_ROWS;
+        for (int64_t r = 0; r < st->n_out; r += h) {
+            int64_t m = st->n_out - r < h ? st->n_out - r : h;
+            K(mm(L, &L->w->output, L->hid + r * E, L->logits, m));
+            V(rfg_memcpy_d2h_async(st->logits + r * V_, L->logits, (size_t)(m * V_) * sizeof(float), g->stream), "logits");
+        }
+    }
+    return RF_OK;
+}
+
+static rf_status lforward(void *ctx, const rf_layer_step *st, float *x, rf_error *err) {
+    rf_gpu_layers *L = ctx;
+    rf_gpu *g = L->g;
+    const rf_hparams *hp = &L->w->m->hp;
+    int64_t n = st->n, E = hp->n_embd;
+    if (n <= 0) return RF_OK;
+    if (n > L->B) return rfg_err(err, RF_E_INVAL, "gpu: batch of %lld exceeds n_batch %lld", (long long)n, (long long)L->B);
+    rfg_set_device(g->device);
+    void *s = g->stream;
+    V(rfg_memcpy_h2d_async(L->x, x, (size_t)(n * E) * sizeof(float), s), "uploading activations");
+    V(rfg_memcpy_h2d_async(L->pos, st->pos, (size_t)n * sizeof(int32_t), s), "uploading positions");
+    V(rfg_memcpy_h2d_async(L->seq, st->seq, (size_t)n * sizeof(int32_t), s), "uploading sequences");
+    V(rfg_memcpy_h2d_async(L->tables, st->tables,
+                           (size_t)L->kc.n_seq * (size_t)L->kc.max_blocks_per_seq * sizeof(int32_t), s),
+      "uploading block tables");
+    size_t csb = (size_t)(n * hp->n_rot) * sizeof(float);
+    V(rfg_memcpy_h2d_async(L->cs[0], st->rope_cs[0], csb, s), "uploading rope table");
+    bool swa_cs = st->rope_cs[1] && st->rope_cs[1] != st->rope_cs[0];
+    if (swa_cs) V(rfg_memcpy_h2d_async(L->cs[1], st->rope_cs[1], csb, s), "uploading rope table");
+    for (int j = 0; j < L->w->l1 - L->w->l0; j++) {
+        rf_status r = layer(L, j, n, st->max_pos, swa_cs, err);
+        if (r != RF_OK) return r;
+    }
+    if (L->w->head) { /* x is not needed on the host: only the head reads it */
+        rf_status r = st->n_out > 0 && (st->logits || st->hidden) ? head(L, st, err) : RF_OK;
+        if (r != RF_OK) return r;
+    } else {
+        V(rfg_memcpy_d2h_async(x, L->x, (size_t)(n * E) * sizeof(float), s), "downloading activations");
+    }
+    V(rfg_stream_synchronize(s), "forward pass");
+    return RF_OK;
+}
+
+static void lrelease(void *ctx) { rfg_layers_free(ctx); }
+
+static const rf_layers_ops layers_ops = {.name = RFG_VENDOR, .forward = lforward, .release = lrelease};

@@ -1,0 +1,100 @@
+/*
+ * vendor/cuda.h - the CUDA side of the vendor switch: maps the rfg_* names
+ * the GPU backend's host code (the .c files of src/gpu, plain C17 against the runtime
+ * API) and kernels use to the CUDA runtime. With vendor/hip.h, the only
+ * place that knows which vendor is compiled; gpu-impl.h picks one from
+ * RF_GPU_HIP. Names follow the runtime's, without the prefix.
+ */
+#ifndef RF_GPU_VENDOR_CUDA_H
+#define RF_GPU_VENDOR_CUDA_H
+
+#ifdef __CUDACC__
+#include <cuda_runtime.h>
+#else
+#include <cuda_runtime_api.h>
+#endif
+#include <stdio.h>
+
+#define RFG_VENDOR "cuda"
+/* The driver library the runtime needs; looked for first so a missing
+ * driver is reported by name rather than as "insufficient driver". */
+#define RFG_DRIVER_LIB "libcuda.so.1"
+
+typedef cudaError_t rfg_error;
+typedef cudaStream_t rfg_stream;
+typedef cudaEvent_t rfg_event;
+typedef cudaGraph_t rfg_graph;
+typedef cudaGraphExec_t rfg_graph_exec;
+typedef enum cudaDeviceAttr rfg_attr;
+
+#define rfg_success cudaSuccess
+#define rfg_error_no_device cudaErrorNoDevice
+#define rfg_error_no_image cudaErrorNoKernelImageForDevice
+#define rfg_error_invalid_function cudaErrorInvalidDeviceFunction
+
+#define RFG_ATTR_BLOCK_X cudaDevAttrMaxBlockDimX
+#define RFG_ATTR_BLOCK_Y cudaDevAttrMaxBlockDimY
+#define RFG_ATTR_BLOCK_Z cudaDevAttrMaxBlockDimZ
+#define RFG_ATTR_THREADS_PER_BLOCK cudaDevAttrMaxThreadsPerBlock
+#define RFG_ATTR_GRID_X cudaDevAttrMaxGridDimX
+#define RFG_ATTR_GRID_Y cudaDevAttrMaxGridDimY
+#define RFG_ATTR_GRID_Z cudaDevAttrMaxGridDimZ
+#define RFG_ATTR_SMEM_PER_BLOCK cudaDevAttrMaxSharedMemoryPerBlock
+#define RFG_ATTR_REGS_PER_BLOCK cudaDevAttrMaxRegistersPerBlock
+#define RFG_ATTR_WARP_SIZE cudaDevAttrWarpSize
+#define RFG_ATTR_UNITS cudaDevAttrMultiProcessorCount
+#define RFG_ATTR_CLOCK_KHZ cudaDevAttrClockRate
+
+#define rfg_get_error_string cudaGetErrorString
+#define rfg_get_error_name cudaGetErrorName
+#define rfg_get_last_error cudaGetLastError
+#define rfg_get_device_count cudaGetDeviceCount
+#define rfg_set_device cudaSetDevice
+#define rfg_device_get_attribute cudaDeviceGetAttribute
+#define rfg_device_synchronize cudaDeviceSynchronize
+#define rfg_runtime_get_version cudaRuntimeGetVersion
+#define rfg_driver_get_version cudaDriverGetVersion
+#define rfg_mem_get_info cudaMemGetInfo
+#define rfg_malloc cudaMalloc
+#define rfg_free cudaFree
+#define rfg_malloc_host(p, n) cudaMallocHost((p), (n))
+#define rfg_free_host cudaFreeHost
+#define rfg_memset_async cudaMemsetAsync
+#define rfg_memcpy_h2d_async(d, s, n, st) cudaMemcpyAsync((d), (s), (n), cudaMemcpyHostToDevice, (st))
+#define rfg_memcpy_d2h_async(d, s, n, st) cudaMemcpyAsync((d), (s), (n), cudaMemcpyDeviceToHost, (st))
+#define rfg_memcpy_d2d_async(d, s, n, st) cudaMemcpyAsync((d), (s), (n), cudaMemcpyDeviceToDevice, (st))
+#define rfg_memcpy_h2d(d, s, n) cudaMemcpy((d), (s), (n), cudaMemcpyHostToDevice)
+#define rfg_memcpy_d2h(d, s, n) cudaMemcpy((d), (s), (n), cudaMemcpyDeviceToHost)
+#define rfg_memcpy2d_d2d_async(d, dp, s, sp, w, h, st) \
+    cudaMemcpy2DAsync((d), (dp), (s), (sp), (w), (h), cudaMemcpyDeviceToDevice, (st))
+#define rfg_stream_create(s) cudaStreamCreateWithFlags((s), cudaStreamNonBlocking)
+#define rfg_stream_destroy cudaStreamDestroy
+#define rfg_stream_synchronize cudaStreamSynchronize
+#define rfg_event_create(e) cudaEventCreate(e)
+#define rfg_event_destroy cudaEventDestroy
+#define rfg_event_record cudaEventRecord
+#define rfg_event_synchronize cudaEventSynchronize
+#define rfg_event_elapsed_ms cudaEventElapsedTime
+#define rfg_stream_begin_capture(s) cudaStreamBeginCapture((s), cudaStreamCaptureModeThreadLocal)
+#define rfg_stream_end_capture cudaStreamEndCapture
+#define rfg_graph_instantiate(e, g) cudaGraphInstantiate((e), (g), 0)
+#define rfg_graph_launch cudaGraphLaunch
+#define rfg_graph_destroy cudaGraphDestroy
+#define rfg_graph_exec_destroy cudaGraphExecDestroy
+
+/* Name and arch ("sm_90") of a device. Strings only: no limit is read
+ * here (those come from rfg_device_get_attribute, one attribute each). */
+static inline rfg_error rfg_device_name_arch(int dev, char *name, size_t nn, char *arch, size_t na) {
+    int major = 0, minor = 0;
+    rfg_error e = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev);
+    if (e == cudaSuccess) e = cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev);
+    if (e != cudaSuccess) return e;
+    snprintf(arch, na, "sm_%d%d", major, minor);
+    struct cudaDeviceProp p;
+    e = cudaGetDeviceProperties(&p, dev);
+    if (e != cudaSuccess) return e;
+    snprintf(name, nn, "%.*s", (int)(nn ? nn - 1 : 0), p.name);
+    return cudaSuccess;
+}
+
+#endif

@@ -1,0 +1,584 @@
+/*
+ * op_suite.c - the GPU op suite: every kernel of src/gpu/kernels against the
+ * CPU scalar reference (src/cpu/ops_ref.c's op table, src/quant's reference
+ * quantizers and dequantizers), in the manner of llama.cpp's
+ * test-backend-ops. Each case draws fresh random inputs (seed printed;
+ * RF_SEED=n repeats a run), poisons the GPU output with NaN bytes so an
+ * unwritten element fails, runs both sides and compares by normalized MSE,
+ * sum (gpu - ref)^2 / sum ref^2, against a per-op threshold. One line per
+ * case; the exit status is non-zero if any case fails or errs.
+ *
+ * `op_suite --bench` instead times the decode mat-vec on 8B-like shapes and
+ * the prefill matmul and reports achieved bandwidth / throughput.
+ *
+ * Thresholds: the GPU kernels read float32 activations and accumulate in
+ * float32; the references accumulate in double. The distance is therefore
+ * float rounding only (NMSE ~1e-13 here), and the limits are set far above
+ * that yet far below any real defect (a wrong nibble or scale gives >1e-4).
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "backend/backend.h"
+#include "core/core.h"
+#include "core/threadpool.h"
+#include "cpu/cpu-impl.h"
+#include "gpu/kernels/devrt.h"
+#include "gpu/kernels/kernels.h"
+#include "kv/kv.h"
+#include "quant/quant.h"
+
+/* ---- harness ------------------------------------------------------------- */
+
+static uint64_t rng_state;
+static int n_fail, n_pass;
+static rfk_ctx kctx;
+static const rf_backend_ops *ref = &rf_cpu_ref_ops;
+static void *ref_ctx;
+
+static uint64_t rng_next(void) {
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return rng_state;
+}
+static float rng_uniform(void) { return (float)((rng_next() >> 40) + 0.5) / (float)(1u << 24); } /* (0, 1) */
+static float rng_normal(void) {
+    return sqrtf(-2.0f * logf(rng_uniform())) * cosf(6.2831853f * rng_uniform());
+}
+static int64_t rng_int(int64_t n) { return (int64_t)(rng_next() % (uint64_t)n); }
+static void fill_normal(float *x, int64_t n, float scale) {
+    for (int64_t i = 0; i < n; i++) x[i] = rng_normal() * scale;
+}
+
+static void *xmalloc(size_t n) {
+    void *p = malloc(n ? n : 1);
+    if (!p) {
+        fprintf(stderr, "op_suite: out of host memory (%zu bytes)\n", n);
+        exit(2);
+    }
+    return p;
+}
+static void *dev_alloc(size_t n) {
+    void *p = rfk_rt_alloc(n);
+    if (!p) {
+        fprintf(stderr, "op_suite: out of device memory (%zu bytes)\n", n);
+        exit(2);
+    }
+    return p;
+}
+static void *dev_upload(const void *h, size_t n) {
+    void *d = dev_alloc(n);
+    int st = rfk_rt_upload(d, h, n);
+    if (st) {
+        fprintf(stderr, "op_suite: upload failed: %s\n", rfk_rt_error_str(st));
+        exit(2);
+    }
+    return d;
+}
+/* NaN bytes in the output, so an element the kernel never writes fails. */
+static float *dev_poisoned(size_t n_floats) {
+    float *d = dev_alloc(n_floats * sizeof(float));
+    (void)rfk_rt_memset(d, 0xFF, n_floats * sizeof(float));
+    return d;
+}
+
+/* NMSE of a against reference b; +inf if a has a non-finite value. */
+static double nmse(const float *a, const float *b, int64_t n) {
+    double num = 0, den = 0;
+    for (int64_t i = 0; i < n; i++) {
+        if (!isfinite(a[i])) return INFINITY;
+        double d = (double)a[i] - (double)b[i];
+        num += d * d;
+        den += (double)b[i] * b[i];
+    }
+    return den > 0 ? num / den : num;
+}
+
+/* Reports a case: the launch status, the sync status, then the distance. */
+static void report(const char *op, const char *what, int launch_st, const float *gpu_host, const float *ref_out,
+                   int64_t n, double limit) {
+    int sync_st = rfk_rt_sync();
+    if (launch_st || sync_st) {
+        n_fail++;
+        printf("FAIL %-10s %-40s launch %d (%s) sync %d (%s)\n", op, what, launch_st,
+               launch_st > 0 ? rfk_rt_error_str(launch_st) : rfk_status_str(launch_st), sync_st,
+               rfk_rt_error_str(sync_st));
+        return;
+    }
+    double e = nmse(gpu_host, ref_out, n);
+    bool ok = e <= limit;
+    ok ? n_pass++ : n_fail++;
+    printf("%s %-10s %-40s nmse %.3e (limit %.0e)\n", ok ? "ok  " : "FAIL", op, what, e, limit);
+}
+
+static void download(float *h, const float *d, int64_t n) {
+    int st = rfk_rt_download(h, d, (size_t)n * sizeof(float));
+    if (st) printf("     download failed: %s\n", rfk_rt_error_str(st));
+}
+
+/* ---- matmul and get_rows ------------------------------------------------ */
+
+static const rf_type mm_types[] = {RF_TYPE_F32,  RF_TYPE_F16,  RF_TYPE_BF16, RF_TYPE_Q4_0,   RF_TYPE_Q4_1,
+                                   RF_TYPE_Q5_0, RF_TYPE_Q5_1, RF_TYPE_Q8_0, RF_TYPE_Q2_K,   RF_TYPE_Q3_K,
+                                   RF_TYPE_Q4_K, RF_TYPE_Q5_K, RF_TYPE_Q6_K, RF_TYPE_IQ4_NL, RF_TYPE_IQ4_XS};
+
+/* rows x cols random weights of type t (quantized from N(0,1) by the
+ * reference quantizer). Caller frees. */
+static uint8_t *random_weights(rf_type t, int64_t rows, int64_t cols, size_t *row_bytes) {
+    size_t rb = rf_row_size(t, cols);
+    uint8_t *w = xmalloc(rb * (size_t)rows);
+    float *tmp = xmalloc((size_t)cols * sizeof(float));
+    for (int64_t r = 0; r < rows; r++) {
+        fill_normal(tmp, cols, 1.0f);
+        rf_status st = rf_quantize_row(t, tmp, w + (size_t)r * rb, cols);
+        RF_ASSERT(st == RF_OK);
+    }
+    free(tmp);
+    *row_bytes = rb;
+    return w;
+}
+
+static void test_matmul(rf_type t, int64_t rows, int64_t cols, int64_t n_tok) {
+    size_t rb;
+    uint8_t *w = random_weights(t, rows, cols, &rb);
+    float *x = xmalloc((size_t)(n_tok * cols) * sizeof(float));
+    float *y_ref = xmalloc((size_t)(n_tok * rows) * sizeof(float));
+    float *y_gpu = xmalloc((size_t)(n_tok * rows) * sizeof(float));
+    fill_normal(x, n_tok * cols, 1.0f);
+    rf_wview wv = {w, t, cols, rows, rb};
+    ref->matmul(ref_ctx, &wv, x, y_ref, n_tok);
+
+    void *dw = dev_upload(w, rb * (size_t)rows);
+    float *dx = dev_upload(x, (size_t)(n_tok * cols) * sizeof(float));
+    float *dy = dev_poisoned((size_t)(n_tok * rows));
+    int st = rfk_matmul(&kctx, NULL, t, dw, rb, cols, rows, dx, dy, n_tok, NULL, 0);
+    (void)rfk_rt_sync();
+    download(y_gpu, dy, n_tok * rows);
+    char what[96];
+    snprintf(what, sizeof what, "%s rows=%lld cols=%lld n_tok=%lld", rf_type_name(t), (long long)rows,
+             (long long)cols, (long long)n_tok);
+    report("matmul", what, st, y_gpu, y_ref, n_tok * rows, 1e-9);
+    rfk_rt_free(dw), rfk_rt_free(dx), rfk_rt_free(dy);
+    free(w), free(x), free(y_ref), free(y_gpu);
+}
+
+static void test_get_rows(rf_type t, int64_t rows, int64_t cols, int64_t n) {
+    size_t rb;
+    uint8_t *w = random_weights(t, rows, cols, &rb);
+    int32_t *ids = xmalloc((size_t)n * sizeof(int32_t));
+    for (int64_t i = 0; i < n; i++) ids[i] = (int32_t)rng_int(rows);
+    float *o_ref = xmalloc((size_t)(n * cols) * sizeof(float));
+    float *o_gpu = xmalloc((size_t)(n * cols) * sizeof(float));
+    rf_wview wv = {w, t, cols, rows, rb};
+    ref->get_rows(ref_ctx, &wv, ids, n, o_ref);
+    void *dw = dev_upload(w, rb * (size_t)rows);
+    int32_t *did = dev_upload(ids, (size_t)n * sizeof(int32_t));
+    float *dout = dev_poisoned((size_t)(n * cols));
+    int st = rfk_get_rows(&kctx, NULL, t, dw, rb, cols, rows, did, n, dout);
+    (void)rfk_rt_sync();
+    download(o_gpu, dout, n * cols);
+    char what[96];
+    snprintf(what, sizeof what, "%s rows=%lld cols=%lld n=%lld", rf_type_name(t), (long long)rows, (long long)cols,
+             (long long)n);
+    /* Dequantization is the reference's arithmetic; only contraction of
+     * d * q + m into one fused multiply-add can differ (1 ulp). */
+    report("get_rows", what, st, o_gpu, o_ref, n * cols, 1e-12);
+    rfk_rt_free(dw), rfk_rt_free(did), rfk_rt_free(dout);
+    free(w), free(ids), free(o_ref), free(o_gpu);
+}
+
+/* ---- row and elementwise ops -------------------------------------------- */
+
+static void test_rmsnorm(int64_t n_rows, int64_t dim, bool with_w) {
+    float *x = xmalloc((size_t)(n_rows * dim) * 4), *w = xmalloc((size_t)dim * 4);
+    float *y_ref = xmalloc((size_t)(n_rows * dim) * 4), *y_gpu = xmalloc((size_t)(n_rows * dim) * 4);
+    fill_normal(x, n_rows * dim, 3.0f);
+    fill_normal(w, dim, 1.0f);
+    const float eps = 1e-5f;
+    ref->rmsnorm(ref_ctx, x, with_w ? w : NULL, y_ref, n_rows, dim, eps);
+    float *dx = dev_upload(x, (size_t)(n_rows * dim) * 4), *dw = dev_upload(w, (size_t)dim * 4);
+    float *dy = dev_poisoned((size_t)(n_rows * dim));
+    int st = rfk_rmsnorm(&kctx, NULL, dx, with_w ? dw : NULL, dy, n_rows, dim, eps);
+    (void)rfk_rt_sync();
+    download(y_gpu, dy, n_rows * dim);
+    char what[96];
+    snprintf(what, sizeof what, "rows=%lld dim=%lld w=%d", (long long)n_rows, (long long)dim, with_w);
+    report("rmsnorm", what, st, y_gpu, y_ref, n_rows * dim, 1e-11);
+    /* In place (y == x), as the forward pass calls it. */
+    st = rfk_rmsnorm(&kctx, NULL, dx, with_w ? dw : NULL, dx, n_rows, dim, eps);
+    (void)rfk_rt_sync();
+    download(y_gpu, dx, n_rows * dim);
+    snprintf(what, sizeof what, "rows=%lld dim=%lld w=%d in-place", (long long)n_rows, (long long)dim, with_w);
+    report("rmsnorm", what, st, y_gpu, y_ref, n_rows * dim, 1e-11);
+    rfk_rt_free(dx), rfk_rt_free(dw), rfk_rt_free(dy);
+    free(x), free(w), free(y_ref), free(y_gpu);
+}
+
+/* The op table has no softmax; the reference is this double-precision loop. */
+static void test_softmax(int64_t n_rows, int64_t n_cols) {
+    float *x = xmalloc((size_t)(n_rows * n_cols) * 4);
+    float *y_ref = xmalloc((size_t)(n_rows * n_cols) * 4), *y_gpu = xmalloc((size_t)(n_rows * n_cols) * 4);
+    fill_normal(x, n_rows * n_cols, 4.0f);
+    const float scale = 0.5f + rng_uniform();
+    for (int64_t r = 0; r < n_rows; r++) {
+        const float *xr = x + r * n_cols;
+        double mx = -INFINITY, sum = 0;
+        for (int64_t i = 0; i < n_cols; i++) mx = fmax(mx, (double)xr[i] * scale);
+        for (int64_t i = 0; i < n_cols; i++) sum += exp((double)xr[i] * scale - mx);
+        for (int64_t i = 0; i < n_cols; i++) y_ref[r * n_cols + i] = (float)(exp((double)xr[i] * scale - mx) / sum);
+    }
+    float *dx = dev_upload(x, (size_t)(n_rows * n_cols) * 4), *dy = dev_poisoned((size_t)(n_rows * n_cols));
+    int st = rfk_softmax(&kctx, NULL, dx, dy, n_rows, n_cols, scale);
+    (void)rfk_rt_sync();
+    download(y_gpu, dy, n_rows * n_cols);
+    char what[96];
+    snprintf(what, sizeof what, "rows=%lld cols=%lld", (long long)n_rows, (long long)n_cols);
+    report("softmax", what, st, y_gpu, y_ref, n_rows * n_cols, 1e-10);
+    rfk_rt_free(dx), rfk_rt_free(dy);
+    free(x), free(y_ref), free(y_gpu);
+}
+
+/* The reference rope computes its angles; the GPU op takes the table the
+ * forward pass builds (src/model/forward.c rope_table, here without
+ * scaling), so the table is made from the same formula in double. */
+static void test_rope(int64_t n_tok, int64_t n_heads, int64_t head_dim, int64_t n_rot, rf_rope_style style) {
+    const int64_t n = n_tok * n_heads * head_dim;
+    float *x = xmalloc((size_t)n * 4), *y_ref = xmalloc((size_t)n * 4), *y_gpu = xmalloc((size_t)n * 4);
+    float *cs = xmalloc((size_t)(n_tok * n_rot) * 4);
+    int32_t *pos = xmalloc((size_t)n_tok * 4);
+    fill_normal(x, n, 1.0f);
+    memcpy(y_ref, x, (size_t)n * 4);
+    for (int64_t t = 0; t < n_tok; t++) pos[t] = (int32_t)rng_int(8192);
+    rf_rope_params p = {style, n_rot, 10000.0f, 1.0f, NULL};
+    ref->rope(ref_ctx, y_ref, pos, n_tok, n_heads, head_dim, &p);
+    for (int64_t t = 0; t < n_tok; t++)
+        for (int64_t i = 0; i < n_rot / 2; i++) {
+            double theta = (double)pos[t] * pow(10000.0, -2.0 * (double)i / (double)n_rot);
+            cs[t * n_rot + 2 * i] = (float)cos(theta);
+            cs[t * n_rot + 2 * i + 1] = (float)sin(theta);
+        }
+    float *dx = dev_upload(x, (size_t)n * 4), *dcs = dev_upload(cs, (size_t)(n_tok * n_rot) * 4);
+    int st = rfk_rope(&kctx, NULL, dx, dcs, n_tok, n_heads, head_dim, n_rot, (int)style);
+    (void)rfk_rt_sync();
+    download(y_gpu, dx, n);
+    char what[96];
+    snprintf(what, sizeof what, "%s n_tok=%lld heads=%lld hd=%lld n_rot=%lld", style == RF_ROPE_NEOX ? "neox" : "normal",
+             (long long)n_tok, (long long)n_heads, (long long)head_dim, (long long)n_rot);
+    report("rope", what, st, y_gpu, y_ref, n, 1e-11);
+    rfk_rt_free(dx), rfk_rt_free(dcs);
+    free(x), free(y_ref), free(y_gpu), free(cs), free(pos);
+}
+
+static void test_glu(rf_act act, int64_t n) {
+    float *g = xmalloc((size_t)n * 4), *u = xmalloc((size_t)n * 4);
+    float *y_ref = xmalloc((size_t)n * 4), *y_gpu = xmalloc((size_t)n * 4);
+    fill_normal(g, n, 3.0f);
+    fill_normal(u, n, 1.0f);
+    ref->glu(ref_ctx, act, g, u, y_ref, n);
+    float *dg = dev_upload(g, (size_t)n * 4), *du = dev_upload(u, (size_t)n * 4), *dy = dev_poisoned((size_t)n);
+    int st = rfk_glu(&kctx, NULL, (int)act, dg, du, dy, n);
+    (void)rfk_rt_sync();
+    download(y_gpu, dy, n);
+    char what[96];
+    snprintf(what, sizeof what, "%s n=%lld", act == RF_ACT_SILU ? "silu" : "gelu-tanh", (long long)n);
+    report("glu", what, st, y_gpu, y_ref, n, 1e-11);
+    /* out aliasing gate, as the forward pass calls it */
+    st = rfk_glu(&kctx, NULL, (int)act, dg, du, dg, n);
+    (void)rfk_rt_sync();
+    download(y_gpu, dg, n);
+    snprintf(what, sizeof what, "%s n=%lld out=gate", act == RF_ACT_SILU ? "silu" : "gelu-tanh", (long long)n);
+    report("glu", what, st, y_gpu, y_ref, n, 1e-11);
+    rfk_rt_free(dg), rfk_rt_free(du), rfk_rt_free(dy);
+    free(g), free(u), free(y_ref), free(y_gpu);
+}
+
+static void test_add(int64_t n) {
+    float *a = xmalloc((size_t)n * 4), *b = xmalloc((size_t)n * 4);
+    float *y_ref = xmalloc((size_t)n * 4), *y_gpu = xmalloc((size_t)n * 4);
+    fill_normal(a, n, 1.0f);
+    fill_normal(b, n, 1.0f);
+    for (int64_t i = 0; i < n; i++) y_ref[i] = a[i] + b[i];
+    float *da = dev_upload(a, (size_t)n * 4), *db = dev_upload(b, (size_t)n * 4);
+    int st = rfk_add(&kctx, NULL, da, db, da, n); /* in place, the residual add */
+    (void)rfk_rt_sync();
+    download(y_gpu, da, n);
+    char what[96];
+    snprintf(what, sizeof what, "n=%lld in-place", (long long)n);
+    report("add", what, st, y_gpu, y_ref, n, 0.0); /* one float add each side: exact */
+    rfk_rt_free(da), rfk_rt_free(db);
+    free(a), free(b), free(y_ref), free(y_gpu);
+}
+
+/* ---- KV store and attention ---------------------------------------------- */
+
+/* Sequences n_seq with lengths len[s] already in the cache (random keys and
+ * values, stored through rfk_kv_store on the GPU and rf_kv_k/v on the CPU),
+ * then the queries: either one decode token per sequence at its last
+ * position, or a prefill of the last `n_new` positions of sequence 0. The
+ * GPU cache uses its own randomly permuted block assignment, so the block
+ * tables are exercised, not the identity. */
+static void test_attention(int64_t n_head, int64_t n_head_kv, int64_t hd, int n_seq, const int64_t *len,
+                           int64_t n_new, int64_t window) {
+    const int bs = 16;
+    const int64_t kvd = n_head_kv * hd;
+    int64_t max_len = 0, total = 0;
+    for (int s = 0; s < n_seq; s++) max_len = len[s] > max_len ? len[s] : max_len, total += len[s];
+    rf_kv_config cfg = rf_kv_config_for(1, kvd, max_len, n_seq, bs);
+    rf_kv_cache *kv = NULL;
+    rf_error err;
+    RF_ASSERT(rf_kv_create(&cfg, &kv, &err) == RF_OK);
+    for (int s = 0; s < n_seq; s++) RF_ASSERT(rf_kv_seq_reserve(kv, s, len[s]) == RF_OK);
+
+    /* GPU tables: a random permutation of the pool's blocks. */
+    const int64_t mb = cfg.max_blocks_per_seq, nb = cfg.n_blocks;
+    int32_t *perm = xmalloc((size_t)nb * 4), *tables = xmalloc((size_t)(n_seq * mb) * 4);
+    for (int64_t i = 0; i < nb; i++) perm[i] = (int32_t)i;
+    for (int64_t i = nb - 1; i > 0; i--) {
+        int64_t j = rng_int(i + 1);
+        int32_t tmp = perm[i];
+        perm[i] = perm[j], perm[j] = tmp;
+    }
+    int64_t next = 0;
+    for (int s = 0; s < n_seq; s++)
+        for (int64_t b = 0; b < mb; b++) tables[s * mb + b] = b * bs < len[s] ? perm[next++] : -1;
+    RF_ASSERT(next <= nb);
+
+    /* Every cached position: k, v random, stored on both sides. */
+    float *k = xmalloc((size_t)(total * kvd) * 4), *v = xmalloc((size_t)(total * kvd) * 4);
+    int32_t *pos = xmalloc((size_t)total * 4), *seq = xmalloc((size_t)total * 4);
+    fill_normal(k, total * kvd, 1.0f);
+    fill_normal(v, total * kvd, 1.0f);
+    int64_t row = 0;
+    for (int s = 0; s < n_seq; s++)
+        for (int64_t p = 0; p < len[s]; p++, row++) {
+            pos[row] = (int32_t)p, seq[row] = s;
+            uint16_t *kd = rf_kv_k(kv, 0, s, p), *vd = rf_kv_v(kv, 0, s, p);
+            for (int64_t i = 0; i < kvd; i++) {
+                kd[i] = rf_fp32_to_fp16(k[row * kvd + i]);
+                vd[i] = rf_fp32_to_fp16(v[row * kvd + i]);
+            }
+        }
+    const size_t cache_bytes = (size_t)(nb * bs * kvd) * 2;
+    rfk_kv_view view = {dev_alloc(cache_bytes), dev_alloc(cache_bytes), NULL, mb, kvd, bs};
+    int32_t *dtables = dev_upload(tables, (size_t)(n_seq * mb) * 4);
+    view.tables = dtables;
+    float *dk = dev_upload(k, (size_t)(total * kvd) * 4), *dv = dev_upload(v, (size_t)(total * kvd) * 4);
+    int32_t *dpos = dev_upload(pos, (size_t)total * 4), *dseq = dev_upload(seq, (size_t)total * 4);
+    int st = rfk_kv_store(&kctx, NULL, &view, dk, dv, dpos, dseq, total);
+    int sst = rfk_rt_sync();
+    char what[128];
+    snprintf(what, sizeof what, "kvd=%lld positions=%lld", (long long)kvd, (long long)total);
+    {
+        /* kv_store: every stored half must equal the CPU's conversion. */
+        uint16_t *kh = xmalloc(cache_bytes), *vh = xmalloc(cache_bytes);
+        (void)rfk_rt_download(kh, view.k, cache_bytes);
+        (void)rfk_rt_download(vh, view.v, cache_bytes);
+        int64_t bad = 0;
+        for (int64_t r = 0; r < total; r++) {
+            const int32_t b = tables[seq[r] * mb + pos[r] / bs];
+            const size_t off = ((size_t)b * bs + (size_t)(pos[r] % bs)) * (size_t)kvd;
+            const uint16_t *kc = rf_kv_k(kv, 0, seq[r], pos[r]), *vc = rf_kv_v(kv, 0, seq[r], pos[r]);
+            for (int64_t i = 0; i < kvd; i++) bad += (kh[off + i] != kc[i]) + (vh[off + i] != vc[i]);
+        }
+        bool ok = !st && !sst && bad == 0;
+        ok ? n_pass++ : n_fail++;
+        printf("%s %-10s %-40s %lld of %lld halves differ (status %d/%d)\n", ok ? "ok  " : "FAIL", "kv_store", what,
+               (long long)bad, (long long)(2 * total * kvd), st, sst);
+        free(kh), free(vh);
+    }
+
+    /* Queries. */
+    const int64_t n_tok = n_new > 0 ? n_new : n_seq;
+    int32_t *qpos = xmalloc((size_t)n_tok * 4), *qseq = xmalloc((size_t)n_tok * 4);
+    for (int64_t t = 0; t < n_tok; t++) {
+        qseq[t] = n_new > 0 ? 0 : (int32_t)t;
+        qpos[t] = (int32_t)(n_new > 0 ? len[0] - n_new + t : len[t] - 1);
+    }
+    const int64_t qd = n_head * hd;
+    float *q = xmalloc((size_t)(n_tok * qd) * 4);
+    float *o_ref = xmalloc((size_t)(n_tok * qd) * 4), *o_gpu = xmalloc((size_t)(n_tok * qd) * 4);
+    fill_normal(q, n_tok * qd, 1.0f);
+    const float scale = 1.0f / sqrtf((float)hd);
+    rf_attn_args a = {q, o_ref, n_tok, n_head, n_head_kv, hd, scale, window, qpos, qseq, kv, 0};
+    ref->attention(ref_ctx, &a);
+
+    float *dq = dev_upload(q, (size_t)(n_tok * qd) * 4), *dout = dev_poisoned((size_t)(n_tok * qd));
+    int32_t *dqpos = dev_upload(qpos, (size_t)n_tok * 4), *dqseq = dev_upload(qseq, (size_t)n_tok * 4);
+    int32_t max_pos = 0;
+    for (int64_t t = 0; t < n_tok; t++) max_pos = qpos[t] > max_pos ? qpos[t] : max_pos;
+    rfk_attn_args ga = {dq, dout, dqpos, dqseq, n_tok, n_head, n_head_kv, hd, scale, window, max_pos};
+    st = rfk_attention(&kctx, NULL, &view, &ga);
+    (void)rfk_rt_sync();
+    download(o_gpu, dout, n_tok * qd);
+    snprintf(what, sizeof what, "%s h=%lld/%lld hd=%lld n_tok=%lld ctx<=%lld win=%lld",
+             n_new > 0 ? "prefill" : "decode", (long long)n_head, (long long)n_head_kv, (long long)hd,
+             (long long)n_tok, (long long)max_len, (long long)window);
+    report("attention", what, st, o_gpu, o_ref, n_tok * qd, 1e-9);
+
+    rfk_rt_free(view.k), rfk_rt_free(view.v), rfk_rt_free(dtables), rfk_rt_free(dk), rfk_rt_free(dv);
+    rfk_rt_free(dpos), rfk_rt_free(dseq), rfk_rt_free(dq), rfk_rt_free(dout), rfk_rt_free(dqpos), rfk_rt_free(dqseq);
+    free(perm), free(tables), free(k), free(v), free(pos), free(seq), free(qpos), free(qseq), free(q), free(o_ref),
+        free(o_gpu);
+    rf_kv_free(kv);
+}
+
+/* ---- the launch check is called, and refusals come back ---------------- */
+
+static int check_calls;
+static int refuse_all(void *user, const char *kernel, rfk_dim3 grid, rfk_dim3 block, size_t smem) {
+    check_calls++;
+    return -100;
+}
+static void test_launch_check(void) {
+    rfk_ctx c = kctx;
+    c.check = refuse_all;
+    float *d = dev_alloc(64 * 4);
+    check_calls = 0;
+    int st = rfk_add(&c, NULL, d, d, d, 64);
+    c.warp_size = 48;
+    int st_warp = rfk_rmsnorm(&c, NULL, d, NULL, d, 1, 64, 1e-5f);
+    bool ok = st == -100 && check_calls == 1 && st_warp == RFK_E_WARP;
+    ok ? n_pass++ : n_fail++;
+    printf("%s %-10s %-40s status %d, %d calls; warp 48 -> %d\n", ok ? "ok  " : "FAIL", "launch", "check hook refusal",
+           st, check_calls, st_warp);
+    rfk_rt_free(d);
+}
+
+/* ---- benchmark ----------------------------------------------------------- */
+
+/* Median of `reps` timed runs of one matmul (after warm-up); weights are a
+ * few real quantized rows tiled to the full size (speed does not depend on
+ * the values, and quantizing 58M weights on the CPU would dominate). */
+static void bench_matmul(rf_type t, int64_t rows, int64_t cols, int64_t n_tok) {
+    size_t rb;
+    const int64_t uniq = 64;
+    uint8_t *w1 = random_weights(t, uniq, cols, &rb);
+    uint8_t *w = xmalloc(rb * (size_t)rows);
+    for (int64_t r = 0; r < rows; r++) memcpy(w + (size_t)r * rb, w1 + (size_t)(r % uniq) * rb, rb);
+    float *x = xmalloc((size_t)(n_tok * cols) * 4);
+    fill_normal(x, n_tok * cols, 1.0f);
+    void *dw = dev_upload(w, rb * (size_t)rows);
+    float *dx = dev_upload(x, (size_t)(n_tok * cols) * 4), *dy = dev_alloc((size_t)(n_tok * rows) * 4);
+    int st = 0;
+    for (int i = 0; i < 5; i++) st |= rfk_matmul(&kctx, NULL, t, dw, rb, cols, rows, dx, dy, n_tok, NULL, 0);
+    st |= rfk_rt_sync();
+    float ms[21];
+    const int reps = 21, inner = 10;
+    for (int i = 0; i < reps; i++) {
+        rfk_rt_timer_start();
+        for (int j = 0; j < inner; j++) st |= rfk_matmul(&kctx, NULL, t, dw, rb, cols, rows, dx, dy, n_tok, NULL, 0);
+        rfk_rt_timer_stop_ms(&ms[i]);
+        ms[i] /= (float)inner;
+    }
+    for (int i = 1; i < reps; i++)
+        for (int j = i; j > 0 && ms[j] < ms[j - 1]; j--) {
+            float tmp = ms[j];
+            ms[j] = ms[j - 1], ms[j - 1] = tmp;
+        }
+    const double us = ms[reps / 2] * 1e3;
+    const double bytes = (double)rb * rows + 4.0 * (double)n_tok * (cols + rows);
+    printf("bench matmul %-6s %6lld x %-6lld n_tok=%-4lld %9.1f us  %7.1f GB/s  %7.2f TFLOP/s%s\n", rf_type_name(t),
+           (long long)rows, (long long)cols, (long long)n_tok, us, bytes / us * 1e-3,
+           2.0 * rows * cols * n_tok / us * 1e-6, st ? "  (ERROR)" : "");
+    if (st) n_fail++;
+    rfk_rt_free(dw), rfk_rt_free(dx), rfk_rt_free(dy);
+    free(w1), free(w), free(x);
+}
+
+static void run_bench(void) {
+    static const rf_type bt[] = {RF_TYPE_Q4_0, RF_TYPE_Q4_K, RF_TYPE_Q8_0, RF_TYPE_Q6_K, RF_TYPE_F16};
+    for (size_t i = 0; i < RF_ARRAY_LEN(bt); i++) {
+        bench_matmul(bt[i], 4096, 4096, 1);
+        bench_matmul(bt[i], 14336, 4096, 1);
+        bench_matmul(bt[i], 4096, 14336, 1);
+    }
+    bench_matmul(RF_TYPE_Q4_0, 14336, 4096, 8);
+    bench_matmul(RF_TYPE_Q4_K, 14336, 4096, 16);
+    bench_matmul(RF_TYPE_Q4_0, 4096, 4096, 512);
+    bench_matmul(RF_TYPE_Q4_K, 14336, 4096, 512);
+}
+
+/* ---- main ---------------------------------------------------------------- */
+
+int main(int argc, char **argv) {
+    bool bench = argc > 1 && strcmp(argv[1], "--bench") == 0;
+    const char *seed_env = getenv("RF_SEED");
+    rng_state = seed_env ? strtoull(seed_env, NULL, 10) : (uint64_t)time(NULL) * 2654435761u;
+    if (!rng_state) rng_state = 1;
+    char name[256];
+    int st = rfk_rt_init(&kctx.warp_size, name, sizeof name);
+    if (st) {
+        fprintf(stderr, "op_suite: no GPU: %s\n", rfk_rt_error_str(st));
+        return 2;
+    }
+    printf("op_suite: device %s, warp %d, seed %llu\n", name, kctx.warp_size, (unsigned long long)rng_state);
+    if (argc == 6 && strcmp(argv[1], "--bench-one") == 0) { /* TYPE ROWS COLS N_TOK, for profilers */
+        rf_type t;
+        if (!rf_type_from_name(argv[2], &t)) return 2;
+        bench_matmul(t, atoll(argv[3]), atoll(argv[4]), atoll(argv[5]));
+        return n_fail ? 1 : 0;
+    }
+    if (bench) {
+        run_bench();
+        return n_fail ? 1 : 0;
+    }
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    rf_threadpool *tp = rf_threadpool_create(ncpu < 1 ? 1 : ncpu > 32 ? 32 : (int)ncpu);
+    ref_ctx = rf_cpu_ref_ctx_create(tp);
+    RF_ASSERT(tp && ref_ctx);
+
+    test_launch_check();
+    for (size_t i = 0; i < RF_ARRAY_LEN(mm_types); i++) {
+        const rf_type t = mm_types[i];
+        const int64_t blk = rf_type_get(t)->blck_size < 32 ? 32 : rf_type_get(t)->blck_size;
+        static const int64_t ntoks[] = {1, 2, 3, 8, 9, 16, 17, 77, 512};
+        for (size_t j = 0; j < RF_ARRAY_LEN(ntoks); j++) {
+            /* rows not a multiple of any tile; cols a few blocks, odd count */
+            test_matmul(t, 67, 3 * blk, ntoks[j]);
+        }
+        test_matmul(t, 300, 2048, 1);
+        test_matmul(t, 129, 1024, 77);
+        test_get_rows(t, 50, 5 * blk, 7);
+    }
+    static const int64_t dims[] = {1, 64, 4096, 4097, 5120};
+    for (size_t i = 0; i < RF_ARRAY_LEN(dims); i++) {
+        test_rmsnorm(3, dims[i], true);
+        test_rmsnorm(77, dims[i], false);
+        test_softmax(5, dims[i]);
+    }
+    test_softmax(2, 100003);
+    test_rope(1, 32, 128, 128, RF_ROPE_NORMAL);
+    test_rope(77, 8, 128, 128, RF_ROPE_NEOX);
+    test_rope(16, 4, 256, 64, RF_ROPE_NEOX); /* partial rotation */
+    test_rope(3, 5, 80, 80, RF_ROPE_NORMAL);
+    test_glu(RF_ACT_SILU, 1);
+    test_glu(RF_ACT_SILU, 100003);
+    test_glu(RF_ACT_GELU_TANH, 77 * 1024 + 5);
+    test_add(1);
+    test_add(77 * 4096 + 3);
+    {
+        const int64_t dec[] = {1, 17, 300, 1029};
+        test_attention(8, 8, 64, 4, dec, 0, 0);
+        test_attention(32, 8, 128, 4, dec, 0, 0);
+        test_attention(8, 2, 128, 4, dec, 0, 100);
+        test_attention(4, 1, 256, 4, dec, 0, 0);
+        test_attention(6, 2, 80, 4, dec, 0, 0);
+        const int64_t pre[] = {77, 5};
+        test_attention(8, 2, 128, 2, pre, 77, 0);
+        test_attention(8, 8, 64, 2, pre, 3, 0);
+        const int64_t pre2[] = {600, 33};
+        test_attention(16, 4, 128, 2, pre2, 512, 0);
+        test_attention(16, 4, 128, 2, pre2, 512, 64);
+        const int64_t one[] = {1};
+        test_attention(2, 1, 64, 1, one, 1, 0);
+    }
+    printf("op_suite: %d passed, %d failed\n", n_pass, n_fail);
+    rf_cpu_ref_ctx_free(ref_ctx);
+    rf_threadpool_free(tp);
+    return n_fail ? 1 : 0;
+}
