@@ -14,17 +14,19 @@
 #include "model/model.h"
 
 enum { O_MODEL, O_P, O_N, O_T, O_R,
-       O_DEVICE, O_NGL, O_COUNT };
+       O_DEVICE, O_NGL, O_TRACE, O_COUNT };
 static const rf_opt opts[O_COUNT] = {
     [O_MODEL] = {"--model", "-m", true}, [O_P] = {"--n-prompt", "-p", true}, [O_N] = {"--n-gen", "-n", true},
     [O_T] = {"--threads", "-t", true},   [O_R] = {"--repetitions", "-r", true},
     [O_DEVICE] = {"--device", NULL, true}, [O_NGL] = {"--gpu-layers", "-ngl", true},
+    [O_TRACE] = {"--trace", NULL, true},
 };
 
 static void usage(FILE *out) {
-    fprintf(out, "usage: rocmforge bench -m MODEL.gguf [-p 512] [-n 128] [-t THREADS] [-r 5]\n\n"
+    fprintf(out, "usage: rocmforge bench -m MODEL.gguf [-p 512] [-n 128] [-t THREADS] [-r 5] [--trace FILE]\n\n"
                  "Prints pp<p> (prompt processing) and tg<n> (generation) tokens/s as mean ± stddev over\n"
-                 "r repetitions after one warm-up, in llama-bench's table shape. -p 0 or -n 0 skips a test.\n");
+                 "r repetitions after one warm-up, in llama-bench's table shape. -p 0 or -n 0 skips a test.\n"
+                 "--trace FILE writes every op's timing as Chrome trace JSON (chrome://tracing, Perfetto).\n");
     fputs("\n" RF_CLI_GPU_HELP, out);
 }
 
@@ -98,7 +100,9 @@ static int run(int argc, char **argv) {
     rf_batch_entry *b = rf_malloc((size_t)n_batch * sizeof *b);
     float *logits = rf_malloc((size_t)m->hp.n_vocab * sizeof(float));
     rf_ctx_params cp = {.n_ctx = (np > ng ? np : ng) + 1, .n_seq = 1, .n_batch = n_batch};
-    if (!tp || !b || !logits || rf_cpu_backend_create(tp, &be, &err) != RF_OK || rf_ctx_create(m, &cp, &be, &ctx, &err) != RF_OK ||
+    if (!tp || !b || !logits || rf_cpu_backend_create(tp, &be, &err) != RF_OK ||
+        (a.val[O_TRACE] && rf_cpu_backend_trace(&be, a.val[O_TRACE], &err) != RF_OK) ||
+        rf_ctx_create(m, &cp, &be, &ctx, &err) != RF_OK ||
         rf_offload_open(m, &go, &off, &err) != RF_OK || rf_offload_attach(off, ctx, &err) != RF_OK) {
         rf_cli_error("%s", err.msg[0] ? err.msg : "out of memory");
         goto out;

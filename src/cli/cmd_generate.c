@@ -12,7 +12,7 @@
 #include "gpu_opts.h"
 
 enum { O_MODEL, O_PROMPT, O_N, O_TEMP, O_TOPK, O_TOPP, O_MINP, O_SEED, O_THREADS, O_CTX, O_REPEAT, O_STOP,
-       O_NOSPECIAL,
+       O_NOSPECIAL, O_TRACE,
        O_DEVICE, O_NGL, O_COUNT };
 static const rf_opt opts[O_COUNT] = {
     [O_MODEL] = {"--model", "-m", true},      [O_PROMPT] = {"--prompt", "-p", true},
@@ -21,7 +21,7 @@ static const rf_opt opts[O_COUNT] = {
     [O_MINP] = {"--min-p", NULL, true},       [O_SEED] = {"--seed", NULL, true},
     [O_THREADS] = {"--threads", "-t", true},  [O_CTX] = {"--ctx-size", "-c", true},
     [O_REPEAT] = {"--repeat-penalty", NULL, true}, [O_STOP] = {"--stop", NULL, true},
-    [O_NOSPECIAL] = {"--no-parse-special", NULL, false},
+    [O_NOSPECIAL] = {"--no-parse-special", NULL, false}, [O_TRACE] = {"--trace", NULL, true},
     [O_DEVICE] = {"--device", NULL, true},    [O_NGL] = {"--gpu-layers", "-ngl", true},
 };
 
@@ -29,11 +29,12 @@ static void usage(FILE *out) {
     fprintf(out,
             "usage: rocmforge generate -m MODEL.gguf -p PROMPT [-n N] [--temp T] [--top-k K] [--top-p P]\n"
             "                          [--min-p M] [--seed S] [--repeat-penalty R] [--stop TEXT]\n"
-            "                          [--threads N] [--ctx-size N] [--no-parse-special]\n\n"
+            "                          [--threads N] [--ctx-size N] [--no-parse-special] [--trace FILE]\n\n"
             "Streams the continuation of PROMPT (\"-\" reads it from stdin) to stdout; load time,\n"
             "prompt and generation speed go to stderr. Defaults: -n 128, --temp 0.8, --top-k 40,\n"
             "--top-p 0.95, --min-p 0.05, seed from the clock; --temp 0 is greedy. Special-token text\n"
-            "in the prompt (<|im_start|>, ...) is parsed as special unless --no-parse-special.\n");
+            "in the prompt (<|im_start|>, ...) is parsed as special unless --no-parse-special.\n"
+            "--trace FILE writes every op's timing as Chrome trace JSON (chrome://tracing, Perfetto).\n");
     fputs("\n" RF_CLI_GPU_HELP, out);
 }
 
@@ -102,7 +103,7 @@ static int run(int argc, char **argv) {
     long v;
     if (!rf_cli_sample_params(&a, O_TEMP, O_TOPK, O_TOPP, O_MINP, O_SEED, O_REPEAT, &gp.sample)) return RF_EXIT_USAGE;
     if (a.val[O_N]) { if (!rf_arg_long("--n-predict", a.val[O_N], -1, 1 << 24, &v)) return RF_EXIT_USAGE; gp.n_predict = (int32_t)v; }
-    rf_engine_opts eo = {.model_path = a.val[O_MODEL], .progress = isatty(2)};
+    rf_engine_opts eo = {.model_path = a.val[O_MODEL], .progress = isatty(2), .trace_path = a.val[O_TRACE]};
     if (a.val[O_THREADS]) { if (!rf_arg_long("--threads", a.val[O_THREADS], 1, 1024, &v)) return RF_EXIT_USAGE; eo.n_threads = (int)v; }
     if (a.val[O_CTX]) { if (!rf_arg_long("--ctx-size", a.val[O_CTX], 16, 1 << 24, &v)) return RF_EXIT_USAGE; eo.n_ctx = v; }
     if (!rf_cli_gpu_opts(a.val[O_DEVICE], a.val[O_NGL], &eo.gpu)) return RF_EXIT_USAGE;

@@ -24,7 +24,7 @@
 enum { O_MODEL, O_HOST, O_PORT, O_KEY, O_KEYFILE, O_PARALLEL, O_CTX, O_THREADS, O_NGL, O_ALIAS, O_QUEUE, O_TIMEOUT,
        O_BATCH, O_CHUNK, O_KVBLOCKS, O_MAXBODY, O_HTTPTHREADS, O_CONNTIMEOUT, O_MAXCONN, O_LOGFMT, O_LOGLEVEL, O_GRACE,
        O_CONTEXTDB,
-       O_DEVICE, O_COUNT };
+       O_DEVICE, O_TRACE, O_COUNT };
 
 static const rf_opt opts[O_COUNT] = {
     [O_MODEL] = {"--model", "-m", true},         [O_HOST] = {"--host", NULL, true},
@@ -39,7 +39,7 @@ static const rf_opt opts[O_COUNT] = {
     [O_MAXCONN] = {"--max-connections", NULL, true}, [O_LOGFMT] = {"--log-format", NULL, true},
     [O_LOGLEVEL] = {"--log-level", NULL, true},  [O_GRACE] = {"--shutdown-grace", NULL, true},
     [O_DEVICE] = {"--device", NULL, true},
-    [O_CONTEXTDB] = {"--context-db", NULL, true},
+    [O_CONTEXTDB] = {"--context-db", NULL, true}, [O_TRACE] = {"--trace", NULL, true},
 };
 
 /* One line of help per option, in table order. */
@@ -68,6 +68,7 @@ static const char *const help[O_COUNT] = {
     [O_GRACE] = "seconds requests in flight get at SIGTERM (default 10)",
     [O_DEVICE] = "cpu, gpu or auto (default auto: the GPU when a plugin opens a device, else the CPU)",
     [O_CONTEXTDB] = "context database (created if missing): /v1/context/* and chat \"context\"",
+    [O_TRACE] = "write per-op timings as Chrome trace JSON to FILE at shutdown",
 };
 
 static void env_name(const char *opt, char *out, size_t n) {
@@ -159,7 +160,7 @@ static int run(int argc, char **argv) {
     rf_server_opts so = {.host = a.val[O_HOST], .port = 8080, .model_alias = a.val[O_ALIAS], .model_path = a.val[O_MODEL],
                          .request_timeout_s = 600, .log_level = RF_LOG_INFO,
                          .context_db = a.val[O_CONTEXTDB]};
-    rf_engine_opts eo = {.model_path = a.val[O_MODEL], .progress = false};
+    rf_engine_opts eo = {.model_path = a.val[O_MODEL], .progress = false, .trace_path = a.val[O_TRACE]};
     int parallel = 4;
     int64_t n_ctx = 0, n_batch = 512, kv_blocks = 0;
     rf_sched_opts sch = {.prefill_chunk = 128, .max_queue = 64};

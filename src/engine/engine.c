@@ -5,6 +5,7 @@
 #include "engine.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -53,6 +54,7 @@ rf_status rf_engine_open(const rf_engine_opts *o, rf_engine **out, rf_error *err
     e->tp = rf_threadpool_create(e->n_threads);
     if (!e->tp) { st = rf_error_set(err, RF_E_NOMEM, "cannot start %d threads", e->n_threads); goto fail; }
     if ((st = rf_cpu_backend_create(e->tp, &e->be, err)) != RF_OK) goto fail;
+    if (o->trace_path && (st = rf_cpu_backend_trace(&e->be, o->trace_path, err)) != RF_OK) goto fail;
     rf_ctx_params cp = {.n_ctx = e->n_ctx, .n_seq = n_seq, .n_batch = e->n_batch};
     if ((st = rf_ctx_create(e->model, &cp, &e->be, &e->ctx, err)) != RF_OK) goto fail;
     rf_offload_opts go = o->gpu_set ? o->gpu : (rf_offload_opts){.device = RF_DEVICE_CPU, .gpu_device = -1};

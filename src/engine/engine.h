@@ -21,6 +21,7 @@ typedef struct rf_engine_opts {
     int n_seq;          /* 0: 1 */
     int64_t n_batch;    /* 0: 512 */
     bool progress;      /* progress bar on stderr while the weights are read */
+    const char *trace_path; /* per-op Chrome trace written here at close (NULL: none) */
     rf_offload_opts gpu; /* zeroed: --device auto, but see gpu_set */
     bool gpu_set;       /* false: CPU only (callers that parse no --device keep the old behaviour) */
     bool gpu_defer;     /* the engine's own context stays on the CPU; the caller attaches its

@@ -106,6 +106,14 @@ rf_status rf_gguf_open_memory(const void *buf, size_t size, const char *name, rf
 
 void rf_gguf_close(rf_gguf *g); /* accepts NULL */
 
+/* Copies every part's tensor data into anonymous memory (2 MiB-aligned,
+ * transparent huge pages asked for) and points the tensors there. A decode
+ * step reads all the weights once; read through the file mapping's 4 KiB
+ * pages, a core streams about a quarter slower than from huge pages (TLB
+ * misses). Call before binding tensor pointers. RF_E_NOMEM if the memory is
+ * not there (the tensors then still point into the file). */
+rf_status rf_gguf_copy_data(rf_gguf *g, rf_error *err);
+
 uint32_t rf_gguf_version(const rf_gguf *g);
 uint64_t rf_gguf_alignment(const rf_gguf *g);
 uint64_t rf_gguf_file_size(const rf_gguf *g); /* all splits together */

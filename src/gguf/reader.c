@@ -327,9 +327,12 @@ typedef struct part {
     void *block;              /* owned: kvs, kv_sorted, string slots, nested values */
     int64_t n_tensors;
     rf_gguf_tensor *tensors;  /* owned until moved into the rf_gguf */
+    void *copy;               /* owned: the data section copied by rf_gguf_copy_data, or NULL */
+    size_t copy_size;
 } part;
 
 static void part_free(part *p) {
+    if (p->copy) munmap(p->copy, p->copy_size);
     if (p->mapped) munmap((void *)p->base, p->size);
     rf_free(p->block);
     rf_free(p->tensors);
@@ -1050,4 +1053,38 @@ int64_t rf_gguf_tensor_nelements(const rf_gguf_tensor *t) {
     int64_t n = 1;
     for (uint32_t d = 0; d < t->n_dims; d++) n *= t->ne[d]; /* validated not to overflow */
     return n;
+}
+
+/* ---- weights in anonymous memory ------------------------------------------ */
+
+rf_status rf_gguf_copy_data(rf_gguf *g, rf_error *err) {
+    const size_t huge = (size_t)2 << 20;
+    for (uint32_t i = 0; i < g->n_parts; i++) {
+        part *p = &g->parts[i];
+        if (p->copy || p->data_start >= p->size) continue;
+        const size_t n = (size_t)(p->size - p->data_start);
+        /* a 2 MiB-aligned start, so that the huge pages cover the tensors */
+        const size_t len = n + huge;
+        uint8_t *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (m == MAP_FAILED)
+            return rf_error_set(err, RF_E_NOMEM, "%s: cannot allocate %zu MiB for the weights: %s", p->name, n >> 20,
+                                strerror(errno));
+        uint8_t *a = (uint8_t *)(((uintptr_t)m + huge - 1) & ~(uintptr_t)(huge - 1));
+#ifdef MADV_HUGEPAGE
+        (void)madvise(a, (n + huge - 1) & ~(huge - 1), MADV_HUGEPAGE); /* a hint: 4 KiB pages still work */
+#endif
+        memcpy(a, p->base + p->data_start, n);
+        p->copy = m;
+        p->copy_size = len;
+        const uint8_t *from = p->base + p->data_start;
+        for (int64_t t = 0; t < g->n_tensors; t++) {
+            rf_gguf_tensor *ten = &g->tensors[t];
+            if (ten->split == i) ten->data = a + ((const uint8_t *)ten->data - from);
+        }
+#ifdef MADV_DONTNEED
+        /* the file's pages are no longer read through this mapping */
+        if (p->mapped) (void)madvise((void *)p->base, (size_t)p->size, MADV_DONTNEED);
+#endif
+    }
+    return RF_OK;
 }

@@ -65,7 +65,8 @@ typedef struct rf_model {
     float *converted;    /* owned copies of 1-D tensors stored as F16/BF16 */
 } rf_model;
 
-/* Loads a model from a GGUF file (mmapped; weights not copied). Unknown
+/* Loads a model from a GGUF file: mapped, then the tensor data copied into
+ * anonymous huge pages unless ROCMFORGE_MMAP=1 (see rf_gguf_copy_data). Unknown
  * architectures, missing or mis-shaped tensors are RF_E_UNSUPPORTED /
  * RF_E_FORMAT with a message listing what was expected. */
 rf_status rf_model_load(const char *path, rf_model **out, rf_error *err);

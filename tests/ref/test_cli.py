@@ -81,3 +81,35 @@ def test_dump_tensor_errors(real_models, tmp_path):
     assert "no.such" in cp.stderr
     cp = rocmforge("info", real_models["smollm2"], "--dump-tensor", "token_embd.weight", check=False)
     assert_clean_exit(cp, 1)
+
+
+@pytest.mark.parametrize("cmd", ["bench", "generate"])
+def test_trace_file(real_models, tmp_path, cmd):
+    """--trace writes Chrome trace JSON: complete events with a duration, and
+    per forward pass one matmul per 2-D weight whose bytes are that
+    tensor's size as the gguf package reads it (the output projection is the
+    tied token embedding)."""
+    import json
+    from gguf import GGUFReader
+
+    path = tmp_path / "trace.json"
+    if cmd == "bench":
+        rocmforge("bench", "-m", real_models["smollm2"], "-p", "19", "-n", "3", "-r", "1", "--trace", path)
+    else:
+        rocmforge("generate", "-m", real_models["smollm2"], "-p", "Once upon a time", "-n", "4", "--temp", "0",
+                  "--trace", path)
+    doc = json.loads(path.read_text())
+    events = doc["traceEvents"] if isinstance(doc, dict) else doc
+    ops = [e for e in events if e.get("ph") == "X"]
+    assert ops, "no op events"
+    for e in ops:
+        assert e["dur"] >= 0 and e["ts"] >= 0 and e["name"] and "args" in e
+    r = GGUFReader(str(real_models["smollm2"]))
+    mats = sorted(int(t.n_bytes) for t in r.tensors if len([d for d in t.shape if d > 1]) == 2)
+    passes = {}
+    for e in ops:
+        if e["name"] == "matmul":
+            passes.setdefault(e["args"]["pass"], []).append(int(e["args"]["bytes"]))
+    assert len(passes) >= 4
+    for p, got in passes.items():
+        assert sorted(got) == mats, f"pass {p}: matmul bytes differ from the model's 2-D tensors"

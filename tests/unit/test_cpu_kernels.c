@@ -349,6 +349,12 @@ static void test_bit_identity(void) {
             k->mm[type](&m);
             CHECK_MSG(memcmp(y0, y1, (size_t)(nt * nr) * sizeof(float)) == 0, "%s %s row kernels differ from scalar (K %lld)",
                       k->name, info->name, (long long)K);
+            /* a decode step alone (sets may have a one-token kernel) */
+            m.nt = 1;
+            k->mm[type](&m);
+            m.nt = nt;
+            CHECK_MSG(memcmp(y0, y1, (size_t)nr * sizeof(float)) == 0, "%s %s one-token kernel differs from scalar (K %lld)",
+                      k->name, info->name, (long long)K);
             if (!k->gemm || !k->gemm_pack[type]) continue;
             /* the GEMM, tile by tile */
             const int R = k->gemm_rows, G = k->gemm_tok;

@@ -20,6 +20,7 @@ static inline __attribute__((always_inline)) __m256i dot_u(__m256i acc, __m256i 
 enum { GEMM_R = 8, GEMM_T = 16 };
 
 #include "x86-kernels.inc"
+#include "avx512-decode.inc"
 
 /* ---- prompt GEMM micro-kernel ---------------------------------------------------- */
 
@@ -96,7 +97,13 @@ static void gemm_quant_512(const float *x, int64_t ldx, int nt, int64_t K, uint8
 const rf_cpu_kernels rf_cpu_kernels_avx512 = {
     .name = "avx512",
     .quant = {[RF_ACT_A32] = quant_a32_v},
-    .mm = {RF_X86_MM_TABLE},
+    .mm = {
+        [RF_TYPE_F32] = mm_f32, [RF_TYPE_F16] = mm_f16, [RF_TYPE_BF16] = mm_bf16,
+        [RF_TYPE_Q4_0] = mm512_q4_0, [RF_TYPE_Q4_1] = mm512_q4_1, [RF_TYPE_Q5_0] = mm512_q5_0,
+        [RF_TYPE_Q5_1] = mm512_q5_1, [RF_TYPE_Q8_0] = mm512_q8_0, [RF_TYPE_IQ4_NL] = mm512_iq4_nl,
+        [RF_TYPE_Q2_K] = mm_q2_k, [RF_TYPE_Q3_K] = mm_q3_k, [RF_TYPE_Q4_K] = mm512_q4_k,
+        [RF_TYPE_Q5_K] = mm512_q5_k, [RF_TYPE_Q6_K] = mm512_q6_k, [RF_TYPE_IQ4_XS] = mm512_iq4_xs,
+    },
     .rmsnorm = rmsnorm_v,
     .swiglu = swiglu_v,
     .geglu = geglu_v,
