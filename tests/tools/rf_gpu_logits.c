@@ -5,13 +5,20 @@
  * the logits compared row by row by normalized MSE, sum (g - c)^2 / sum c^2.
  *
  *   rf_gpu_logits MODEL.gguf [--gpu-layers N|auto] [--device gpu|auto] [--prompt N] [--gen N] [--seqs N]
- *                 [--max-nmse X]
+ *                 [--max-nmse X] [--max-nmse-decode X]
+ *
+ * Bounds: batches of more than 16 entries (prefill) run float32 activations
+ * on the GPU, so they must match the reference to float rounding
+ * (--max-nmse, default 1e-4; ~1e-8 is typical). Batches of up to 16
+ * (decode) use the mat-vec kernels with activations quantized to 8 bits
+ * (as llama.cpp's MMVQ and our CPU SIMD kernels do; the op suite allows
+ * 5e-4 per matmul), so their bound is --max-nmse-decode, default 2e-3
+ * (3e-4 measured on 2-6 layer synth models, H100).
  *
  * Step 1 prefills every sequence (different random prompts) in one mixed
  * batch with logits for every entry; then --gen decode steps feed each
  * sequence the CPU's argmax, all sequences in one batch. Prints one line per
- * step and a summary; exit 0 when every row is within --max-nmse (default
- * 1e-4), 1 when not, 2 on an error (no GPU: the error names why). With
+ * step and a summary; exit 0 when every row is within its bound, 1 when not, 2 on an error (no GPU: the error names why). With
  * --device auto a model none of whose layers the GPU can run (MoE) passes
  * on the CPU alone, as the engine would run it. Run by scripts/gpu-check on
  * the GPU machine.
@@ -50,7 +57,7 @@ int main(int argc, char **argv) {
     }
     int gpu_layers = RF_GPU_LAYERS_AUTO;
     long n_prompt = 37, n_gen = 8, n_seq = 2;
-    double max_nmse = 1e-4;
+    double max_nmse = 1e-4, max_nmse_decode = 2e-3;
     rf_device_pref dev = RF_DEVICE_GPU;
     for (int i = 2; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--gpu-layers")) { if (!rf_gpu_layers_parse(argv[i + 1], &gpu_layers)) return fail(argv[i], argv[i + 1]); }
@@ -59,6 +66,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--gen")) n_gen = atol(argv[i + 1]);
         else if (!strcmp(argv[i], "--seqs")) n_seq = atol(argv[i + 1]);
         else if (!strcmp(argv[i], "--max-nmse")) max_nmse = atof(argv[i + 1]);
+        else if (!strcmp(argv[i], "--max-nmse-decode")) max_nmse_decode = atof(argv[i + 1]);
         else return fail("unknown option", argv[i]);
     }
     if (n_prompt < 1 || n_gen < 0 || n_seq < 1 || n_seq > 64) return fail("options", "out of range");
@@ -118,13 +126,13 @@ int main(int argc, char **argv) {
             int64_t r = step == 0 ? (n_prompt - 1) * n_seq + s : s;
             next[s] = (int32_t)argmax(lc + r * V, V);
         }
-        printf("step %ld: %lld rows, worst nmse %.3e%s\n", step, (long long)n, step_worst,
-               step_worst > max_nmse ? "  FAIL" : "");
+        double lim = n > 16 ? max_nmse : max_nmse_decode;
+        printf("step %ld: %lld rows, worst nmse %.3e (limit %.0e)%s\n", step, (long long)n, step_worst, lim,
+               step_worst > lim ? "  FAIL" : "");
         if (step_worst > worst) worst = step_worst;
-        if (step_worst > max_nmse) rc = 1;
+        if (step_worst > lim) rc = 1;
     }
-    printf("%s: worst nmse %.3e (limit %.1e), argmax agreement %ld/%ld\n", rc ? "FAIL" : "ok", worst, max_nmse, agree,
-           rows);
+    printf("%s: worst nmse %.3e, argmax agreement %ld/%ld\n", rc ? "FAIL" : "ok", worst, agree, rows);
     free(b); free(lc); free(lg); free(next);
     rf_ctx_free(gc);
     rf_ctx_free(cc);
