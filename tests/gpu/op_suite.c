@@ -418,14 +418,23 @@ static void test_attention(int64_t n_head, int64_t n_head_kv, int64_t hd, int n_
     int32_t *dqpos = dev_upload(qpos, (size_t)n_tok * 4), *dqseq = dev_upload(qseq, (size_t)n_tok * 4);
     int32_t max_pos = 0;
     for (int64_t t = 0; t < n_tok; t++) max_pos = qpos[t] > max_pos ? qpos[t] : max_pos;
-    rfk_attn_args ga = {dq, dout, dqpos, dqseq, n_tok, n_head, n_head_kv, hd, scale, window, max_pos};
-    st = rfk_attention(&kctx, NULL, &view, &ga);
-    (void)rfk_rt_sync();
-    download(o_gpu, dout, n_tok * qd);
-    snprintf(what, sizeof what, "%s h=%lld/%lld hd=%lld n_tok=%lld ctx<=%lld win=%lld",
-             n_new > 0 ? "prefill" : "decode", (long long)n_head, (long long)n_head_kv, (long long)hd,
-             (long long)n_tok, (long long)max_len, (long long)window);
-    report("attention", what, st, o_gpu, o_ref, n_tok * qd, 1e-9);
+    /* Twice: without scratch, and with it (long decode then splits the key
+     * range over blocks and merges the pieces). */
+    const size_t asb = rfk_attention_scratch_bytes(hd);
+    void *ascratch = dev_alloc(asb);
+    for (int with_scratch = 0; with_scratch < 2; with_scratch++) {
+        (void)rfk_rt_memset(dout, 0xFF, (size_t)(n_tok * qd) * 4);
+        rfk_attn_args ga = {dq, dout, dqpos, dqseq, n_tok, n_head, n_head_kv, hd, scale, window, max_pos,
+                            with_scratch ? ascratch : NULL, with_scratch ? asb : 0};
+        st = rfk_attention(&kctx, NULL, &view, &ga);
+        (void)rfk_rt_sync();
+        download(o_gpu, dout, n_tok * qd);
+        snprintf(what, sizeof what, "%s h=%lld/%lld hd=%lld n_tok=%lld ctx<=%lld win=%lld%s",
+                 n_new > 0 ? "prefill" : "decode", (long long)n_head, (long long)n_head_kv, (long long)hd,
+                 (long long)n_tok, (long long)max_len, (long long)window, with_scratch ? " scratch" : "");
+        report("attention", what, st, o_gpu, o_ref, n_tok * qd, 1e-9);
+    }
+    rfk_rt_free(ascratch);
 
     rfk_rt_free(view.k), rfk_rt_free(view.v), rfk_rt_free(dtables), rfk_rt_free(dk), rfk_rt_free(dv);
     rfk_rt_free(dpos), rfk_rt_free(dseq), rfk_rt_free(dq), rfk_rt_free(dout), rfk_rt_free(dqpos), rfk_rt_free(dqseq);
@@ -517,7 +526,8 @@ static void bench_matmul(rf_type t, int64_t rows, int64_t cols, int64_t n_tok, b
 /* Attention over n_seq sequences of ctx cached positions: decode (one
  * query per sequence at its last position) or prefill (the last n_new
  * positions of one sequence). Bytes counted: each sequence's K and V once. */
-static void bench_attention(int64_t n_head, int64_t n_head_kv, int64_t hd, int n_seq, int64_t ctx, int64_t n_new) {
+static void bench_attention(int64_t n_head, int64_t n_head_kv, int64_t hd, int n_seq, int64_t ctx, int64_t n_new,
+                            bool with_scratch) {
     const int bs = 16;
     const int64_t kvd = n_head_kv * hd, mb = (ctx + bs - 1) / bs, nb = mb * n_seq;
     const size_t cache_halves = (size_t)(nb * bs * kvd);
@@ -538,7 +548,10 @@ static void bench_attention(int64_t n_head, int64_t n_head_kv, int64_t hd, int n
     view.tables = dtables;
     float *dq = dev_upload(q, (size_t)(n_tok * qd) * 4), *dout = dev_alloc((size_t)(n_tok * qd) * 4);
     int32_t *dpos = dev_upload(qpos, (size_t)n_tok * 4), *dseq = dev_upload(qseq, (size_t)n_tok * 4);
-    rfk_attn_args a = {dq, dout, dpos, dseq, n_tok, n_head, n_head_kv, hd, 1.0f / sqrtf((float)hd), 0, ctx - 1};
+    const size_t asb = with_scratch ? rfk_attention_scratch_bytes(hd) : 0;
+    void *ascratch = asb ? dev_alloc(asb) : NULL;
+    rfk_attn_args a = {dq,  dout, dpos, dseq, n_tok, n_head, n_head_kv, hd, 1.0f / sqrtf((float)hd), 0, ctx - 1,
+                       ascratch, asb};
     int st = 0;
     for (int i = 0; i < 3; i++) st |= rfk_attention(&kctx, NULL, &view, &a);
     st |= rfk_rt_sync();
@@ -550,12 +563,12 @@ static void bench_attention(int64_t n_head, int64_t n_head_kv, int64_t hd, int n
         ms[i] /= 5.0f;
     }
     const double us = median_ms(ms, 11) * 1e3;
-    printf("bench attention %s h=%lld/%lld hd=%lld seqs=%d ctx=%lld n_tok=%lld %9.1f us  %7.1f GB/s (K+V once)%s\n",
-           n_new > 0 ? "prefill" : "decode", (long long)n_head, (long long)n_head_kv, (long long)hd, n_seq,
+    printf("bench attention %s%s h=%lld/%lld hd=%lld seqs=%d ctx=%lld n_tok=%lld %9.1f us  %7.1f GB/s (K+V once)%s\n",
+           n_new > 0 ? "prefill" : "decode", ascratch ? "+split" : "", (long long)n_head, (long long)n_head_kv, (long long)hd, n_seq,
            (long long)ctx, (long long)n_tok, us, (double)cache_halves * 2 * 2 / us * 1e-3, st ? "  (ERROR)" : "");
     if (st) n_fail++;
     rfk_rt_free(view.k), rfk_rt_free(view.v), rfk_rt_free(dtables), rfk_rt_free(dq), rfk_rt_free(dout);
-    rfk_rt_free(dpos), rfk_rt_free(dseq);
+    rfk_rt_free(dpos), rfk_rt_free(dseq), rfk_rt_free(ascratch);
     free(hbuf), free(tables), free(qpos), free(qseq), free(q);
 }
 
@@ -573,9 +586,12 @@ static void run_bench(void) {
     bench_matmul(RF_TYPE_Q4_K, 14336, 4096, 16, true);
     bench_matmul(RF_TYPE_Q4_0, 4096, 4096, 512, false);
     bench_matmul(RF_TYPE_Q4_K, 14336, 4096, 512, false);
-    bench_attention(32, 8, 128, 1, 4096, 0);
-    bench_attention(32, 8, 128, 8, 4096, 0);
-    bench_attention(32, 8, 128, 1, 512, 512);
+    for (int sc = 0; sc < 2; sc++) {
+        bench_attention(32, 8, 128, 1, 4096, 0, sc);
+        bench_attention(32, 8, 128, 8, 4096, 0, sc);
+        bench_attention(32, 8, 128, 1, 16384, 0, sc);
+    }
+    bench_attention(32, 8, 128, 1, 512, 512, false);
 }
 
 /* ---- main ---------------------------------------------------------------- */
@@ -652,6 +668,9 @@ int main(int argc, char **argv) {
         const int64_t pre2[] = {600, 33};
         test_attention(16, 4, 128, 2, pre2, 512, 0);
         test_attention(16, 4, 128, 2, pre2, 512, 64);
+        const int64_t longdec[] = {5000};
+        test_attention(32, 8, 128, 1, longdec, 0, 0);
+        test_attention(32, 8, 128, 1, longdec, 0, 1000);
         const int64_t one[] = {1};
         test_attention(2, 1, 64, 1, one, 1, 0);
     }

@@ -12,13 +12,16 @@
  * (coalesced too). The warps' partial (max, sum, accumulator) are merged
  * at the end. Causal by
  * position, optional sliding window, GQA by kv head = head / group (each
- * query head re-reads its kv head; the L2 serves the repeats). Not yet: a
- * split over the key range for long-context decode with few heads.
+ * query head re-reads its kv head; the L2 serves the repeats). Decode of
+ * few sequences over long contexts splits each key range over several
+ * blocks (given scratch) and merges the pieces in k_attn_combine.
  */
 #include "kcommon.cuh"
 
 #define ATT_WARPS 4
 #define ATT_MAX_HD 256
+#define ATT_MAX_SPLIT 16   /* key-range pieces per (head, token) at most */
+#define ATT_SPLIT_ROWS 256 /* split only when n_tok * n_head <= this */
 
 __global__ void k_kv_store(uint16_t *kc, uint16_t *vc, const int32_t *__restrict__ tables, int64_t max_blocks,
                            int64_t kv_dim, int bs, const float *__restrict__ k, const float *__restrict__ v,
@@ -67,7 +70,7 @@ __global__ void __launch_bounds__(NWARP * W)
     k_attention(const float *__restrict__ q, float *__restrict__ out, const int32_t *__restrict__ pos,
                 const int32_t *__restrict__ seq, const uint16_t *__restrict__ kc, const uint16_t *__restrict__ vc,
                 const int32_t *__restrict__ tables, int64_t max_blocks, int64_t kv_dim, int bs, int64_t n_head,
-                int64_t group, int hd, float scale, int64_t window) {
+                int64_t group, int hd, float scale, int64_t window, float *__restrict__ part) {
     if constexpr (!rfk_warp_matches<W>()) {
         rfk_trap();
     } else {
@@ -84,8 +87,15 @@ __global__ void __launch_bounds__(NWARP * W)
             q2[j] = 2 * d2 < hd ? make_float2(qr[2 * d2] * scale, qr[2 * d2 + 1] * scale) : make_float2(0.0f, 0.0f);
             acc[j] = make_float2(0.0f, 0.0f);
         }
-        const int64_t p_end = pos[t];
-        const int64_t lo = window > 0 && p_end - window + 1 > 0 ? p_end - window + 1 : 0;
+        /* Keys [lo, p_end]; with a split (gridDim.z > 1, part != NULL) this
+         * block takes piece blockIdx.z of gridDim.z of that range. */
+        int64_t p_end = pos[t];
+        int64_t lo = window > 0 && p_end - window + 1 > 0 ? p_end - window + 1 : 0;
+        if (gridDim.z > 1) {
+            const int64_t piece = (p_end - lo + gridDim.z) / gridDim.z;
+            lo += (int64_t)blockIdx.z * piece;
+            p_end = lo + piece - 1 < p_end ? lo + piece - 1 : p_end; /* may leave lo > p_end: empty */
+        }
         const int32_t *table = tables + (int64_t)seq[t] * max_blocks;
         const uint16_t *kh = kc + (size_t)kvh * hd, *vh = vc + (size_t)kvh * hd;
         float m = -INFINITY, l = 0.0f;
@@ -155,32 +165,83 @@ __global__ void __launch_bounds__(NWARP * W)
         float den = 0.0f;
 #pragma unroll
         for (int w = 0; w < NWARP; w++) den += m_w[w] == -INFINITY ? 0.0f : expf(m_w[w] - mx) * l_w[w];
-        float *o = out + (t * n_head + h) * hd;
+        /* Split: the unnormalized (max, sum, accumulator) go to part for
+         * k_attn_combine; an empty piece leaves (-inf, 0, 0). */
+        const int64_t rows = gridDim.y * n_head, bi = (int64_t)blockIdx.z * rows + t * n_head + h;
+        float *o = part ? part + 2 * gridDim.z * rows + bi * hd : out + (t * n_head + h) * hd;
+        if (part && threadIdx.x == 0) part[2 * bi] = mx, part[2 * bi + 1] = den;
         for (int d = threadIdx.x; d < hd; d += blockDim.x) {
             float num = 0.0f;
 #pragma unroll
             for (int w = 0; w < NWARP; w++) /* a warp that saw no key adds nothing */
                 num += m_w[w] == -INFINITY ? 0.0f : expf(m_w[w] - mx) * acc_w[w][d];
-            o[d] = num / den;
+            o[d] = part ? num : num / den;
         }
     }
 }
 
+/* Merges the n_split pieces of each (head, token): out = sum_s e_s acc_s /
+ * sum_s e_s l_s with e_s = exp(m_s - max m). */
+__global__ void k_attn_combine(const float *__restrict__ part, float *__restrict__ out, int64_t n_head, int hd,
+                               int n_split) {
+    const int64_t rows = gridDim.y * n_head, r = blockIdx.y * n_head + blockIdx.x;
+    float mx = -INFINITY, den = 0.0f;
+    for (int sp = 0; sp < n_split; sp++) mx = fmaxf(mx, part[2 * (sp * rows + r)]);
+    for (int sp = 0; sp < n_split; sp++) {
+        const float m = part[2 * (sp * rows + r)];
+        den += m == -INFINITY ? 0.0f : expf(m - mx) * part[2 * (sp * rows + r) + 1];
+    }
+    const float *acc = part + 2 * (int64_t)n_split * rows;
+    for (int d = threadIdx.x; d < hd; d += blockDim.x) {
+        float num = 0.0f;
+        for (int sp = 0; sp < n_split; sp++) {
+            const float m = part[2 * (sp * rows + r)];
+            num += m == -INFINITY ? 0.0f : expf(m - mx) * acc[(sp * rows + r) * hd + d];
+        }
+        out[r * hd + d] = num / den;
+    }
+}
+
+/* How many pieces to split each (head, token)'s key range into: only when
+ * the (head, token) blocks are too few to fill the GPU and the range is
+ * long, aiming at ~512 blocks with at least 256 keys a piece. */
+static int attn_split(const rfk_attn_args *a) {
+    const int64_t rows = a->n_tok * a->n_head;
+    if (!a->scratch || rows > ATT_SPLIT_ROWS || a->max_pos + 1 < 1024) return 1;
+    int64_t n = 512 / rows;
+    if (n > (a->max_pos + 1) / 256) n = (a->max_pos + 1) / 256;
+    if (n > ATT_MAX_SPLIT) n = ATT_MAX_SPLIT;
+    return n < 2 ? 1 : (int)n;
+}
+
 /* Few (head, token) blocks over a long key range (decode of few sequences)
- * get 512 threads per block so that more of the GPU walks the keys; the
- * common case keeps 4 warps. */
+ * without scratch get 512 threads per block so that more of the GPU walks
+ * the keys; with scratch the range is split over blocks instead; the common
+ * case keeps 4 warps. */
 template <int W> static int launch_attention(const rfk_ctx *ctx, void *stream, const rfk_kv_view *kv,
                                              const rfk_attn_args *a) {
-    if (a->n_tok * a->n_head < 512 && a->max_pos >= 1024) {
+    const int n_split = attn_split(a);
+    float *part = n_split > 1 ? (float *)a->scratch : NULL;
+    if (n_split == 1 && a->n_tok * a->n_head < 512 && a->max_pos >= 1024) {
         RFK_LAUNCH(ctx, "attention", (k_attention<W, 512 / W>), rfk_d3(a->n_head, a->n_tok), rfk_d3(512), 0, stream,
                    a->q, a->out, a->pos, a->seq, kv->k, kv->v, kv->tables, kv->max_blocks_per_seq, kv->kv_dim,
-                   kv->block_size, a->n_head, a->n_head / a->n_head_kv, (int)a->head_dim, a->scale, a->window);
+                   kv->block_size, a->n_head, a->n_head / a->n_head_kv, (int)a->head_dim, a->scale, a->window,
+                   (float *)NULL);
         return RFK_OK;
     }
-    RFK_LAUNCH(ctx, "attention", (k_attention<W, ATT_WARPS>), rfk_d3(a->n_head, a->n_tok), rfk_d3(ATT_WARPS * W), 0,
-               stream, a->q, a->out, a->pos, a->seq, kv->k, kv->v, kv->tables, kv->max_blocks_per_seq, kv->kv_dim,
-               kv->block_size, a->n_head, a->n_head / a->n_head_kv, (int)a->head_dim, a->scale, a->window);
+    RFK_LAUNCH(ctx, "attention", (k_attention<W, ATT_WARPS>), rfk_d3(a->n_head, a->n_tok, n_split),
+               rfk_d3(ATT_WARPS * W), 0, stream, a->q, a->out, a->pos, a->seq, kv->k, kv->v, kv->tables,
+               kv->max_blocks_per_seq, kv->kv_dim, kv->block_size, a->n_head, a->n_head / a->n_head_kv,
+               (int)a->head_dim, a->scale, a->window, part);
+    if (part)
+        RFK_LAUNCH(ctx, "attn_combine", k_attn_combine, rfk_d3(a->n_head, a->n_tok), rfk_d3(128), 0, stream, part,
+                   a->out, a->n_head, (int)a->head_dim, n_split);
     return RFK_OK;
+}
+
+extern "C" size_t rfk_attention_scratch_bytes(int64_t head_dim) {
+    return head_dim <= 0 || head_dim > ATT_MAX_HD ? 0
+                                                  : (size_t)ATT_MAX_SPLIT * ATT_SPLIT_ROWS * (size_t)(head_dim + 2) * 4;
 }
 
 extern "C" int rfk_attention(const rfk_ctx *ctx, void *stream, const rfk_kv_view *kv, const rfk_attn_args *a) {
@@ -190,6 +251,8 @@ extern "C" int rfk_attention(const rfk_ctx *ctx, void *stream, const rfk_kv_view
         a->n_head <= 0 || a->n_head_kv <= 0 || a->n_head % a->n_head_kv || a->head_dim <= 0 ||
         a->head_dim > ATT_MAX_HD || a->head_dim % 2 || kv->kv_dim < a->n_head_kv * a->head_dim || kv->block_size <= 0)
         return RFK_E_INVAL;
+    if (a->scratch && (a->scratch_bytes < rfk_attention_scratch_bytes(a->head_dim) || ((uintptr_t)a->scratch & 15)))
+        return RFK_E_SCRATCH;
     if (a->n_tok == 0) return RFK_OK;
     RFK_IF_WARP64(if (ctx->warp_size == 64) return launch_attention<64>(ctx, stream, kv, a);)
     return launch_attention<32>(ctx, stream, kv, a);

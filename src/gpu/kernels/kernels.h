@@ -183,7 +183,17 @@ typedef struct rfk_attn_args {
     float scale;
     int64_t window;
     int64_t max_pos;
+    /* Optional (NULL: none): device scratch of rfk_attention_scratch_bytes
+     * bytes, 16-byte aligned (else RFK_E_SCRATCH). With it, decode of few
+     * sequences over long contexts splits each key range across blocks and
+     * merges the pieces (a second launch, "attn_combine"). */
+    void *scratch;
+    size_t scratch_bytes;
 } rfk_attn_args;
+
+/* Scratch rfk_attention can use for any n_tok / n_head with this head_dim
+ * (0 for an unsupported head_dim). About 4 MB at head_dim 256. */
+size_t rfk_attention_scratch_bytes(int64_t head_dim);
 
 int rfk_attention(const rfk_ctx *ctx, void *stream, const rfk_kv_view *kv, const rfk_attn_args *a);
 

@@ -144,9 +144,18 @@ __global__ void __launch_bounds__(MV_BLOCK)
         float acc[NT];
 #pragma unroll
         for (int t = 0; t < NT; t++) acc[t] = 0.0f;
-        constexpr int G = W / 4; /* unrolled as k_matvec, for the same reason */
+        /* Unrolled as k_matvec, for the same reason; the weights are decoded
+         * once and dotted with every token's activations. */
+        constexpr int G = W / 4;
+        typedef rfk_q<T> Q;
         int64_t c = lane / 4;
         for (; c + (MV_UNROLL - 1) * G < n_chunks; c += MV_UNROLL * G) {
+            rfk_wq wv[MV_UNROLL][2];
+#pragma unroll
+            for (int u = 0; u < MV_UNROLL; u++) {
+                Q::wq(row, c + u * G, k, wv[u][0]);
+                Q::wq(row, c + u * G, k + 4, wv[u][1]);
+            }
 #pragma unroll
             for (int t = 0; t < NT; t++)
                 if (t < nt) {
@@ -154,19 +163,20 @@ __global__ void __launch_bounds__(MV_BLOCK)
                     for (int u = 0; u < MV_UNROLL; u++) {
                         const int64_t cu = t * n_chunks + c + u * G;
                         const float2 d = xd[cu];
-                        acc[t] += rfk_q<T>::vdot(row, c + u * G, k, xq[cu * 8 + k], d) +
-                                  rfk_q<T>::vdot(row, c + u * G, k + 4, xq[cu * 8 + k + 4], d);
+                        acc[t] += rfk_vdot<Q>(wv[u][0], xq[cu * 8 + k], d) + rfk_vdot<Q>(wv[u][1], xq[cu * 8 + k + 4], d);
                     }
                 }
         }
         for (; c < n_chunks; c += G) {
+            rfk_wq w0, w1;
+            Q::wq(row, c, k, w0);
+            Q::wq(row, c, k + 4, w1);
 #pragma unroll
             for (int t = 0; t < NT; t++)
                 if (t < nt) {
                     const int64_t ct = t * n_chunks + c;
                     const float2 d = xd[ct];
-                    acc[t] += rfk_q<T>::vdot(row, c, k, xq[ct * 8 + k], d) +
-                              rfk_q<T>::vdot(row, c, k + 4, xq[ct * 8 + k + 4], d);
+                    acc[t] += rfk_vdot<Q>(w0, xq[ct * 8 + k], d) + rfk_vdot<Q>(w1, xq[ct * 8 + k + 4], d);
                 }
         }
 #pragma unroll

@@ -24,6 +24,14 @@ static __device__ __forceinline__ uint32_t rfk_ld32_a2(const uint8_t *p) {
 static __device__ __forceinline__ uint32_t rfk_ld32_a4(const uint8_t *p) { return *(const uint32_t *)p; }
 static __device__ __forceinline__ float rfk_ldh(const uint8_t *p) { return rfk_h2f(*(const uint16_t *)p); }
 
+/* Four weights of a chunk for the integer dot: value_i = d * (q_i + off)
+ * (q_i the signed bytes of q, off the type's constant), minus a per-chunk
+ * term m * (activation sum) that one lane (k = 0) carries for the chunk. */
+struct rfk_wq {
+    int q;
+    float d, m;
+};
+
 static __device__ const int8_t rfk_iq4nl_values[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
                                                         1,    13,   25,  38,  53,  69,  89,  113};
 
@@ -38,14 +46,15 @@ template <int T> struct rfk_q;
 
 template <> struct rfk_q<2> { /* Q4_0 */
     static constexpr int blck = 32, bytes = 18;
-    /* Integer path: this lane's part of the dot of elements 32c + 4k .. +3
-     * with q8 activations xq (4 int8) of the chunk's scale xd.x, xd.y = xd.x
-     * * sum of the chunk's 32 int8 (lane k = 0 adds the chunk terms). */
+    /* Integer path: wq() gives this lane's weights 32c + 4k .. +3 as rfk_wq
+     * (see there); rfk_vdot dots them with q8 activations. */
     static constexpr bool has_vdot = true;
-    static __device__ __forceinline__ float vdot(const uint8_t *row, int64_t c, int k, int xq, float2 xd) {
+    static constexpr int off = 0;
+    static __device__ __forceinline__ void wq(const uint8_t *row, int64_t c, int k, rfk_wq &w) {
         const uint8_t *b = row + c * 18;
-        const int q = (int)((rfk_ld32_a2(b + 2 + 4 * (k % 4)) >> (4 * (k / 4))) & 0x0F0F0F0Fu);
-        return rfk_ldh(b) * (xd.x * (float)rfk_dp4a(q, xq, 0) - (k == 0 ? 8.0f * xd.y : 0.0f));
+        w.q = (int)((rfk_ld32_a2(b + 2 + 4 * (k % 4)) >> (4 * (k / 4))) & 0x0F0F0F0Fu);
+        w.d = rfk_ldh(b);
+        w.m = k == 0 ? 8.0f * w.d : 0.0f; /* the -8 of every weight, once per chunk */
     }
     /* Elements 32c + 4k .. +3 (k < 8): the low (k < 4) or high nibbles of
      * qs[4(k%4) ..]; eight lanes cover a block with one 4-byte load each. */
@@ -166,9 +175,12 @@ template <> struct rfk_q<7> { /* Q5_1 */
 template <> struct rfk_q<8> { /* Q8_0 */
     static constexpr int blck = 32, bytes = 34;
     static constexpr bool has_vdot = true;
-    static __device__ __forceinline__ float vdot(const uint8_t *row, int64_t c, int k, int xq, float2 xd) {
+    static constexpr int off = 0;
+    static __device__ __forceinline__ void wq(const uint8_t *row, int64_t c, int k, rfk_wq &w) {
         const uint8_t *b = row + c * 34;
-        return rfk_ldh(b) * xd.x * (float)rfk_dp4a((int)rfk_ld32_a2(b + 2 + 4 * k), xq, 0);
+        w.q = (int)rfk_ld32_a2(b + 2 + 4 * k);
+        w.d = rfk_ldh(b);
+        w.m = 0.0f;
     }
     static __device__ __forceinline__ void quad(const uint8_t *row, int64_t c, int k, float v[4]) {
         const uint8_t *b = row + c * 34;
@@ -271,14 +283,15 @@ static __device__ __forceinline__ void rfk_k4_scale_min(const uint8_t *s, int j,
 template <> struct rfk_q<12> { /* Q4_K */
     static constexpr int blck = 256, bytes = 144;
     static constexpr bool has_vdot = true;
-    static __device__ __forceinline__ float vdot(const uint8_t *row, int64_t c, int k, int xq, float2 xd) {
+    static constexpr int off = 0;
+    static __device__ __forceinline__ void wq(const uint8_t *row, int64_t c, int k, rfk_wq &w) {
         const uint8_t *b = row + (c / 8) * 144;
         const int sb = (int)(c % 8);
         int sc, mn;
         rfk_k4_scale_min(b + 4, sb, &sc, &mn);
-        const int q = (int)((rfk_ld32_a4(b + 16 + 32 * (sb / 2) + 4 * k) >> (4 * (sb % 2))) & 0x0F0F0F0Fu);
-        return rfk_ldh(b) * (float)sc * xd.x * (float)rfk_dp4a(q, xq, 0) -
-               (k == 0 ? rfk_ldh(b + 2) * (float)mn * xd.y : 0.0f);
+        w.q = (int)((rfk_ld32_a4(b + 16 + 32 * (sb / 2) + 4 * k) >> (4 * (sb % 2))) & 0x0F0F0F0Fu);
+        w.d = rfk_ldh(b) * (float)sc;
+        w.m = k == 0 ? rfk_ldh(b + 2) * (float)mn : 0.0f;
     }
     static __device__ __forceinline__ void quad(const uint8_t *row, int64_t c, int k, float v[4]) {
         const uint8_t *b = row + (c / 8) * 144;
@@ -342,16 +355,17 @@ template <> struct rfk_q<13> { /* Q5_K */
 
 template <> struct rfk_q<14> { /* Q6_K */
     static constexpr int blck = 256, bytes = 210;
-    /* The scale changes every 16 elements, so the -32 offset is taken per
-     * lane with a second dot against ones instead of the chunk sum. */
+    /* The scale changes every 16 elements, so the -32 offset (off) is taken
+     * per lane with a second dot against ones instead of the chunk sum. */
     static constexpr bool has_vdot = true;
-    static __device__ __forceinline__ float vdot(const uint8_t *row, int64_t c, int k, int xq, float2 xd) {
+    static constexpr int off = -32;
+    static __device__ __forceinline__ void wq(const uint8_t *row, int64_t c, int k, rfk_wq &w) {
         const uint8_t *b = row + (c / 8) * 210;
         const int kk = (int)(c % 8), h = kk / 4, t = kk % 4;
         const uint32_t lo = rfk_ld32_a2(b + 64 * h + 32 * (t % 2) + 4 * k), hi = rfk_ld32_a2(b + 128 + 32 * h + 4 * k);
-        const int q = (int)(((lo >> (4 * (t / 2))) & 0x0F0F0F0Fu) | (((hi >> (2 * t)) & 0x03030303u) << 4));
-        const int sumi = rfk_dp4a(q, xq, 0) - 32 * rfk_dp4a(0x01010101, xq, 0);
-        return rfk_ldh(b + 208) * (float)(int8_t)b[192 + 2 * kk + k / 4] * xd.x * (float)sumi;
+        w.q = (int)(((lo >> (4 * (t / 2))) & 0x0F0F0F0Fu) | (((hi >> (2 * t)) & 0x03030303u) << 4));
+        w.d = rfk_ldh(b + 208) * (float)(int8_t)b[192 + 2 * kk + k / 4];
+        w.m = 0.0f;
     }
     static __device__ __forceinline__ void quad(const uint8_t *row, int64_t c, int k, float v[4]) {
         const uint8_t *b = row + (c / 8) * 210;
@@ -504,6 +518,14 @@ template <> struct rfk_q<30> { /* BF16: the top half of a float */
         }
     }
 };
+
+/* Dot of rfk_wq w with four q8 activations xq of a chunk whose scale is
+ * xd.x, xd.y = xd.x * (sum of the chunk's 32 int8). */
+template <typename Q> static __device__ __forceinline__ float rfk_vdot(const rfk_wq &w, int xq, float2 xd) {
+    int s = rfk_dp4a(w.q, xq, 0);
+    if constexpr (Q::off != 0) s += Q::off * rfk_dp4a(0x01010101, xq, 0);
+    return w.d * xd.x * (float)s - w.m * xd.y;
+}
 
 /* Whether rfk_q<T> has the integer (q8 activation) dot. */
 template <typename Q, typename = void> struct rfk_has_vdot {
