@@ -161,6 +161,7 @@ extern const rf_cpu_kernels rf_cpu_kernels_avx512;
 /* Software prefetch lead (bytes, at least) of the row kernels' weight
  * stream; ROCMFORGE_PF overrides it for tuning. */
 extern int rf_cpu_pf_dist;
+extern int rf_cpu_pf_env; /* 1 when ROCMFORGE_PF set it (kernels with their own distance then use it too) */
 
 /* The kernel set chosen at start-up: the best the CPU and OS support, or the
  * one ROCMFORGE_CPU names (scalar|avx2|avx512|neon; "ref" selects the

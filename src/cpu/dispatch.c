@@ -136,6 +136,7 @@ static const candidate candidates[] = {
  * Q4_0 16.9-17.6, Q4_K 17.1-17.7, Q8_0 14-18.7 GB/s (Q6_K 10-11.5,
  * compute-bound). 16-64 KiB leads were no better. */
 int rf_cpu_pf_dist = 4096;
+int rf_cpu_pf_env = 0;
 
 static struct {
     unsigned features;
@@ -163,7 +164,10 @@ static void init_once(void) {
         }
     snprintf(g.why, sizeof g.why, "best supported");
     const char *pfe = getenv("ROCMFORGE_PF");
-    if (pfe && *pfe) rf_cpu_pf_dist = atoi(pfe);
+    if (pfe && *pfe) {
+        rf_cpu_pf_dist = atoi(pfe);
+        rf_cpu_pf_env = 1;
+    }
     const char *env = getenv("ROCMFORGE_CPU");
     if (env && *env) {
         if (strcmp(env, "ref") == 0) {
