@@ -581,6 +581,9 @@ static void run_bench(void) {
             bench_matmul(bt[i], 14336, 4096, 1, q8);
             bench_matmul(bt[i], 4096, 14336, 1, q8);
         }
+    static const rf_type more[] = {RF_TYPE_Q4_1, RF_TYPE_Q5_0, RF_TYPE_Q5_K, RF_TYPE_Q3_K, RF_TYPE_Q2_K, RF_TYPE_IQ4_XS,
+                                   RF_TYPE_BF16};
+    for (size_t i = 0; i < RF_ARRAY_LEN(more); i++) bench_matmul(more[i], 14336, 4096, 1, true);
     bench_matmul(RF_TYPE_Q4_0, 14336, 4096, 8, false);
     bench_matmul(RF_TYPE_Q4_0, 14336, 4096, 8, true);
     bench_matmul(RF_TYPE_Q4_K, 14336, 4096, 16, true);

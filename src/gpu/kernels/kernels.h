@@ -82,9 +82,10 @@ const char *rfk_status_str(int status);
 int rfk_matmul_supports(uint32_t type);
 
 /* Device scratch bytes rfk_matmul can use for these sizes: the q8
- * activation blocks of the integer-dot mat-vec (Q4_0, Q8_0, Q4_K, Q6_K,
- * n_tok <= 16; n_tok above 16 is sized as 16). 0 for types that only have
- * the float-activation kernels. Size once for the largest cols and n_tok of
+ * activation blocks of the integer-dot mat-vec (every quantized type here:
+ * Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q2_K Q3_K Q4_K Q5_K Q6_K IQ4_NL IQ4_XS;
+ * n_tok <= 16; n_tok above 16 is sized as 16). 0 for F32 / F16 / BF16,
+ * which only have the float-activation kernels. Size once for the largest cols and n_tok of
  * a model and reuse. */
 size_t rfk_matmul_scratch_bytes(uint32_t type, int64_t cols, int64_t n_tok);
 

@@ -24,16 +24,30 @@ static __device__ __forceinline__ uint32_t rfk_ld32_a2(const uint8_t *p) {
 static __device__ __forceinline__ uint32_t rfk_ld32_a4(const uint8_t *p) { return *(const uint32_t *)p; }
 static __device__ __forceinline__ float rfk_ldh(const uint8_t *p) { return rfk_h2f(*(const uint16_t *)p); }
 
-/* Four weights of a chunk for the integer dot: value_i = d * (q_i + off)
- * (q_i the signed bytes of q, off the type's constant), minus a per-chunk
- * term m * (activation sum) that one lane (k = 0) carries for the chunk. */
+/* Four weights of a chunk for the integer dot: value_i = d * q_i + o
+ * (q_i the signed bytes of q; o only where the type sets has_o), and a
+ * per-chunk offset -m that one lane (k = 0) carries for the whole chunk
+ * (m times the chunk's activation sum), for offsets constant over 32. */
 struct rfk_wq {
     int q;
-    float d, m;
+    float d, o, m;
 };
 
 static __device__ const int8_t rfk_iq4nl_values[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
                                                         1,    13,   25,  38,  53,  69,  89,  113};
+
+/* Four 4-bit indices (the low nibbles of the bytes of n) to the IQ4_NL
+ * values, packed as signed bytes. */
+static __device__ __forceinline__ int rfk_iq4_pack(uint32_t n) {
+    return (int)((uint32_t)(uint8_t)rfk_iq4nl_values[n & 0x0F] | ((uint32_t)(uint8_t)rfk_iq4nl_values[(n >> 8) & 0x0F] << 8) |
+                 ((uint32_t)(uint8_t)rfk_iq4nl_values[(n >> 16) & 0x0F] << 16) |
+                 ((uint32_t)(uint8_t)rfk_iq4nl_values[(n >> 24) & 0x0F] << 24));
+}
+
+/* Bits 0-3 of x to bit 4 of bytes 0-3 (the fifth bit of Q5_0 / Q5_1). */
+static __device__ __forceinline__ uint32_t rfk_spread4(uint32_t x) {
+    return ((x & 1u) << 4) | ((x & 2u) << 11) | ((x & 4u) << 18) | ((x & 8u) << 25);
+}
 
 /* Decoder of type id T: blck (elements per block), bytes (per block),
  * chunk(row, c, v): v[0..31] = elements 32c .. 32c+31 of the row, and
@@ -49,7 +63,7 @@ template <> struct rfk_q<2> { /* Q4_0 */
     /* Integer path: wq() gives this lane's weights 32c + 4k .. +3 as rfk_wq
      * (see there); rfk_vdot dots them with q8 activations. */
     static constexpr bool has_vdot = true;
-    static constexpr int off = 0;
+    static constexpr bool has_o = false;
     static __device__ __forceinline__ void wq(const uint8_t *row, int64_t c, int k, rfk_wq &w) {
         const uint8_t *b = row + c * 18;
         w.q = (int)((rfk_ld32_a2(b + 2 + 4 * (k % 4)) >> (4 * (k / 4))) & 0x0F0F0F0Fu);
@@ -84,6 +98,13 @@ template <> struct rfk_q<2> { /* Q4_0 */
 
 template <> struct rfk_q<3> { /* Q4_1 */
     static constexpr int blck = 32, bytes = 20;
+    static constexpr bool has_vdot = true, has_o = false;
+    static __device__ __forceinline__ void wq(const uint8_t *row, int64_t c, int k, rfk_wq &w) {
+        const uint8_t *b = row + c * 20;
+        w.q = (int)((rfk_ld32_a4(b + 4 + 4 * (k % 4)) >> (4 * (k / 4))) & 0x0F0F0F0Fu);
+        w.d = rfk_ldh(b);
+        w.m = k == 0 ? -rfk_ldh(b + 2) : 0.0f;
+    }
     static __device__ __forceinline__ void quad(const uint8_t *row, int64_t c, int k, float v[4]) {
         const uint8_t *b = row + c * 20;
         const float d = rfk_ldh(b), m = rfk_ldh(b + 2);
@@ -110,6 +131,14 @@ template <> struct rfk_q<3> { /* Q4_1 */
 
 template <> struct rfk_q<6> { /* Q5_0 */
     static constexpr int blck = 32, bytes = 22;
+    static constexpr bool has_vdot = true, has_o = false;
+    static __device__ __forceinline__ void wq(const uint8_t *row, int64_t c, int k, rfk_wq &w) {
+        const uint8_t *b = row + c * 22;
+        const uint32_t nib = (rfk_ld32_a2(b + 6 + 4 * (k % 4)) >> (4 * (k / 4))) & 0x0F0F0F0Fu;
+        w.q = (int)(nib | rfk_spread4((rfk_ld32_a2(b + 2) >> (4 * k)) & 0x0F));
+        w.d = rfk_ldh(b);
+        w.m = k == 0 ? 16.0f * w.d : 0.0f;
+    }
     static __device__ __forceinline__ void quad(const uint8_t *row, int64_t c, int k, float v[4]) {
         const uint8_t *b = row + c * 22;
         const float d = rfk_ldh(b);
@@ -142,6 +171,14 @@ template <> struct rfk_q<6> { /* Q5_0 */
 
 template <> struct rfk_q<7> { /* Q5_1 */
     static constexpr int blck = 32, bytes = 24;
+    static constexpr bool has_vdot = true, has_o = false;
+    static __device__ __forceinline__ void wq(const uint8_t *row, int64_t c, int k, rfk_wq &w) {
+        const uint8_t *b = row + c * 24;
+        const uint32_t nib = (rfk_ld32_a4(b + 8 + 4 * (k % 4)) >> (4 * (k / 4))) & 0x0F0F0F0Fu;
+        w.q = (int)(nib | rfk_spread4((rfk_ld32_a4(b + 4) >> (4 * k)) & 0x0F));
+        w.d = rfk_ldh(b);
+        w.m = k == 0 ? -rfk_ldh(b + 2) : 0.0f;
+    }
     static __device__ __forceinline__ void quad(const uint8_t *row, int64_t c, int k, float v[4]) {
         const uint8_t *b = row + c * 24;
         const float d = rfk_ldh(b), m = rfk_ldh(b + 2);
@@ -175,7 +212,7 @@ template <> struct rfk_q<7> { /* Q5_1 */
 template <> struct rfk_q<8> { /* Q8_0 */
     static constexpr int blck = 32, bytes = 34;
     static constexpr bool has_vdot = true;
-    static constexpr int off = 0;
+    static constexpr bool has_o = false;
     static __device__ __forceinline__ void wq(const uint8_t *row, int64_t c, int k, rfk_wq &w) {
         const uint8_t *b = row + c * 34;
         w.q = (int)rfk_ld32_a2(b + 2 + 4 * k);
@@ -203,6 +240,15 @@ template <> struct rfk_q<8> { /* Q8_0 */
 
 template <> struct rfk_q<10> { /* Q2_K */
     static constexpr int blck = 256, bytes = 84;
+    static constexpr bool has_vdot = true, has_o = true; /* mins change every 16 */
+    static __device__ __forceinline__ void wq(const uint8_t *row, int64_t c, int k, rfk_wq &w) {
+        const uint8_t *b = row + (c / 8) * 84;
+        const int sb = (int)(c % 8), h = sb / 4, s = sb % 4, sc = b[2 * sb + k / 4];
+        w.q = (int)((rfk_ld32_a4(b + 16 + 32 * h + 4 * k) >> (2 * s)) & 0x03030303u);
+        w.d = rfk_ldh(b + 80) * (float)(sc & 0x0F);
+        w.o = -rfk_ldh(b + 82) * (float)(sc >> 4);
+        w.m = 0.0f;
+    }
     static __device__ __forceinline__ void quad(const uint8_t *row, int64_t c, int k, float v[4]) {
         const uint8_t *b = row + (c / 8) * 84;
         const int sb = (int)(c % 8), h = sb / 4, s = sb % 4;
@@ -232,6 +278,20 @@ template <> struct rfk_q<10> { /* Q2_K */
 
 template <> struct rfk_q<11> { /* Q3_K */
     static constexpr int blck = 256, bytes = 110;
+    /* q = low bits | high bit << 2, value dl * (q - 4): o = -4 dl. */
+    static constexpr bool has_vdot = true, has_o = true;
+    static __device__ __forceinline__ void wq(const uint8_t *row, int64_t c, int k, rfk_wq &w) {
+        const uint8_t *b = row + (c / 8) * 110;
+        const int sb = (int)(c % 8), h = sb / 4, s = sb % 4, g = 2 * sb + k / 4;
+        const uint8_t *ss = b + 96;
+        const int lo = (ss[g % 8] >> (4 * (g / 8))) & 0x0F, hi = (ss[8 + g % 4] >> (2 * (g / 4))) & 0x03;
+        const uint32_t ql = (rfk_ld32_a2(b + 32 + 32 * h + 4 * k) >> (2 * s)) & 0x03030303u;
+        const uint32_t hm = (rfk_ld32_a2(b + 4 * k) >> sb) & 0x01010101u;
+        w.q = (int)(ql | (hm << 2));
+        w.d = rfk_ldh(b + 108) * (float)((lo | (hi << 4)) - 32);
+        w.o = -4.0f * w.d;
+        w.m = 0.0f;
+    }
     static __device__ __forceinline__ void quad(const uint8_t *row, int64_t c, int k, float v[4]) {
         const uint8_t *b = row + (c / 8) * 110;
         const int sb = (int)(c % 8), h = sb / 4, s = sb % 4, g = 2 * sb + k / 4;
@@ -283,7 +343,7 @@ static __device__ __forceinline__ void rfk_k4_scale_min(const uint8_t *s, int j,
 template <> struct rfk_q<12> { /* Q4_K */
     static constexpr int blck = 256, bytes = 144;
     static constexpr bool has_vdot = true;
-    static constexpr int off = 0;
+    static constexpr bool has_o = false;
     static __device__ __forceinline__ void wq(const uint8_t *row, int64_t c, int k, rfk_wq &w) {
         const uint8_t *b = row + (c / 8) * 144;
         const int sb = (int)(c % 8);
@@ -321,6 +381,17 @@ template <> struct rfk_q<12> { /* Q4_K */
 
 template <> struct rfk_q<13> { /* Q5_K */
     static constexpr int blck = 256, bytes = 176;
+    static constexpr bool has_vdot = true, has_o = false;
+    static __device__ __forceinline__ void wq(const uint8_t *row, int64_t c, int k, rfk_wq &w) {
+        const uint8_t *b = row + (c / 8) * 176;
+        const int sb = (int)(c % 8);
+        int sc, mn;
+        rfk_k4_scale_min(b + 4, sb, &sc, &mn);
+        const uint32_t nib = (rfk_ld32_a4(b + 48 + 32 * (sb / 2) + 4 * k) >> (4 * (sb % 2))) & 0x0F0F0F0Fu;
+        w.q = (int)(nib | (((rfk_ld32_a4(b + 16 + 4 * k) >> sb) & 0x01010101u) << 4));
+        w.d = rfk_ldh(b) * (float)sc;
+        w.m = k == 0 ? rfk_ldh(b + 2) * (float)mn : 0.0f;
+    }
     static __device__ __forceinline__ void quad(const uint8_t *row, int64_t c, int k, float v[4]) {
         const uint8_t *b = row + (c / 8) * 176;
         const int sb = (int)(c % 8);
@@ -355,16 +426,17 @@ template <> struct rfk_q<13> { /* Q5_K */
 
 template <> struct rfk_q<14> { /* Q6_K */
     static constexpr int blck = 256, bytes = 210;
-    /* The scale changes every 16 elements, so the -32 offset (off) is taken
-     * per lane with a second dot against ones instead of the chunk sum. */
+    /* The scale changes every 16 elements, so the -32 offset is taken per
+     * lane (o, a second dot against ones) instead of from the chunk sum. */
     static constexpr bool has_vdot = true;
-    static constexpr int off = -32;
+    static constexpr bool has_o = true;
     static __device__ __forceinline__ void wq(const uint8_t *row, int64_t c, int k, rfk_wq &w) {
         const uint8_t *b = row + (c / 8) * 210;
         const int kk = (int)(c % 8), h = kk / 4, t = kk % 4;
         const uint32_t lo = rfk_ld32_a2(b + 64 * h + 32 * (t % 2) + 4 * k), hi = rfk_ld32_a2(b + 128 + 32 * h + 4 * k);
         w.q = (int)(((lo >> (4 * (t / 2))) & 0x0F0F0F0Fu) | (((hi >> (2 * t)) & 0x03030303u) << 4));
         w.d = rfk_ldh(b + 208) * (float)(int8_t)b[192 + 2 * kk + k / 4];
+        w.o = -32.0f * w.d;
         w.m = 0.0f;
     }
     static __device__ __forceinline__ void quad(const uint8_t *row, int64_t c, int k, float v[4]) {
@@ -403,6 +475,13 @@ template <> struct rfk_q<14> { /* Q6_K */
 
 template <> struct rfk_q<20> { /* IQ4_NL */
     static constexpr int blck = 32, bytes = 18;
+    static constexpr bool has_vdot = true, has_o = false;
+    static __device__ __forceinline__ void wq(const uint8_t *row, int64_t c, int k, rfk_wq &w) {
+        const uint8_t *b = row + c * 18;
+        w.q = rfk_iq4_pack(rfk_ld32_a2(b + 2 + 4 * (k % 4)) >> (4 * (k / 4)));
+        w.d = rfk_ldh(b);
+        w.m = 0.0f;
+    }
     static __device__ __forceinline__ void quad(const uint8_t *row, int64_t c, int k, float v[4]) {
         const uint8_t *b = row + c * 18;
         const float d = rfk_ldh(b);
@@ -429,6 +508,16 @@ template <> struct rfk_q<20> { /* IQ4_NL */
 
 template <> struct rfk_q<23> { /* IQ4_XS */
     static constexpr int blck = 256, bytes = 136;
+    static constexpr bool has_vdot = true, has_o = false;
+    static __device__ __forceinline__ void wq(const uint8_t *row, int64_t c, int k, rfk_wq &w) {
+        const uint8_t *b = row + (c / 8) * 136;
+        const int s = (int)(c % 8);
+        const int sh2 = *(const uint16_t *)(b + 2);
+        const int ls = ((b[4 + s / 2] >> (4 * (s % 2))) & 0x0F) | (((sh2 >> (2 * s)) & 3) << 4);
+        w.q = rfk_iq4_pack(rfk_ld32_a4(b + 8 + 16 * s + 4 * (k % 4)) >> (4 * (k / 4)));
+        w.d = rfk_ldh(b) * (float)(ls - 32);
+        w.m = 0.0f;
+    }
     static __device__ __forceinline__ void quad(const uint8_t *row, int64_t c, int k, float v[4]) {
         const uint8_t *b = row + (c / 8) * 136;
         const int s = (int)(c % 8);
@@ -522,9 +611,9 @@ template <> struct rfk_q<30> { /* BF16: the top half of a float */
 /* Dot of rfk_wq w with four q8 activations xq of a chunk whose scale is
  * xd.x, xd.y = xd.x * (sum of the chunk's 32 int8). */
 template <typename Q> static __device__ __forceinline__ float rfk_vdot(const rfk_wq &w, int xq, float2 xd) {
-    int s = rfk_dp4a(w.q, xq, 0);
-    if constexpr (Q::off != 0) s += Q::off * rfk_dp4a(0x01010101, xq, 0);
-    return w.d * xd.x * (float)s - w.m * xd.y;
+    float f = w.d * (float)rfk_dp4a(w.q, xq, 0);
+    if constexpr (Q::has_o) f += w.o * (float)rfk_dp4a(0x01010101, xq, 0);
+    return xd.x * f - w.m * xd.y;
 }
 
 /* Whether rfk_q<T> has the integer (q8 activation) dot. */
