@@ -11,7 +11,7 @@
 # compile with -Werror. The CUDA runtime is linked statically, so the plugin
 # needs only the driver (libcuda.so.1), which it looks for at open.
 #
-#   RF_CUDA_ARCHS  default "80;90": SASS for each, plus PTX of the last
+#   RF_CUDA_ARCHS  default "80;90": SASS for each, plus PTX of the last (RF_CUDA_PTX)
 #   RF_HIP_ARCHS   default "gfx90a;gfx1030"
 
 if(NOT RF_GPU_SOURCE_DIR)
@@ -32,6 +32,7 @@ endif()
 set(RF_CUDA ${RF_CUDA_DEFAULT} CACHE BOOL "Build the CUDA GPU backend plugin (default: ON when nvcc is found)")
 set(RF_HIP ${RF_HIP_DEFAULT} CACHE BOOL "Build the HIP GPU backend plugin (default: ON when hipcc is found)")
 set(RF_CUDA_ARCHS "80;90" CACHE STRING "CUDA SM targets of the plugin")
+option(RF_CUDA_PTX "Embed PTX of the last CUDA target (newer GPUs JIT it); OFF: SASS only" ON)
 set(RF_HIP_ARCHS "gfx90a;gfx1030" CACHE STRING "AMD GPU targets of the plugin")
 
 set(RF_GPU_HOST_SRC ${RF_GPU_SOURCE_DIR}/src/gpu/device.c ${RF_GPU_SOURCE_DIR}/src/gpu/layers.c
@@ -100,7 +101,7 @@ if(RF_CUDA)
   math(EXPR last "${n} - 1")
   set(i 0)
   foreach(a ${RF_CUDA_ARCHS})
-    if(i EQUAL last)
+    if(i EQUAL last AND RF_CUDA_PTX)
       list(APPEND gencode -gencode arch=compute_${a},code=[sm_${a},compute_${a}])
     else()
       list(APPEND gencode -gencode arch=compute_${a},code=sm_${a})

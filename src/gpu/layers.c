@@ -64,6 +64,8 @@ struct rf_gpu_layers {
     int32_t *pos, *seq, *tables;
     void *mm_scratch;
     size_t mm_scratch_bytes;
+    void *attn_scratch;  /* split-key decode attention (rfk_attention_scratch_bytes) */
+    size_t attn_scratch_bytes;
     /* the decode graph and its key (see the top of the file) */
     bool graphs;
     rfg_graph_exec gexec;
@@ -160,6 +162,8 @@ static void carve_layers(rf_gpu_layers *L, const rf_model *m) {
     }
 #undef F
     L->mm_scratch = L->mm_scratch_bytes ? rfg_arena_take(a, L->mm_scratch_bytes) : NULL;
+    L->attn_scratch_bytes = rfk_attention_scratch_bytes(hp->head_dim);
+    L->attn_scratch = L->attn_scratch_bytes ? rfg_arena_take(a, L->attn_scratch_bytes) : NULL;
 }
 
 uint64_t rfg_ctx_scratch_bytes(rf_gpu *g, const rf_model *m, int64_t n_batch) {
@@ -387,11 +391,14 @@ static rf_status layer(rf_gpu_layers *L, int j, int64_t n, int64_t max_pos, bool
     const float *cs = L->cs[d->src->is_swa && swa_cs ? 1 : 0];
     K(rfk_rope(kc, s, L->q, cs, n, hp->n_head, hd, hp->n_rot, (int)hp->rope_style));
     K(rfk_rope(kc, s, L->k, cs, n, hp->n_head_kv, hd, hp->n_rot, (int)hp->rope_style));
-    rfk_kv_view kv = {L->kv + (size_t)(2 * j) * L->kv_layer, L->kv + (size_t)(2 * j + 1) * L->kv_layer, L->tables,
-                      L->kc.max_blocks_per_seq, L->kc.kv_dim, L->kc.block_size};
+    rfk_kv_view kv = {.k = L->kv + (size_t)(2 * j) * L->kv_layer, .v = L->kv + (size_t)(2 * j + 1) * L->kv_layer,
+                      .tables = L->tables, .max_blocks_per_seq = L->kc.max_blocks_per_seq, .kv_dim = L->kc.kv_dim,
+                      .block_size = L->kc.block_size};
     K(rfk_kv_store(kc, s, &kv, L->k, L->v, L->pos, L->seq, n));
-    rfk_attn_args a = {L->q, L->att, L->pos, L->seq, n, hp->n_head, hp->n_head_kv, hd, hp->attn_scale,
-                       d->src->is_swa ? hp->sliding_window : 0, max_pos};
+    rfk_attn_args a = {.q = L->q, .out = L->att, .pos = L->pos, .seq = L->seq, .n_tok = n, .n_head = hp->n_head,
+                       .n_head_kv = hp->n_head_kv, .head_dim = hd, .scale = hp->attn_scale,
+                       .window = d->src->is_swa ? hp->sliding_window : 0, .max_pos = max_pos,
+                       .scratch = L->attn_scratch, .scratch_bytes = L->attn_scratch_bytes};
     K(rfk_attention(kc, s, &kv, &a));
     K(mm(L, &d->wo, L->att, L->tmp, n));
     if (d->post_attn_norm) K(rfk_rmsnorm(kc, s, L->tmp, d->post_attn_norm, L->tmp, n, E, eps));
