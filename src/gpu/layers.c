@@ -61,6 +61,7 @@ struct rf_gpu_layers {
     uint16_t *kv;        /* [n_layers][k|v][n_blocks][block_size][kv_dim] */
     size_t kv_layer;     /* uint16 per layer and k|v */
     float *x, *xb, *q, *k, *v, *att, *tmp, *gate, *up, *qkv, *cs[2], *hid, *logits;
+    float *bias;         /* [n_batch][max(q, kv width)]: a bias replicated per row (add_bias) */
     int32_t *pos, *seq, *tables;
     void *mm_scratch;
     size_t mm_scratch_bytes;
@@ -151,6 +152,7 @@ static void carve_layers(rf_gpu_layers *L, const rf_model *m) {
     F(L->x, B * E); F(L->xb, B * E); F(L->tmp, B * E);
     F(L->q, B * qd); F(L->att, B * qd); F(L->k, B * kvd); F(L->v, B * kvd);
     F(L->qkv, B * (qd + 2 * kvd));
+    F(L->bias, B * (qd > kvd ? qd : kvd));
     F(L->gate, B * L->ffw); F(L->up, B * L->ffw);
     F(L->cs[0], B * hp->n_rot); F(L->cs[1], B * hp->n_rot);
     F(L->pos, B); F(L->seq, B);
@@ -341,13 +343,19 @@ static int mm(rf_gpu_layers *L, const dw *w, const float *x, float *y, int64_t n
                       L->mm_scratch_bytes);
 }
 
-/* y[t][0..dim) += b for t < n (a broadcast add as n row adds). */
+/* y[t][0..dim) += b for t < n. The kernels have no broadcast add: b is
+ * replicated into n rows of scratch by doubling copies (log2 n of them),
+ * then one elementwise add. */
 static int add_bias(rf_gpu_layers *L, float *y, const float *b, int64_t n, int64_t dim) {
-    for (int64_t t = 0; b && t < n; t++) {
-        int st = rfk_add(&L->g->kctx, L->g->stream, y + t * dim, b, y + t * dim, dim);
-        if (st) return st;
+    if (!b) return 0;
+    void *s = L->g->stream;
+    size_t row = (size_t)dim * sizeof(float);
+    int st = (int)rfg_memcpy_d2d_async(L->bias, b, row, s);
+    for (int64_t have = 1; !st && have < n; have *= 2) {
+        int64_t k = n - have < have ? n - have : have;
+        st = (int)rfg_memcpy_d2d_async(L->bias + have * dim, L->bias, (size_t)k * row, s);
     }
-    return 0;
+    return st ? st : rfk_add(&L->g->kctx, s, y, L->bias, y, n * dim);
 }
 
 /* Columns [c0, c0 + w) of src rows (pitch sp floats) into dst rows (pitch
