@@ -131,9 +131,12 @@ __global__ void k_quantize_q8(const float *__restrict__ x, int64_t n_blocks, int
     }
 }
 
-/* The mat-vec of k_matvec with q8 activations: per lane two 4-byte weight
- * words (quads k and k + 4) against two 4-byte activation words through
- * 4-way int8 dots. */
+/* The mat-vec of k_matvec with q8 activations: per lane QPL 4-byte weight
+ * words (quads k, k + LPC, ...) against as many 4-byte activation words
+ * through 4-way int8 dots. The super-block types take four quads of a chunk
+ * per lane (two lanes per chunk) so that their 6-bit scale / min decode,
+ * which costs as much as the dots, is shared by 16 weights; the 32-element
+ * types take two (the two nibbles of one weight word). */
 template <int T, int W, int NT>
 __global__ void __launch_bounds__(MV_BLOCK)
     k_matvec_q8(const uint8_t *__restrict__ w, size_t row_bytes, int64_t n_chunks, int64_t rows,
@@ -141,7 +144,9 @@ __global__ void __launch_bounds__(MV_BLOCK)
     if constexpr (!rfk_warp_matches<W>()) {
         rfk_trap();
     } else {
-        const int lane = threadIdx.x % W, k = lane % 4;
+        typedef rfk_q<T> Q;
+        constexpr int QPL = Q::blck == 256 ? 4 : 2, LPC = 8 / QPL, G = W / LPC, U = MV_UNROLL * 2 / QPL;
+        const int lane = threadIdx.x % W, k = lane % LPC;
         const int64_t r = (int64_t)blockIdx.x * (MV_BLOCK / W) + threadIdx.x / W;
         if (r >= rows) return;
         const uint8_t *row = w + (size_t)r * row_bytes;
@@ -150,37 +155,36 @@ __global__ void __launch_bounds__(MV_BLOCK)
         for (int t = 0; t < NT; t++) acc[t] = 0.0f;
         /* Unrolled as k_matvec, for the same reason; the weights are decoded
          * once and dotted with every token's activations. */
-        constexpr int G = W / 4;
-        typedef rfk_q<T> Q;
-        int64_t c = lane / 4;
-        for (; c + (MV_UNROLL - 1) * G < n_chunks; c += MV_UNROLL * G) {
-            rfk_wq wv[MV_UNROLL][2];
+        int64_t c = lane / LPC;
+        for (; c + (U - 1) * G < n_chunks; c += U * G) {
+            rfk_wq wv[U][QPL];
 #pragma unroll
-            for (int u = 0; u < MV_UNROLL; u++) {
-                Q::wq(row, c + u * G, k, wv[u][0]);
-                Q::wq(row, c + u * G, k + 4, wv[u][1]);
-            }
+            for (int u = 0; u < U; u++)
+#pragma unroll
+                for (int j = 0; j < QPL; j++) Q::wq(row, c + u * G, k + LPC * j, wv[u][j]);
 #pragma unroll
             for (int t = 0; t < NT; t++)
                 if (t < nt) {
 #pragma unroll
-                    for (int u = 0; u < MV_UNROLL; u++) {
+                    for (int u = 0; u < U; u++) {
                         const int64_t cu = t * n_chunks + c + u * G;
                         const float2 d = xd[cu];
-                        acc[t] += rfk_vdot<Q>(wv[u][0], xq[cu * 8 + k], d) + rfk_vdot<Q>(wv[u][1], xq[cu * 8 + k + 4], d);
+#pragma unroll
+                        for (int j = 0; j < QPL; j++) acc[t] += rfk_vdot<Q>(wv[u][j], xq[cu * 8 + k + LPC * j], d);
                     }
                 }
         }
         for (; c < n_chunks; c += G) {
-            rfk_wq w0, w1;
-            Q::wq(row, c, k, w0);
-            Q::wq(row, c, k + 4, w1);
+            rfk_wq wv[QPL];
+#pragma unroll
+            for (int j = 0; j < QPL; j++) Q::wq(row, c, k + LPC * j, wv[j]);
 #pragma unroll
             for (int t = 0; t < NT; t++)
                 if (t < nt) {
                     const int64_t ct = t * n_chunks + c;
                     const float2 d = xd[ct];
-                    acc[t] += rfk_vdot<Q>(w0, xq[ct * 8 + k], d) + rfk_vdot<Q>(w1, xq[ct * 8 + k + 4], d);
+#pragma unroll
+                    for (int j = 0; j < QPL; j++) acc[t] += rfk_vdot<Q>(wv[j], xq[ct * 8 + k + LPC * j], d);
                 }
         }
 #pragma unroll
