@@ -8,8 +8,10 @@
  * sum (gpu - ref)^2 / sum ref^2, against a per-op threshold. One line per
  * case; the exit status is non-zero if any case fails or errs.
  *
- * `op_suite --bench` instead times the decode mat-vec on 8B-like shapes and
- * the prefill matmul and reports achieved bandwidth / throughput.
+ * `op_suite --bench` instead times the decode mat-vec on 8B-like shapes, the
+ * prefill matmul and attention, and reports achieved bandwidth / throughput;
+ * `op_suite --host-only` runs only the wrapper checks of host_checks.c,
+ * which need no GPU.
  *
  * Thresholds: the GPU kernels read float32 activations and accumulate in
  * float32; the references accumulate in double. The distance is therefore
@@ -599,7 +601,10 @@ static void run_bench(void) {
 
 /* ---- main ---------------------------------------------------------------- */
 
+int rfk_host_checks(void); /* host_checks.c */
+
 int main(int argc, char **argv) {
+    if (argc > 1 && strcmp(argv[1], "--host-only") == 0) return rfk_host_checks() ? 1 : 0; /* no GPU needed */
     bool bench = argc > 1 && strcmp(argv[1], "--bench") == 0;
     const char *seed_env = getenv("RF_SEED");
     rng_state = seed_env ? strtoull(seed_env, NULL, 10) : (uint64_t)time(NULL) * 2654435761u;

@@ -402,7 +402,8 @@ extern "C" size_t rfk_matmul_scratch_bytes(uint32_t type, int64_t cols, int64_t 
 extern "C" int rfk_matmul_plan(const rfk_ctx *ctx, uint32_t type, int64_t cols, int64_t rows, int64_t n_tok,
                                rfk_launch_plan *out) {
     const mm_type *t = mm_find(type);
-    if (rfk_warp_status(ctx) || mm_check(t, (size_t)-1, cols, rows) || n_tok <= 0 || !out) return 0;
+    if (!t || cols <= 0 || rfk_warp_status(ctx) || n_tok <= 0 || !out) return 0;
+    if (mm_check(t, (size_t)(cols / t->blck) * t->bytes, cols, rows)) return 0; /* shape as with exact rows */
     if (n_tok <= MV_MAX_BATCH) {
         const int64_t rpb = MV_BLOCK / ctx->warp_size;
         out->kernel = "matvec";

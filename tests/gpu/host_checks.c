@@ -1,0 +1,146 @@
+/*
+ * host_checks.c - checks of the kernel wrappers' host side that need no GPU
+ * (`op_suite --host-only`, run by `run-op-suite --host-only` on any machine
+ * that builds the kernels): argument validation returns the documented
+ * RFK_E_* codes, the launch-check hook sees every launch before it is issued
+ * (it refuses here, so nothing reaches the runtime), and the grid / block a
+ * wrapper asks for follows from the sizes and the warp width (both 32 and,
+ * in builds with wave64 targets, 64). Device pointers are fake, aligned
+ * addresses: a wrapper never dereferences them on the host.
+ */
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "gpu/kernels/kernels.h"
+
+static int n_bad, n_ok;
+
+typedef struct seen {
+    int calls;
+    const char *kernel; /* the first launch of the wrapper call */
+    rfk_dim3 grid, block;
+    size_t smem;
+} seen;
+
+#define REFUSED (-100)
+
+static int record(void *user, const char *kernel, rfk_dim3 grid, rfk_dim3 block, size_t smem) {
+    seen *s = user;
+    if (s->calls++ == 0) s->kernel = kernel, s->grid = grid, s->block = block, s->smem = smem;
+    return REFUSED;
+}
+
+static void expect(bool cond, const char *what) {
+    cond ? n_ok++ : n_bad++;
+    if (!cond) printf("FAIL host       %s\n", what);
+}
+
+/* Runs `call` with a fresh recorder in ctx; checks it was refused by the
+ * hook (status REFUSED) after exactly one check, with the given kernel and
+ * dims. */
+#define EXPECT_LAUNCH(ctx, call, name, gx, gy, gz, bx)                                                      \
+    do {                                                                                                  \
+        seen s_ = {0};                                                                                    \
+        (ctx).check_user = &s_;                                                                           \
+        int st_ = (call);                                                                                 \
+        char w_[200];                                                                                     \
+        snprintf(w_, sizeof w_, "%s (W=%d): status %d, %d checks, %s grid %u,%u,%u block %u; want %s %u,%u,%u %u", \
+                 #call, (ctx).warp_size, st_, s_.calls, s_.kernel ? s_.kernel : "-", s_.grid.x, s_.grid.y,   \
+                 s_.grid.z, s_.block.x, name, (unsigned)(gx), (unsigned)(gy), (unsigned)(gz), (unsigned)(bx)); \
+        expect(st_ == REFUSED && s_.calls == 1 && s_.kernel && strcmp(s_.kernel, name) == 0 &&              \
+                   s_.grid.x == (unsigned)(gx) && s_.grid.y == (unsigned)(gy) && s_.grid.z == (unsigned)(gz) && \
+                   s_.block.x == (unsigned)(bx) && s_.block.y == 1 && s_.block.z == 1,                       \
+               w_);                                                                                       \
+    } while (0)
+
+static void check_width(int W) {
+    rfk_ctx c = {W, record, NULL};
+    void *w = (void *)0x100000, *x = (void *)0x200000, *y = (void *)0x300000, *sc = (void *)0x400000;
+    const int64_t rows = 1000, cols = 4096;
+    const unsigned rpb = 256 / (unsigned)W; /* mat-vec rows per block */
+
+    /* matmul: mat-vec, q8 path (quantizer first), tiled; plan agrees */
+    EXPECT_LAUNCH(c, rfk_matmul(&c, NULL, 12, w, 144 * 16, cols, rows, x, y, 1, NULL, 0), "matvec",
+                  (rows + rpb - 1) / rpb, 1, 1, 256);
+    const size_t sb = rfk_matmul_scratch_bytes(12, cols, 3);
+    expect(sb >= (size_t)(3 * cols), "q8 scratch holds the int8 activations");
+    EXPECT_LAUNCH(c, rfk_matmul(&c, NULL, 12, w, 144 * 16, cols, rows, x, y, 3, sc, sb), "quantize_q8",
+                  (3 * cols / 4 + 255) / 256, 1, 1, 256);
+    EXPECT_LAUNCH(c, rfk_matmul(&c, NULL, 2, w, 18 * 128, cols, rows, x, y, 77, sc, sb), "mm_tiled",
+                  (rows + 63) / 64, 2, 1, 256);
+    rfk_launch_plan p;
+    expect(rfk_matmul_plan(&c, 2, cols, rows, 16, &p) == 2 && strcmp(p.kernel, "matvec") == 0 &&
+               p.grid.x == (rows + rpb - 1) / rpb && p.block.x == 256,
+           "plan: 16 tokens = 2 mat-vec launches");
+    expect(rfk_matmul_plan(&c, 2, cols, rows, 512, &p) == 1 && strcmp(p.kernel, "mm_tiled") == 0 && p.grid.y == 8,
+           "plan: 512 tokens = one tiled launch, 8 token tiles");
+    EXPECT_LAUNCH(c, rfk_get_rows(&c, NULL, 14, w, 210 * 16, cols, rows, (const int32_t *)x, 7, y), "get_rows", 7, 1, 1,
+                  128);
+
+    /* row and elementwise ops */
+    EXPECT_LAUNCH(c, rfk_rmsnorm(&c, NULL, x, NULL, y, 77, 4096, 1e-5f), "rmsnorm", 77, 1, 1, 256);
+    EXPECT_LAUNCH(c, rfk_softmax(&c, NULL, x, y, 5, 100003, 1.0f), "softmax", 5, 1, 1, 256);
+    EXPECT_LAUNCH(c, rfk_rope(&c, NULL, y, x, 77, 8, 128, 128, 1), "rope", 77 * 8, 1, 1, 64);
+    EXPECT_LAUNCH(c, rfk_glu(&c, NULL, 0, x, x, y, 100000000), "glu", 65535, 1, 1, 256);
+    EXPECT_LAUNCH(c, rfk_add(&c, NULL, x, x, y, 1000), "add", 4, 1, 1, 256);
+
+    /* attention: prefill (4 warps), long decode without scratch (512
+     * threads), long decode with scratch (split over blocks) */
+    rfk_kv_view kv = {(uint16_t *)w, (uint16_t *)x, (const int32_t *)y, 64, 1024, 16};
+    rfk_attn_args a = {x, y, (const int32_t *)x, (const int32_t *)x, 512, 32, 8, 128, 0.1f, 0, 511, NULL, 0};
+    EXPECT_LAUNCH(c, rfk_attention(&c, NULL, &kv, &a), "attention", 32, 512, 1, 4 * W);
+    a.n_tok = 1, a.max_pos = 4095;
+    EXPECT_LAUNCH(c, rfk_attention(&c, NULL, &kv, &a), "attention", 32, 1, 1, 512);
+    a.scratch = sc, a.scratch_bytes = rfk_attention_scratch_bytes(128);
+    EXPECT_LAUNCH(c, rfk_attention(&c, NULL, &kv, &a), "attention", 32, 1, 16, 4 * W);
+    EXPECT_LAUNCH(c, rfk_kv_store(&c, NULL, &kv, x, x, (const int32_t *)x, (const int32_t *)x, 9), "kv_store", 9, 1, 1,
+                  128);
+
+    /* refusals before any launch (the hook must not even be asked) */
+    seen s = {0};
+    c.check_user = &s;
+    expect(rfk_matmul(&c, NULL, 2, w, 18 * 1, 48, rows, x, y, 1, NULL, 0) == RFK_E_INVAL, "cols not a multiple of 32");
+    expect(rfk_matmul(&c, NULL, 12, w, 144, 128, rows, x, y, 1, NULL, 0) == RFK_E_INVAL, "cols not whole super-blocks");
+    expect(rfk_matmul(&c, NULL, 2, w, 17, 32, rows, x, y, 1, NULL, 0) == RFK_E_INVAL, "row_bytes too small");
+    expect(rfk_matmul(&c, NULL, 2, w, 18 * 128, cols, rows, (const float *)0x200004, y, 1, NULL, 0) == RFK_E_INVAL,
+           "x not 16-byte aligned");
+    expect(rfk_matmul(&c, NULL, 15, w, 292 * 16, cols, rows, x, y, 1, NULL, 0) == RFK_E_UNSUPPORTED, "Q8_K weights");
+    expect(rfk_matmul(&c, NULL, 4, w, 64, cols, rows, x, y, 1, NULL, 0) == RFK_E_UNSUPPORTED, "retired type id 4");
+    expect(rfk_matmul(&c, NULL, 12, w, 144 * 16, cols, rows, x, y, 3, sc, sb - 1) == RFK_E_SCRATCH, "scratch short");
+    expect(rfk_matmul(&c, NULL, 12, w, 144 * 16, cols, rows, x, y, 3, (void *)0x400008, sb) == RFK_E_SCRATCH,
+           "scratch misaligned");
+    a.scratch_bytes = 16;
+    expect(rfk_attention(&c, NULL, &kv, &a) == RFK_E_SCRATCH, "attention scratch short");
+    a.scratch = NULL, a.head_dim = 258;
+    expect(rfk_attention(&c, NULL, &kv, &a) == RFK_E_INVAL, "head_dim 258");
+    a.head_dim = 128, a.n_head_kv = 5;
+    expect(rfk_attention(&c, NULL, &kv, &a) == RFK_E_INVAL, "n_head not a multiple of n_head_kv");
+    expect(rfk_rope(&c, NULL, y, x, 1, 1, 64, 65, 0) == RFK_E_INVAL, "odd n_rot");
+    expect(s.calls == 0, "no launch check for refused arguments");
+}
+
+/* Returns the number of failed checks. */
+int rfk_host_checks(void);
+int rfk_host_checks(void) {
+    check_width(32);
+    rfk_ctx c64 = {64, record, NULL};
+    seen s = {0};
+    c64.check_user = &s;
+    const int st = rfk_add(&c64, NULL, (const float *)0x1000, (const float *)0x1000, (float *)0x1000, 8);
+    /* The warp width gates only the kernels templated on it: add takes any. */
+    const int st_norm = rfk_rmsnorm(&c64, NULL, (const float *)0x1000, NULL, (float *)0x1000, 1, 8, 1e-5f);
+    if (st_norm == RFK_E_WARP) {
+        expect(st == REFUSED, "warp 64 in a 32-only build: elementwise ops still launch");
+        printf("host: this build has no wave64 target; warp 64 refused with RFK_E_WARP\n");
+    } else {
+        check_width(64);
+    }
+    rfk_ctx bad = {48, record, &s};
+    expect(rfk_matmul(&bad, NULL, 2, (void *)0x1000, 18, 32, 1, (const float *)0x1000, (float *)0x1000, 1, NULL, 0) ==
+               RFK_E_WARP,
+           "warp 48 refused");
+    for (int code = -4; code <= 1; code++) expect(rfk_status_str(code) != NULL, "status text");
+    printf("op_suite host checks: %d passed, %d failed\n", n_ok, n_bad);
+    return n_bad;
+}
