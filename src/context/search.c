@@ -271,15 +271,17 @@ static rf_status keyword_top(rf_cdb *db, const char *query, int want, cands *out
 
 /* ---- graph expansion ------------------------------------------------------------------------- */
 
-/* Adds the neighbours of the first n_seed candidates, `hops` rounds. A
- * multi-chunk document container is walked through but not returned. */
-static rf_status expand(rf_cdb *db, cands *c, int hops, double decay, rf_error *err) {
+/* Adds the neighbours of the candidates, `hops` rounds, at most max_new per
+ * round (a hub node must not pull in the whole graph). A multi-chunk
+ * document container is walked through but not returned. */
+static rf_status expand(rf_cdb *db, cands *c, int hops, double decay, int max_new, rf_error *err) {
     sqlite3_stmt *s = cdb_prep(db, "SELECT dst, weight FROM edges WHERE src = ?1 UNION ALL SELECT src, weight FROM edges WHERE dst = ?1", err);
     if (!s) return err ? err->code : RF_E_IO;
     rf_status st = RF_OK;
     int lo = 0, hi = c->n;
     for (int h = 1; h <= hops && st == RF_OK; h++) {
-        for (int i = lo; i < hi && st == RF_OK; i++) {
+        int added = 0;
+        for (int i = lo; i < hi && st == RF_OK && added < max_new; i++) {
             int64_t from = c->a[i].id;
             double base = c->a[i].score;
             sqlite3_reset(s);
@@ -291,12 +293,14 @@ static rf_status expand(rf_cdb *db, cands *c, int hops, double decay, rf_error *
                 double sc = base * decay * (w > 0 ? w : 1.0);
                 cand *x = cands_find(c, nb);
                 if (x) continue;
+                if (added >= max_new) break;
                 if (!(x = cands_add(c, nb))) { st = rf_error_set(err, RF_E_NOMEM, "out of memory"); break; }
+                added++;
                 x->score = sc;
                 x->hop = h;
                 x->via = from;
             }
-            if (st == RF_OK && rc != SQLITE_DONE) st = cdb_fail(db, err, "graph expansion");
+            if (st == RF_OK && rc != SQLITE_DONE && rc != SQLITE_ROW) st = cdb_fail(db, err, "graph expansion");
         }
         lo = hi;
         hi = c->n;
@@ -358,7 +362,7 @@ rf_status rf_cdb_search(rf_cdb *db, const rf_csearch_params *p, rf_chit **hits, 
     }
     if (c.n) qsort(c.a, (size_t)c.n, sizeof *c.a, by_score);
     if (c.n > k) c.n = k;
-    if (p->hops > 0 && (st = expand(db, &c, p->hops, decay, err)) != RF_OK) goto out;
+    if (p->hops > 0 && (st = expand(db, &c, p->hops, decay, 4 * k + 8, err)) != RF_OK) goto out;
     if (c.n) qsort(c.a, (size_t)c.n, sizeof *c.a, by_score);
     rf_chit *o = rf_calloc((size_t)(c.n ? c.n : 1), sizeof *o);
     if (!o) { st = rf_error_set(err, RF_E_NOMEM, "out of memory"); goto out; }

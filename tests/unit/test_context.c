@@ -291,6 +291,21 @@ static void test_keyword_and_graph(void) {
     CHECK(rf_cdb_search(db, &p, &h, &n, &err) == RF_OK && n == 3);
     if (n == 3) CHECK(h[2].id == ids[3] && h[2].hop == 2 && h[2].via == ids[1] && fabs(h[2].score - h[0].score * 0.5 * 0.5 * 0.5) < 1e-9);
     rf_free(h);
+    /* a hub linked to 100 nodes: one round adds at most 4 k + 8 of them */
+    int64_t hub;
+    const char *ht[1] = {"hubword"};
+    CHECK(rf_cdb_add(db, &(rf_cdb_item){.kind = "note", .text = ht[0], .len = 7, .parts = ht, .n_parts = 1}, &hub, &err) == RF_OK);
+    for (int i = 0; i < 100; i++) {
+        int64_t leaf;
+        const char *lt[1] = {"leaf"};
+        CHECK(rf_cdb_add(db, &(rf_cdb_item){.kind = "note", .text = lt[0], .len = 4, .parts = lt, .n_parts = 1,
+                                            .links = &(rf_cdb_link){hub, "in"}, .n_links = 1}, &leaf, &err) == RF_OK);
+    }
+    p.query = "hubword";
+    p.k = 1;
+    p.hops = 2;
+    CHECK(rf_cdb_search(db, &p, &h, &n, &err) == RF_OK && n == 1 + 12 && h[0].id == hub);
+    rf_free(h);
     p.query = "?!";
     p.hops = 0;
     CHECK(rf_cdb_search(db, &p, &h, &n, &err) == RF_OK && n == 0);
