@@ -161,7 +161,12 @@ rf_status rf_offload_attach(rf_offload *o, rf_ctx *ctx, rf_error *err) {
     if (o->l1 <= o->l0) return RF_OK;
     rf_layers_backend lb;
     rf_status st = api->layers_create(o->weights, kc, n_batch, &lb, err);
-    if (st != RF_OK) return st;
+    if (st != RF_OK) {
+        if (o->o.device == RF_DEVICE_GPU) return st;
+        /* this context runs on the CPU (another may still fit) */
+        olog(o, RF_LOG_WARN, "gpu: this context runs on the CPU: %s", err ? err->msg : "device state not allocated");
+        return RF_OK;
+    }
     if ((st = rf_ctx_offload(ctx, &lb, err)) != RF_OK) {
         lb.ops->release(lb.ctx);
         return st;
