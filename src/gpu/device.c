@@ -40,7 +40,10 @@ const char *rfg_kstatus_str(rf_gpu *g, int st) {
 
 /* ---- launch check ------------------------------------------------------- */
 
-/* The hook every kernel wrapper calls before a launch (rfk_ctx.check). */
+/* The hook every kernel wrapper calls before a launch (rfk_ctx.check).
+ * Registers are not part of the check: the hook receives no per-kernel
+ * register count (kernels.h would have to pass cudaFuncGetAttributes'
+ * numRegs); regs_per_block is read and shown by `info --gpu` only. */
 static int check_launch(void *user, const char *kernel, rfk_dim3 grid, rfk_dim3 block, size_t smem) {
     rf_gpu *g = user;
     rf_gpu_dim3 gd = {grid.x, grid.y, grid.z}, bd = {block.x, block.y, block.z};
