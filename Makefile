@@ -50,7 +50,7 @@ fuzz: deps
 # The aarch64 NEON kernel sets: the core library and its unit tests
 # cross-built with aarch64-linux-gnu-gcc (RF_MINIMAL: no server, CLI,
 # tokenizer) and run under qemu-aarch64 on three CPU models, so every set
-# runs: max (dotprod and i8mm: neon-i8mm, neon-dot, neon, scalar),
+# runs: max (dotprod and i8mm: neon-dot, neon-i8mm, neon, scalar),
 # cortex-a76 (dotprod: neon-dot, neon, scalar) and cortex-a53 (plain
 # Armv8.0: neon and scalar).
 NEON_CPUS ?= max cortex-a76 cortex-a53

@@ -7,6 +7,12 @@
  * per instruction. The kernels are in neon-kernels.inc. Compiled with
  * -march=armv8.2-a+dotprod+i8mm (CMakeLists.txt), so nothing here runs
  * unless dispatch.c saw HWCAP_ASIMDDP and HWCAP2_I8MM.
+ *
+ * Not the default yet: the activation groups of cpu-impl.h hold 4 columns
+ * per token, so each SMMLA operand is zipped from two chunks, and on the
+ * 4-row tile the zips cost more than the halved multiply count saves in
+ * instructions (6-18% more than neon-dot, counted under qemu). It stays
+ * tested so that a timing on real hardware can promote it.
  */
 #include <arm_neon.h>
 #include <math.h>
