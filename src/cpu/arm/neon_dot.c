@@ -18,6 +18,8 @@ static inline __attribute__((always_inline)) int32x4_t dot4(int32x4_t acc, int8x
 }
 #define DOT4_LANE(acc, a, b, l) vdotq_laneq_s32(acc, a, b, l)
 
+enum { NEON_SDOT = 1 };
+
 #include "neon-kernels.inc"
 
 RF_AI void gemm16(int32x4_t is[GEMM_R][2], const int8x16_t *w, const int8x16_t (*A)[2]) {

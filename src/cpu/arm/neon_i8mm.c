@@ -24,6 +24,8 @@ static inline __attribute__((always_inline)) int32x4_t dot4(int32x4_t acc, int8x
     return vdotq_s32(acc, a, b);
 }
 
+enum { NEON_SDOT = 1 };
+
 #include "neon-kernels.inc"
 
 /* 16 columns = two slices of 8 (chunks c, c+1 and c+2, c+3). SMMLA takes
