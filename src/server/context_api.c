@@ -199,8 +199,30 @@ enum MHD_Result api_context_search(srv_req *rq) {
     rf_chit *h = NULL;
     int n = 0;
     rf_error err = {0};
-    if (rf_context_search(srv->cdb, srv->cembed, q, (int)k, (int)hops, mode, &h, &n, &err) != RF_OK) return respond_status(rq, &err, "q");
+    /* embedding and search timed apart (the response says both) */
+    int64_t dim = rf_cembed_dim(srv->cembed);
+    float *qv = NULL;
+    double t0 = rf_time_now(), t1 = t0;
+    if (mode != RF_CS_KEYWORD) {
+        if (!(qv = rf_malloc((size_t)dim * sizeof(float)))) return respond_error(rq, 500, "server_error", NULL, NULL, "out of memory");
+        size_t ql = strlen(q);
+        if (rf_cembed_texts(srv->cembed, &q, &ql, 1, qv, &err) != RF_OK) {
+            rf_free(qv);
+            return respond_status(rq, &err, "q");
+        }
+        t1 = rf_time_now();
+    }
+    rf_csearch_params sp = {.query = q, .qvec = qv, .model_id = rf_cembed_model_id(srv->cembed), .dim = dim, .k = (int)k,
+                            .hops = (int)hops, .mode = mode};
+    rf_status st = rf_cdb_search(srv->cdb, &sp, &h, &n, &err);
+    double t2 = rf_time_now();
+    rf_free(qv);
+    if (st != RF_OK) return respond_status(rq, &err, "q");
     json_t *r = json_object();
+    json_t *tm = json_object();
+    json_object_set_new(tm, "embed_ms", json_real((t1 - t0) * 1e3));
+    json_object_set_new(tm, "search_ms", json_real((t2 - t1) * 1e3));
+    json_object_set_new(r, "timings", tm);
     json_object_set_new(r, "object", json_string("list"));
     json_object_set_new(r, "query", json_string(q));
     json_object_set_new(r, "mode", json_string(rf_csearch_mode_name(mode)));

@@ -146,7 +146,7 @@ def test_documents_search_delete(srv, dbpath):
 
 def test_long_document_is_chunked(srv, dbpath):
     rng = random.Random()
-    text = " ".join(f"Sentence {i} talks about {word(rng, 6)} and {word(rng, 7)}." for i in range(80))
+    text = " ".join(f"Sentence {i} talks about {word(rng, 6)} and {word(rng, 7)}." for i in range(30))
     st, b = srv.req("POST", "/v1/context/documents", {"text": text})
     assert st == 200 and b["chunks"] > 1
     c = sqlite3.connect(dbpath)
