@@ -128,7 +128,7 @@ def test_migration_from_v1(tmp_path):
     c = sqlite3.connect(db)
     c.executescript(V1_SCHEMA)
     rng = random.Random()
-    texts = [rand_words(rng, 6) for _ in range(3)]
+    texts = [rand_words(rng, 6) + " " + rand_token(rng, 12) for _ in range(3)]  # the last word is unique
     for i, t in enumerate(texts, 1):
         c.execute("INSERT INTO nodes(id, kind, text, meta, created_at) VALUES(?, 'note', ?, ?, 100)", (i, t, json.dumps({"i": i})))
         c.execute("INSERT INTO fts(rowid, text) VALUES(?, ?)", (i, t))
@@ -144,7 +144,7 @@ def test_migration_from_v1(tmp_path):
     show = json.loads(ctx("show", db, 2, "--json").stdout)
     assert show["text"] == texts[1] and show["meta"] == {"i": 2}
     assert show["edges"] == [{"src": 1, "dst": 2, "relation": "rel", "weight": 0.5}]
-    word = texts[2].split()[0]
+    word = texts[2].split()[-1]
     hits = json.loads(ctx("search", db, word, "--mode", "keyword", "--json").stdout)["results"]
     assert hits and hits[0]["id"] == 3
 
