@@ -1,11 +1,11 @@
 /*
  * neon.c - the plain Armv8.0 NEON kernel set ("neon"): every aarch64 CPU
- * runs it. Without the dot-product instructions the 4-way int8 dot product
- * is a widening multiply (int8 x int8 -> int16), a pairwise add in int16
- * and a pairwise accumulate into int32 (and where digits are small, several
- * products are added in int16 before one widening add); the kernels
- * themselves are in neon-kernels.inc, shared with neon_dot.c and
- * neon_i8mm.c. Compiled with -march=armv8-a (CMakeLists.txt).
+ * runs it. Without the dot-product instructions an int8 dot product is a
+ * widening multiply and multiply-accumulate (int8 x int8 -> int16, two
+ * products to a lane, or four where the digits are small) and a pairwise
+ * widening accumulate into int32; the kernels themselves are in
+ * neon-kernels.inc, shared with neon_dot.c and neon_i8mm.c. Compiled with
+ * -march=armv8-a (CMakeLists.txt).
  */
 #include <arm_neon.h>
 #include <math.h>
@@ -13,13 +13,14 @@
 #include "cpu/cpu-impl.h"
 #include "quant/iq-tables.h"
 
-/* acc[i] + a[4i..4i+3] . b[4i..4i+3]. A pair of products stays within int16
- * when |a| <= 127 and |b| <= 128 (2 * 127 * 128 = 32512): activations are
- * clamped to +-127 and digits are int8. */
+/* acc + the 16 products a[j] * b[j], four to a lane (which four differs
+ * from SDOT's grouping; the kernels only use the sum over the lanes). Two
+ * products share an int16 lane: one factor within +-127 (activations) and
+ * the other within +-128 (int8 digits) keep the pair within 32512. */
 static inline __attribute__((always_inline)) int32x4_t dot4(int32x4_t acc, int8x16_t a, int8x16_t b) {
-    const int16x8_t lo = vmull_s8(vget_low_s8(a), vget_low_s8(b)), hi = vmull_high_s8(a, b);
-    return vpadalq_s16(acc, vpaddq_s16(lo, hi));
+    return vpadalq_s16(acc, vmlal_high_s8(vmull_s8(vget_low_s8(a), vget_low_s8(b)), a, b));
 }
+
 enum { NEON_SDOT = 0 };
 
 #include "neon-kernels.inc"
