@@ -23,6 +23,8 @@ import subprocess
 import time
 import urllib.parse
 
+import pytest
+
 from conftest import BIN_DIR, SMOLLM2, rocmforge
 
 THREADS = os.environ.get("RF_TEST_THREADS", "2")
@@ -170,7 +172,10 @@ def test_retrieval_quality(tmp_path):
                 if c.getresponse().status == 200:
                     break
             except OSError:
-                time.sleep(0.05)
+                pass
+            time.sleep(0.05)  # not listening yet, or still loading the model (503)
+        else:
+            pytest.fail("the server never became ready")
         # the server gives the CLI's answer
         assert ranks(port, query_for(passages[i]), "hybrid") == cli_ids
         # every passage gets a paraphrased query; the first 50 (random order) are the labelled set
