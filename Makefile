@@ -67,4 +67,4 @@ test-neon: deps
 test: test-asan test-release fuzz test-neon
 
 clean:
-	rm -rf build build-asan build-fuzz
+	rm -rf build build-asan build-fuzz build-neon
