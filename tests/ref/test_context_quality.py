@@ -7,10 +7,11 @@ content word of the speciality (which 8 passages share) and of the activity
 from memory would: the kind of place is only ever paraphrased. The name of the place (a random
 word) never appears in a query.
 
-Asserts: the labelled passage is in the top 3 for >= 80 % of the 50 queries
-in hybrid mode; and hybrid beats keyword-only (BM25 over the same FTS5
-index) in top-3 hits and in mean reciprocal rank over a query for each of
-the 200 passages, which separates a few points more reliably than 50. The numbers are printed (run
+Asserts: the labelled passage is in the top 3 for >= 80 % of the queries in
+hybrid mode, counted over a query for each of the 200 passages (the first 50
+alone give 80-90 % from run to run, too close to the bar to be a stable
+test; their figure is printed); and hybrid beats keyword-only (BM25 over the
+same FTS5 index) in mean reciprocal rank over the 200 queries. The numbers are printed (run
 with -s) for docs/PERF.md. Release builds only (label slow): 250 embeddings.
 """
 import http.client
@@ -199,7 +200,9 @@ def test_retrieval_quality(tmp_path):
           f"vector {t50['vector']:.0%}, keyword {t50['keyword']:.0%}; over 200: hybrid {t200['hybrid']:.1%}, "
           f"vector {t200['vector']:.1%}, keyword {t200['keyword']:.1%}; MRR@10 over 200: hybrid {m10['hybrid']:.3f}, "
           f"vector {m10['vector']:.3f}, keyword {m10['keyword']:.3f}")
-    assert t50["hybrid"] >= 0.8, t50
+    # the bar (relevant passage in the top 3 for >= 80% of queries) over all 200 paraphrased
+    # queries: measured 88-90%, where 50 queries alone (80-90%) would fail about one run in 40
+    assert t200["hybrid"] >= 0.8, t200
     # hybrid beats keyword-only: on the ranking of all 200 queries (50 are too few to
     # separate a few points reliably)
     assert m10["hybrid"] > m10["keyword"], m10
