@@ -6,6 +6,8 @@
  *
  *   kernel-bench [SET] [TYPE] [K] [MiB]    e.g. avx512 Q4_K 2048 256
  *
+ * KB_X16=1 times the set's X16-layout kernel on the same weights repacked.
+ *
  * Build: cc -O2 -Isrc -Iinclude bench/kernel-bench.c build/librfcore.a -lm -lpthread
  */
 #include <stdio.h>
@@ -50,6 +52,20 @@ int main(int argc, char **argv) {
             if (rf_quantize_row(type, row, w + (size_t)r * rb, K) != RF_OK) return 1;
         } else memcpy(w + (size_t)r * rb, w + (size_t)(r % 64) * rb, rb);
     }
+    const bool x16 = getenv("KB_X16") && k->mm_x16[type];
+    if (getenv("KB_X16") && !x16) {
+        fprintf(stderr, "%s has no X16 kernel for %s\n", k->name, tname);
+        return 2;
+    }
+    if (x16) {
+        uint8_t *tmp = malloc(16 * rb);
+        for (int64_t r = 0; r < nr; r += 16) {
+            rf_cpu_x16_pack(type, K, w + (size_t)r * rb, rb, tmp);
+            memcpy(w + (size_t)r * rb, tmp, 16 * rb);
+        }
+        free(tmp);
+    }
+    const rf_mm_fn fn = x16 ? k->mm_x16[type] : k->mm[type];
     const rf_act_fmt fmt = (rf_act_fmt)rf_cpu_act_fmt[type];
     uint8_t *a = aligned_alloc(64, rf_act_row_bytes(fmt, K));
     for (int64_t i = 0; i < K; i++) row[i] = (float)rand() / RAND_MAX - 0.5f;
@@ -62,12 +78,12 @@ int main(int argc, char **argv) {
         for (int64_t r = 0; r < nr; r += 256) {
             rf_mm_args m = {.K = K, .w = w + (size_t)r * rb, .w_stride = rb, .nr = nr - r < 256 ? nr - r : 256,
                             .a = a, .a_stride = 0, .nt = 1, .y = y + r, .ldy = 0};
-            k->mm[type](&m);
+            fn(&m);
         }
         const double gbs = (double)(rb * (size_t)nr) / (cpu_now() - t0) / 1e9;
         if (gbs > best) best = gbs;
     }
-    printf("%s %s K=%lld: %.2f GB/s of weights per thread (%lld rows, best of 7)\n", k->name, tname, (long long)K, best,
+    printf("%s%s %s K=%lld: %.2f GB/s of weights per thread (%lld rows, best of 7)\n", k->name, x16 ? " x16" : "", tname, (long long)K, best,
            (long long)nr);
     return 0;
 }

@@ -33,7 +33,14 @@ typedef struct rf_wview {
     uint32_t type;
     int64_t cols, rows; /* ne0, ne1 */
     size_t row_bytes;
+    uint32_t layout;    /* RF_WLAYOUT_*: how the rows' bytes are arranged */
 } rf_wview;
+
+/* Weight layouts. ROWS: the file's, row after row. X16: a backend rearranged
+ * the rows in place at load (the CPU backend's 16-row interleave, see
+ * src/cpu/cpu-impl.h); the same bytes, so only the backend that made it
+ * reads it. */
+enum { RF_WLAYOUT_ROWS = 0, RF_WLAYOUT_X16 = 1 };
 
 typedef enum rf_rope_style {
     RF_ROPE_NORMAL = 0, /* rotate adjacent pairs (x[2i], x[2i+1]) - llama */

@@ -10,6 +10,7 @@
 
 #include "cli.h"
 #include "cpu/cpu.h"
+#include "engine/engine.h"
 #include "gpu_opts.h"
 #include "model/model.h"
 
@@ -107,6 +108,7 @@ static int run(int argc, char **argv) {
         rf_cli_error("%s", err.msg[0] ? err.msg : "out of memory");
         goto out;
     }
+    rf_engine_repack(m, &be, off);
     /* model description like llama-bench: "llama 1B Q4_0", size, params */
     double params = 0, bytes = 0;
     uint64_t by_type[RF_TYPE_COUNT] = {0};

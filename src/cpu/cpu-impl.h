@@ -144,6 +144,9 @@ typedef struct rf_cpu_kernels {
     rf_gemm_quant_fn gemm_quant;
     rf_gemm_pack_fn gemm_pack[RF_TYPE_COUNT];
     rf_gemm_fn gemm;
+    /* kernels for weights in the X16 layout (optional; see below): nr a
+     * multiple of 16, w at the first row of a group */
+    rf_mm_fn mm_x16[RF_TYPE_COUNT];
 } rf_cpu_kernels;
 
 /* The activation format each weight type's integer kernel reads (F32 for the
@@ -155,6 +158,29 @@ extern const rf_cpu_kernels rf_cpu_kernels_scalar;
 extern const rf_cpu_kernels rf_cpu_kernels_avx2;
 extern const rf_cpu_kernels rf_cpu_kernels_avx512;
 #endif
+
+/* ---- the X16 weight layout (repack.c) ------------------------------------ */
+
+/* A decode step multiplies every weight row with one activation row. In the
+ * file's layout a vector of 16 rows' partial sums needs each row's bytes
+ * gathered, or sums folded and transposed, both of which cost more
+ * instructions than the memory takes to deliver the bytes. So the CPU
+ * backend rearranges (at load, in place) each group of 16 consecutive rows
+ * of a tensor so that one 64-byte load holds the same 4 bytes of the same
+ * block of all 16 rows: dword lane r = row r. Per block b (the type's block
+ * of 32 or 256 columns), a group holds 16 * type_size bytes:
+ *   - types whose block size is 2 mod 4 (one float16 field at byte h: Q4_0,
+ *     Q5_0, Q8_0, IQ4_NL at 0, Q3_K and Q6_K at the end): that field of the
+ *     16 rows, 32 bytes;
+ *   - then dword i (i = 0 .. the rest's size / 4 - 1) of the block without
+ *     that field, of rows 0..15: 64 bytes each.
+ * Rows past the last whole group (rows % 16) keep the file's layout. The
+ * arithmetic is the one above (exact integer sums per unit, the same fmas
+ * in the same order), so results are bit-identical to the file layout's. */
+bool rf_cpu_x16_ok(uint32_t type, int64_t K);
+/* src: 16 rows row_bytes apart -> dst (16 * row_bytes); and one row back. */
+void rf_cpu_x16_pack(uint32_t type, int64_t K, const uint8_t *src, size_t row_bytes, uint8_t *dst);
+void rf_cpu_x16_row(uint32_t type, int64_t K, const uint8_t *group, int r, uint8_t *dst);
 
 /* ---- dispatch.c ---------------------------------------------------------- */
 

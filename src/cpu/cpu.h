@@ -28,6 +28,12 @@ void rf_cpu_backend_free(rf_backend *b); /* accepts a zeroed backend */
  * same for backends made by rf_cpu_backend_create. RF_E_UNSUPPORTED for the
  * reference op table. */
 rf_status rf_cpu_backend_trace(rf_backend *b, const char *path, rf_error *err);
+/* Rearranges w's rows in place into the X16 layout (src/cpu/cpu-impl.h)
+ * when b's kernel set has kernels for it (AVX-512: Q4_0, Q4_1, Q8_0, Q4_K,
+ * Q6_K) and w has at least 16 rows; sets w->layout and returns true. The
+ * data must be writable and read by no other backend from then on (b's own
+ * get_rows reads the layout). False: w is untouched. */
+bool rf_cpu_backend_repack(rf_backend *b, rf_wview *w);
 /* Name of the kernel set a CPU backend runs ("avx512", ..., "ref"). */
 const char *rf_cpu_backend_isa(const rf_backend *b);
 

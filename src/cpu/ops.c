@@ -39,6 +39,8 @@ typedef struct thread_scratch {
     size_t attn_cap;
     uint8_t *panel;  /* GEMM weight panels */
     size_t panel_cap;
+    uint8_t *rows;   /* X16 weights: a group's 16 rows in the file layout */
+    size_t rows_cap;
     char pad[64];
 } thread_scratch;
 
@@ -73,6 +75,8 @@ typedef struct mm_job {
     fast_ctx *c;
     const rf_wview *w;
     rf_mm_fn fn;
+    rf_mm_fn fn_x16;     /* X16 layout: the kernel for rows below x16_rows */
+    int64_t x16_rows;    /* rows in whole 16-row groups (0: file layout) */
     bool dequant;        /* fallback: dequantize tiles to F32 first */
     const uint8_t *a;
     size_t a_stride;
@@ -101,7 +105,18 @@ static void mm_tile(mm_job *j, thread_scratch *ts, int64_t tile) {
         m.w = (const uint8_t *)ts->wtile;
         m.w_stride = (size_t)m.K * sizeof(float);
     }
-    j->fn(&m);
+    /* X16: a tile starts on a group (a multiple of 16 rows); only the
+     * tensor's last rows % 16 rows are in the file layout */
+    const int64_t nx = r1 <= j->x16_rows ? m.nr : r0 < j->x16_rows ? j->x16_rows - r0 : 0;
+    if (nx) {
+        rf_mm_args mx = m;
+        mx.nr = nx;
+        j->fn_x16(&mx);
+        m.w += (size_t)nx * m.w_stride;
+        m.y += nx;
+        m.nr -= nx;
+    }
+    if (m.nr) j->fn(&m);
 }
 
 static void mm_task(void *p, int ith, int nth) {
@@ -156,11 +171,20 @@ static void gemm_tile(gemm_job *j, thread_scratch *ts, int64_t tile) {
     const int64_t g0 = gbi * j->gb, g1 = g0 + j->gb < j->n_grp ? g0 + j->gb : j->n_grp;
     const size_t pbytes = rf_gemm_panel_bytes(R, K);
     const int64_t np = (r1 - r0 + R - 1) / R;
+    const int64_t x16_rows = w->layout == RF_WLAYOUT_X16 ? w->rows / 16 * 16 : 0;
     int fmt = 0;
     for (int64_t p = 0; p < np; p++) {
         const int64_t pr = r0 + p * R;
         const int nr = (int)(r1 - pr < R ? r1 - pr : R);
-        fmt = j->pack((const uint8_t *)w->data + (size_t)pr * w->row_bytes, w->row_bytes, nr, K, ts->panel + p * pbytes);
+        const uint8_t *src = (const uint8_t *)w->data + (size_t)pr * w->row_bytes;
+        if (pr < x16_rows) {
+            RF_ASSERT(16 % R == 0); /* R divides 16: the panel lies in one group; unpack it once */
+            const uint8_t *grp = (const uint8_t *)w->data + (size_t)(pr / 16 * 16) * w->row_bytes;
+            if (p == 0 || pr % 16 == 0)
+                for (int r = 0; r < 16; r++) rf_cpu_x16_row(w->type, K, grp, r, ts->rows + (size_t)r * w->row_bytes);
+            src = ts->rows + (size_t)(pr % 16) * w->row_bytes;
+        }
+        fmt = j->pack(src, w->row_bytes, nr, K, ts->panel + p * pbytes);
     }
     for (int64_t g = g0; g < g1; g++) {
         const int64_t t0 = g * G, nt = j->n_tok - t0 < G ? j->n_tok - t0 : G;
@@ -228,7 +252,10 @@ static void gemm_matmul(fast_ctx *c, const rf_wview *w, const float *x, float *y
     j.n_tiles = j.n_rb * ((j.n_grp + j.gb - 1) / j.gb);
     atomic_init(&j.next, 0);
     const size_t pb = rf_gemm_panel_bytes(R, K) * (size_t)((rb + R - 1) / R);
-    for (int i = 0; i < c->nth; i++) RF_ASSERT(grow((void **)&c->ts[i].panel, &c->ts[i].panel_cap, pb));
+    for (int i = 0; i < c->nth; i++) {
+        RF_ASSERT(grow((void **)&c->ts[i].panel, &c->ts[i].panel_cap, pb));
+        if (w->layout == RF_WLAYOUT_X16) RF_ASSERT(grow((void **)&c->ts[i].rows, &c->ts[i].rows_cap, 16 * w->row_bytes));
+    }
     if (c->nth > 1 && j.n_tiles > 1) rf_threadpool_run(c->tp, gemm_task, &j);
     else gemm_task(&j, 0, 1);
 }
@@ -260,6 +287,11 @@ static const char *matmul(fast_ctx *c, const rf_wview *w, const float *x, float 
     /* Tiles: rows in multiples of 16; tokens in blocks whose activations
      * stay in L2 while a thread walks its rows. */
     mm_job j = {.c = c, .w = w, .fn = fn, .dequant = dequant, .a = a, .a_stride = a_stride, .y = y, .n_tok = n_tok};
+    if (w->layout == RF_WLAYOUT_X16) {
+        j.fn_x16 = c->k->mm_x16[w->type];
+        j.x16_rows = w->rows / 16 * 16;
+        RF_ASSERT(j.fn_x16 && !dequant);
+    }
     int64_t tb = (int64_t)((1u << 20) / a_stride);
     tb = tb < 4 ? 4 : tb & ~(int64_t)3;
     j.tb = n_tok < tb ? n_tok : tb;
@@ -423,10 +455,17 @@ static void cpu_get_rows(void *ctx, const rf_wview *w, const int32_t *ids, int64
     fast_ctx *c = ctx;
     const double t0 = c->trace ? rf_time_now() : 0.0;
     rf_cpu_trace_pass(c->trace);
+    const int64_t x16_rows = w->layout == RF_WLAYOUT_X16 ? w->rows / 16 * 16 : 0;
+    if (x16_rows) RF_ASSERT(grow((void **)&c->ts[0].rows, &c->ts[0].rows_cap, w->row_bytes));
     for (int64_t t = 0; t < n; t++) {
         RF_ASSERT(ids[t] >= 0 && ids[t] < w->rows);
-        rf_status st = rf_dequantize_row(w->type, (const uint8_t *)w->data + (size_t)ids[t] * w->row_bytes,
-                                         out + t * w->cols, w->cols);
+        const uint8_t *row = (const uint8_t *)w->data + (size_t)ids[t] * w->row_bytes;
+        if (ids[t] < x16_rows) { /* the row back out of its group */
+            rf_cpu_x16_row(w->type, w->cols, (const uint8_t *)w->data + (size_t)(ids[t] / 16 * 16) * w->row_bytes,
+                           ids[t] % 16, c->ts[0].rows);
+            row = c->ts[0].rows;
+        }
+        rf_status st = rf_dequantize_row(w->type, row, out + t * w->cols, w->cols);
         RF_ASSERT(st == RF_OK);
     }
     if (c->trace)
@@ -584,6 +623,7 @@ static void fast_ctx_free(fast_ctx *c) {
             rf_free(c->ts[i].wtile);
             rf_free(c->ts[i].attn);
             rf_free(c->ts[i].panel);
+            rf_free(c->ts[i].rows);
         }
     rf_free(c->ts);
     rf_free(c->act);
@@ -648,6 +688,23 @@ void rf_cpu_backend_free(rf_backend *b) {
     if (b->ops == &rf_cpu_ref_ops) rf_cpu_ref_ctx_free(b->ctx);
     else fast_ctx_free(b->ctx);
     b->ctx = NULL;
+}
+
+bool rf_cpu_backend_repack(rf_backend *b, rf_wview *w) {
+    if (!b || !b->ctx || b->ops != &fast_ops || !w || !w->data || w->layout != RF_WLAYOUT_ROWS || w->rows < 16) return false;
+    const fast_ctx *c = b->ctx;
+    if (!c->k->mm_x16[w->type] || !rf_cpu_x16_ok(w->type, w->cols)) return false;
+    uint8_t *tmp = rf_malloc(16 * w->row_bytes);
+    if (!tmp) return false;
+    uint8_t *data = (uint8_t *)(uintptr_t)w->data; /* the caller vouches that it is writable */
+    for (int64_t r = 0; r + 16 <= w->rows; r += 16) {
+        uint8_t *grp = data + (size_t)r * w->row_bytes;
+        rf_cpu_x16_pack(w->type, w->cols, grp, w->row_bytes, tmp);
+        memcpy(grp, tmp, 16 * w->row_bytes);
+    }
+    rf_free(tmp);
+    w->layout = RF_WLAYOUT_X16;
+    return true;
 }
 
 const char *rf_cpu_backend_isa(const rf_backend *b) {

@@ -66,6 +66,7 @@ static void mm_task(void *p, int ith, int nth) {
 
 static void cpu_matmul(void *ctx, const rf_wview *w, const float *x, float *y, int64_t n_tok) {
     cpu_ctx *c = ctx;
+    RF_ASSERT(w->layout == RF_WLAYOUT_ROWS); /* X16 is the fast backend's own */
     RF_ASSERT(ensure(c->row_buf, rf_threadpool_size(c->tp), &c->row_cap, w->cols));
     mm_job j = {c, w, x, y, n_tok};
     rf_threadpool_run(c->tp, mm_task, &j);
@@ -116,6 +117,7 @@ static void cpu_glu(void *ctx, rf_act act, const float *gate, const float *up, f
 }
 
 static void cpu_get_rows(void *ctx, const rf_wview *w, const int32_t *ids, int64_t n, float *out) {
+    RF_ASSERT(w->layout == RF_WLAYOUT_ROWS);
     for (int64_t t = 0; t < n; t++) {
         RF_ASSERT(ids[t] >= 0 && ids[t] < w->rows);
         rf_status st = rf_dequantize_row(w->type, (const uint8_t *)w->data + (size_t)ids[t] * w->row_bytes,

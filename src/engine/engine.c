@@ -34,6 +34,25 @@ static void prefault(const rf_model *m, bool progress) {
     (void)sink;
 }
 
+int rf_engine_repack(rf_model *m, rf_backend *cpu, const rf_offload *off) {
+    const char *env = getenv("ROCMFORGE_REPACK");
+    if ((env && strcmp(env, "0") == 0) || rf_offload_active(off) || !rf_gguf_data_copied(m->gguf)) return 0;
+    const double t0 = rf_time_now();
+    int n = 0;
+    for (int64_t il = 0; il < m->hp.n_layer; il++) {
+        rf_layer *L = &m->layers[il];
+        rf_wview *ws[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->wqkv, &L->ffn_gate, &L->ffn_up, &L->ffn_down};
+        for (size_t i = 0; i < RF_ARRAY_LEN(ws); i++) n += rf_cpu_backend_repack(cpu, ws[i]);
+    }
+    /* tied embeddings: the lookup reads the same bytes, through the backend that knows the layout */
+    if (rf_cpu_backend_repack(cpu, &m->output)) {
+        n++;
+        if (m->tok_embd.data == m->output.data) m->tok_embd.layout = m->output.layout;
+    }
+    if (n) rf_log(RF_LOG_DEBUG, "cpu: %d weight tensors in the X16 layout (%.2f s)", n, rf_time_now() - t0);
+    return n;
+}
+
 rf_status rf_engine_open(const rf_engine_opts *o, rf_engine **out, rf_error *err) {
     *out = NULL;
     double t0 = rf_time_now();
@@ -60,6 +79,7 @@ rf_status rf_engine_open(const rf_engine_opts *o, rf_engine **out, rf_error *err
     rf_offload_opts go = o->gpu_set ? o->gpu : (rf_offload_opts){.device = RF_DEVICE_CPU, .gpu_device = -1};
     if ((st = rf_offload_open(e->model, &go, &e->offload, err)) != RF_OK) goto fail;
     if (!o->gpu_defer && (st = rf_offload_attach(e->offload, e->ctx, err)) != RF_OK) goto fail;
+    rf_engine_repack(e->model, &e->be, e->offload);
     e->hist = rf_calloc((size_t)n_seq, sizeof *e->hist);
     e->n_hist = rf_calloc((size_t)n_seq, sizeof *e->n_hist);
     e->logits = rf_malloc((size_t)e->model->hp.n_vocab * sizeof(float));

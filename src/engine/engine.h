@@ -46,6 +46,12 @@ typedef struct rf_engine {
 } rf_engine;
 
 rf_status rf_engine_open(const rf_engine_opts *o, rf_engine **out, rf_error *err);
+/* Rearranges the model's matmul weights into the CPU backend's X16 layout
+ * (rf_cpu_backend_repack) when the CPU runs every layer (no GPU offload),
+ * the weights are a private copy (not ROCMFORGE_MMAP=1) and ROCMFORGE_REPACK
+ * is not 0. Returns the number of tensors repacked. rf_engine_open calls it;
+ * bench, which builds its own context, too. */
+int rf_engine_repack(rf_model *m, rf_backend *cpu, const rf_offload *off);
 void rf_engine_close(rf_engine *e); /* accepts NULL */
 
 /* Called with each piece of text that is safe to show (complete UTF-8, not

@@ -113,6 +113,9 @@ void rf_gguf_close(rf_gguf *g); /* accepts NULL */
  * misses). Call before binding tensor pointers. RF_E_NOMEM if the memory is
  * not there (the tensors then still point into the file). */
 rf_status rf_gguf_copy_data(rf_gguf *g, rf_error *err);
+/* True when every tensor's data is in such a copy: private, writable memory
+ * (a backend may then rearrange weights in place). */
+bool rf_gguf_data_copied(const rf_gguf *g);
 
 uint32_t rf_gguf_version(const rf_gguf *g);
 uint64_t rf_gguf_alignment(const rf_gguf *g);

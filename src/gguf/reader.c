@@ -1057,6 +1057,12 @@ int64_t rf_gguf_tensor_nelements(const rf_gguf_tensor *t) {
 
 /* ---- weights in anonymous memory ------------------------------------------ */
 
+bool rf_gguf_data_copied(const rf_gguf *g) {
+    for (uint32_t i = 0; i < g->n_parts; i++)
+        if (!g->parts[i].copy && g->parts[i].data_start < g->parts[i].size) return false;
+    return true;
+}
+
 rf_status rf_gguf_copy_data(rf_gguf *g, rf_error *err) {
     const size_t huge = (size_t)2 << 20;
     for (uint32_t i = 0; i < g->n_parts; i++) {

@@ -187,7 +187,7 @@ static rf_status bind_w(loader *L, rf_wview *w, bool required, int64_t cols, int
     if (t->ne[0] != cols || t->ne[1] != rows || t->ne[2] != 1 || t->ne[3] != 1) return shape_error(L, t, name, cols, rows, 1);
     const rf_type_info *ti = rf_type_get(t->type);
     if (!ti->to_float) return rf_error_set(L->err, RF_E_UNSUPPORTED, "model: tensor '%s' has type %s, not a weight type", name, ti->name);
-    *w = (rf_wview){t->data, t->type, cols, rows, rf_row_size(t->type, cols)};
+    *w = (rf_wview){t->data, t->type, cols, rows, rf_row_size(t->type, cols), RF_WLAYOUT_ROWS};
     return RF_OK;
 }
 
@@ -199,7 +199,7 @@ static rf_status bind_stack(loader *L, rf_wstack *s, int64_t cols, int64_t rows,
     if (t->ne[0] != cols || t->ne[1] != rows || t->ne[2] != n || t->ne[3] != 1) return shape_error(L, t, name, cols, rows, n);
     if (!rf_type_get(t->type)->to_float) return rf_error_set(L->err, RF_E_UNSUPPORTED, "model: tensor '%s' type", name);
     size_t rb = rf_row_size(t->type, cols);
-    s->w = (rf_wview){t->data, t->type, cols, rows, rb};
+    s->w = (rf_wview){t->data, t->type, cols, rows, rb, RF_WLAYOUT_ROWS};
     s->stride = rb * (size_t)rows;
     return RF_OK;
 }

@@ -420,7 +420,7 @@ static void test_backend_matmul(void) {
         const int64_t nt = ti % 2 ? rand_in(1, 17) : rand_in(14, 70);
         uint8_t *w;
         const size_t rb = make_weights(type, K, rows, false, &w);
-        rf_wview wv = {w, type, K, rows, rb};
+        rf_wview wv = {w, type, K, rows, rb, RF_WLAYOUT_ROWS};
         float *x = malloc((size_t)(nt * K) * sizeof(float));
         float *yr = malloc((size_t)(nt * rows) * sizeof(float)), *yf = malloc((size_t)(nt * rows) * sizeof(float));
         rand_act(x, nt * K);
@@ -460,6 +460,87 @@ static void test_backend_matmul(void) {
         free(yf);
         free(wf);
     }
+    backends_close(&B);
+}
+
+/* ---- the X16 layout: rows rearranged at load, the same bits out --------------------- */
+
+/* Every set that repacks a type must give, through the backend op (row
+ * kernels, batched decode, GEMM, the tail rows past the last group), the
+ * bits the scalar set gives on the file layout; get_rows must read the
+ * rows back; pack and unpack must be inverses. */
+static void test_x16_layout(void) {
+    backends B;
+    backends_open(&B);
+    rf_backend sc = {0};
+    CHECK(rf_cpu_backend_create_named(B.tp, "scalar", &sc, NULL) == RF_OK);
+    int repacked = 0;
+    for (size_t ti = 0; ti < RF_ARRAY_LEN(kernel_types); ti++) {
+        const uint32_t type = kernel_types[ti];
+        const rf_type_info *info = rf_type_get(type);
+        if (!info->is_quantized) continue;
+        for (int rep = 0; rep < 3; rep++) {
+            const int64_t K = info->blck_size * rand_in(1, info->blck_size == 256 ? 8 : 48);
+            const int64_t rows = rand_in(16, 75);
+            static const int64_t nts[] = {1, 2, 3, 4, 5, 9, 15, 16, 37};
+            const int64_t nt = nts[rand_in(0, (int64_t)RF_ARRAY_LEN(nts) - 1)];
+            uint8_t *w;
+            const size_t rb = make_weights(type, K, rows, rf_test_rand() % 2, &w);
+            rf_wview wv = {w, type, K, rows, rb, RF_WLAYOUT_ROWS};
+            float *x = malloc((size_t)(nt * K) * sizeof(float));
+            float *y0 = malloc((size_t)(nt * rows) * sizeof(float)), *y1 = malloc((size_t)(nt * rows) * sizeof(float));
+            float *e0 = malloc((size_t)(3 * K) * sizeof(float)), *e1 = malloc((size_t)(3 * K) * sizeof(float));
+            rand_act(x, nt * K);
+            sc.ops->matmul(sc.ctx, &wv, x, y0, nt);
+            const int32_t ids[3] = {0, (int32_t)rand_in(0, rows - 1), (int32_t)(rows - 1)};
+            sc.ops->get_rows(sc.ctx, &wv, ids, 3, e0);
+            uint8_t *wx = malloc(rb * (size_t)rows);
+            for (int s = 0; s < g_n_sets; s++) {
+                memcpy(wx, w, rb * (size_t)rows);
+                rf_wview xv = {wx, type, K, rows, rb, RF_WLAYOUT_ROWS};
+                const bool did = rf_cpu_backend_repack(&B.fast[s], &xv);
+                CHECK_MSG(did == (g_sets[s]->mm_x16[type] != NULL), "%s %s: repack %d", g_sets[s]->name, info->name, did);
+                if (!did) {
+                    CHECK(xv.layout == RF_WLAYOUT_ROWS && memcmp(wx, w, rb * (size_t)rows) == 0);
+                    continue;
+                }
+                repacked++;
+                CHECK(xv.layout == RF_WLAYOUT_X16 && memcmp(wx, w, 16 * rb) != 0);
+                CHECK(!rf_cpu_backend_repack(&B.fast[s], &xv)); /* once only */
+                memset(y1, 0xff, (size_t)(nt * rows) * sizeof(float));
+                B.fast[s].ops->matmul(B.fast[s].ctx, &xv, x, y1, nt);
+                CHECK_MSG(memcmp(y0, y1, (size_t)(nt * rows) * sizeof(float)) == 0,
+                          "%s %s X16 matmul differs from scalar (K %lld rows %lld nt %lld)", g_sets[s]->name, info->name,
+                          (long long)K, (long long)rows, (long long)nt);
+                B.fast[s].ops->get_rows(B.fast[s].ctx, &xv, ids, 3, e1);
+                CHECK_MSG(memcmp(e0, e1, (size_t)(3 * K) * sizeof(float)) == 0, "%s %s X16 get_rows", g_sets[s]->name, info->name);
+                uint8_t *row = malloc(rb);
+                int bad = 0;
+                for (int64_t r = 0; r < rows / 16 * 16; r++) {
+                    rf_cpu_x16_row(type, K, wx + (size_t)(r / 16 * 16) * rb, (int)(r % 16), row);
+                    bad += memcmp(row, w + (size_t)r * rb, rb) != 0;
+                }
+                CHECK_MSG(bad == 0, "%s: %d rows do not unpack to the file's", info->name, bad);
+                CHECK(memcmp(wx + (size_t)(rows / 16 * 16) * rb, w + (size_t)(rows / 16 * 16) * rb, (size_t)(rows % 16) * rb) == 0);
+                free(row);
+            }
+            free(wx);
+            free(w);
+            free(x);
+            free(y0);
+            free(y1);
+            free(e0);
+            free(e1);
+        }
+    }
+    /* the file layout stays for the reference table, short tensors and types without kernels */
+    uint8_t *w;
+    const size_t rb = make_weights(RF_TYPE_Q4_0, 64, 15, false, &w);
+    rf_wview wv = {w, RF_TYPE_Q4_0, 64, 15, rb, RF_WLAYOUT_ROWS};
+    CHECK(!rf_cpu_backend_repack(&B.ref, &wv) && !rf_cpu_backend_repack(&B.fast[0], &wv) && wv.layout == RF_WLAYOUT_ROWS);
+    free(w);
+    fprintf(stderr, "  X16 layout: %d tensors repacked and checked\n", repacked);
+    rf_cpu_backend_free(&sc);
     backends_close(&B);
 }
 
@@ -611,7 +692,7 @@ static void test_trace(void) {
     CHECK(rf_cpu_backend_trace(&b, path, NULL) == RF_OK);
     uint8_t *w;
     const size_t rb = make_weights(RF_TYPE_Q4_0, 64, 16, false, &w);
-    rf_wview wv = {w, RF_TYPE_Q4_0, 64, 16, rb};
+    rf_wview wv = {w, RF_TYPE_Q4_0, 64, 16, rb, RF_WLAYOUT_ROWS};
     float x[20 * 64], y[20 * 16];
     rand_act(x, 20 * 64);
     b.ops->matmul(b.ctx, &wv, x, y, 1);
@@ -671,6 +752,7 @@ int main(void) {
     RF_RUN(test_gemm_kernels);
     for (int i = 0; i < 4; i++) RF_RUN(test_bit_identity);
     RF_RUN(test_backend_matmul);
+    RF_RUN(test_x16_layout);
     RF_RUN(test_backend_elementwise);
     RF_RUN(test_backend_attention);
     RF_RUN(test_trace);

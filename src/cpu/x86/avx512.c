@@ -21,6 +21,7 @@ enum { GEMM_R = 8, GEMM_T = 16 };
 
 #include "x86-kernels.inc"
 #include "avx512-decode.inc"
+#include "avx512-x16.inc"
 
 /* ---- prompt GEMM micro-kernel ---------------------------------------------------- */
 
@@ -118,4 +119,8 @@ const rf_cpu_kernels rf_cpu_kernels_avx512 = {
         [RF_TYPE_Q5_K] = pack_q5_k, [RF_TYPE_Q6_K] = pack_q6_k, [RF_TYPE_IQ4_XS] = pack_iq4_xs,
     },
     .gemm = gemm_512,
+    .mm_x16 = {
+        [RF_TYPE_Q4_0] = mmx16_q4_0, [RF_TYPE_Q4_1] = mmx16_q4_1, [RF_TYPE_Q8_0] = mmx16_q8_0,
+        [RF_TYPE_Q4_K] = mmx16_q4_k, [RF_TYPE_Q6_K] = mmx16_q6_k,
+    },
 };
