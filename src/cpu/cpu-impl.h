@@ -181,6 +181,8 @@ bool rf_cpu_x16_ok(uint32_t type, int64_t K);
 /* src: 16 rows row_bytes apart -> dst (16 * row_bytes); and one row back. */
 void rf_cpu_x16_pack(uint32_t type, int64_t K, const uint8_t *src, size_t row_bytes, uint8_t *dst);
 void rf_cpu_x16_row(uint32_t type, int64_t K, const uint8_t *group, int r, uint8_t *dst);
+/* The whole group back: 16 rows row_bytes apart at dst. */
+void rf_cpu_x16_unpack(uint32_t type, int64_t K, const uint8_t *group, size_t row_bytes, uint8_t *dst);
 
 /* ---- dispatch.c ---------------------------------------------------------- */
 

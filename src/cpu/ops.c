@@ -8,9 +8,10 @@
  * over them); larger ones to the GEMM path, which unpacks a tile's weight
  * rows once into panels and multiplies them with 8 or 16 tokens per vector.
  * The two give bit-identical results (cpu-impl.h), so a token's logits do
- * not depend on the batch it came in. Tiles of rows x tokens are handed
- * out to the threads through an atomic counter, so a thread slowed by
- * another process does not hold the others back. Tiles hold a multiple of
+ * not depend on the batch it came in. Each thread walks its own contiguous
+ * share of the tiles of rows x tokens and then takes tiles from the back of
+ * the others' shares, so a thread slowed by another process does not hold
+ * the others back. Tiles hold a multiple of
  * 16 rows (64 bytes of output per token), so two threads never write the
  * same cache line of y. Weight types without an integer kernel are
  * dequantized a tile at a time into a per-thread float buffer and go
@@ -42,6 +43,8 @@ typedef struct thread_scratch {
     uint8_t *rows;   /* X16 weights: a group's 16 rows in the file layout */
     size_t rows_cap;
     char pad[64];
+    _Atomic uint64_t tiles; /* this thread's matmul tiles still to do: first | end << 32 */
+    char pad2[64];
 } thread_scratch;
 
 typedef struct fast_ctx {
@@ -84,7 +87,6 @@ typedef struct mm_job {
     int64_t n_tok;
     int64_t rb, tb;      /* tile: rows, tokens */
     int64_t n_rb, n_tiles;
-    atomic_int_fast64_t next;
 } mm_job;
 
 static void mm_tile(mm_job *j, thread_scratch *ts, int64_t tile) {
@@ -119,14 +121,39 @@ static void mm_tile(mm_job *j, thread_scratch *ts, int64_t tile) {
     if (m.nr) j->fn(&m);
 }
 
+/* Each thread walks its own contiguous share of the tiles from the front,
+ * so its weight bytes are one stream (two threads taking alternate tiles
+ * read ~10% slower: measured on Q6_K decode); a thread done early takes
+ * tiles from the back of another's share, so one slowed by another process
+ * does not hold the rest back. */
+static void tiles_share(fast_ctx *c, int64_t n) {
+    for (int i = 0; i < c->nth; i++) {
+        int64_t lo, hi;
+        rf_cpu_split(n, i, c->nth, &lo, &hi);
+        atomic_store_explicit(&c->ts[i].tiles, (uint64_t)lo | (uint64_t)hi << 32, memory_order_relaxed);
+    }
+}
+
+static int64_t tiles_next(fast_ctx *c, int ith) {
+    for (int k = 0; k < c->nth; k++) {
+        _Atomic uint64_t *r = &c->ts[(ith + k) % c->nth].tiles;
+        uint64_t v = atomic_load_explicit(r, memory_order_relaxed);
+        for (;;) {
+            const uint32_t first = (uint32_t)v, end = (uint32_t)(v >> 32);
+            if (first >= end) break;
+            const uint64_t nv = k == 0 ? v + 1 : (uint64_t)first | (uint64_t)(end - 1) << 32;
+            if (atomic_compare_exchange_weak_explicit(r, &v, nv, memory_order_relaxed, memory_order_relaxed))
+                return k == 0 ? first : end - 1;
+        }
+    }
+    return -1;
+}
+
 static void mm_task(void *p, int ith, int nth) {
     mm_job *j = p;
     thread_scratch *ts = &j->c->ts[ith];
-    for (;;) {
-        int64_t t = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
-        if (t >= j->n_tiles) break;
-        mm_tile(j, ts, t);
-    }
+    (void)nth;
+    for (int64_t t; (t = tiles_next(j->c, ith)) >= 0;) mm_tile(j, ts, t);
 }
 
 typedef struct quant_job {
@@ -180,8 +207,7 @@ static void gemm_tile(gemm_job *j, thread_scratch *ts, int64_t tile) {
         if (pr < x16_rows) {
             RF_ASSERT(16 % R == 0); /* R divides 16: the panel lies in one group; unpack it once */
             const uint8_t *grp = (const uint8_t *)w->data + (size_t)(pr / 16 * 16) * w->row_bytes;
-            if (p == 0 || pr % 16 == 0)
-                for (int r = 0; r < 16; r++) rf_cpu_x16_row(w->type, K, grp, r, ts->rows + (size_t)r * w->row_bytes);
+            if (p == 0 || pr % 16 == 0) rf_cpu_x16_unpack(w->type, K, grp, w->row_bytes, ts->rows);
             src = ts->rows + (size_t)(pr % 16) * w->row_bytes;
         }
         fmt = j->pack(src, w->row_bytes, nr, K, ts->panel + p * pbytes);
@@ -305,7 +331,8 @@ static const char *matmul(fast_ctx *c, const rf_wview *w, const float *x, float 
     j.rb = rb;
     j.n_rb = (w->rows + rb - 1) / rb;
     j.n_tiles = j.n_rb * n_tb;
-    atomic_init(&j.next, 0);
+    RF_ASSERT(j.n_tiles < ((int64_t)1 << 32));
+    tiles_share(c, j.n_tiles);
     if (dequant) {
         for (int i = 0; i < c->nth; i++) {
             thread_scratch *ts = &c->ts[i];

@@ -57,3 +57,17 @@ void rf_cpu_x16_row(uint32_t type, int64_t K, const uint8_t *group, int r, uint8
         for (size_t i = 0; i < nd; i++) memcpy(d + body_off(h) + 4 * i, g + dword_pos(i, r, h), 4);
     }
 }
+
+void rf_cpu_x16_unpack(uint32_t type, int64_t K, const uint8_t *group, size_t row_bytes, uint8_t *dst) {
+    const rf_type_info *ti = rf_type_get(type);
+    const size_t bs = ti->type_size, nd = body_len(bs, half_field(type)) / 4;
+    const int h = half_field(type);
+    for (int64_t b = 0; b < K / ti->blck_size; b++) {
+        const uint8_t *g = group + (size_t)b * 16 * bs;
+        uint8_t *d = dst + (size_t)b * bs;
+        if (h >= 0)
+            for (int r = 0; r < 16; r++) memcpy(d + (size_t)r * row_bytes + h, g + 2 * r, 2);
+        for (size_t i = 0; i < nd; i++) /* one 64-byte piece at a time, a dword to each row */
+            for (int r = 0; r < 16; r++) memcpy(d + (size_t)r * row_bytes + body_off(h) + 4 * i, g + dword_pos(i, r, h), 4);
+    }
+}
