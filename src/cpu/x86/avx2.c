@@ -22,6 +22,7 @@ static inline __attribute__((always_inline)) __m256i dot_u(__m256i acc, __m256i 
 enum { GEMM_R = 4, GEMM_T = 8 };
 
 #include "x86-kernels.inc"
+#include "avx2-x16.inc"
 
 /* ---- prompt GEMM micro-kernel ---------------------------------------------------- */
 
@@ -128,4 +129,8 @@ const rf_cpu_kernels rf_cpu_kernels_avx2 = {
         [RF_TYPE_Q4_K] = pack_q4_k, [RF_TYPE_Q5_K] = pack_q5_k, [RF_TYPE_Q6_K] = pack_q6_k,
     },
     .gemm = gemm_256,
+    .mm_x16 = {
+        [RF_TYPE_Q4_0] = mmx16_q4_0, [RF_TYPE_Q4_1] = mmx16_q4_1, [RF_TYPE_Q8_0] = mmx16_q8_0,
+        [RF_TYPE_Q4_K] = mmx16_q4_k, [RF_TYPE_Q6_K] = mmx16_q6_k,
+    },
 };
