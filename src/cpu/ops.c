@@ -11,11 +11,12 @@
  * not depend on the batch it came in. Each thread walks its own contiguous
  * share of the tiles of rows x tokens and then takes tiles from the back of
  * the others' shares, so a thread slowed by another process does not hold
- * the others back. Tiles hold a multiple of
- * 16 rows (64 bytes of output per token), so two threads never write the
- * same cache line of y. Weight types without an integer kernel are
- * dequantized a tile at a time into a per-thread float buffer and go
- * through the F32 kernel.
+ * the others back. Tiles hold a multiple of 16 rows (64 bytes of output per
+ * token), so two threads never write the same cache line of y. Weight
+ * types without an integer kernel are dequantized a tile at a time into a
+ * per-thread float buffer and go through the F32 kernel. Weights in the X16
+ * layout (cpu-impl.h) go to the set's X16 kernels, and are unpacked a group
+ * at a time for the GEMM's panels.
  *
  * Attention: flash-attention style. Query rows of one KV head (the GQA
  * group of query heads, for a run of tokens of the same sequence) walk the
@@ -207,7 +208,7 @@ static void gemm_tile(gemm_job *j, thread_scratch *ts, int64_t tile) {
         if (pr < x16_rows) {
             RF_ASSERT(16 % R == 0); /* R divides 16: the panel lies in one group; unpack it once */
             const uint8_t *grp = (const uint8_t *)w->data + (size_t)(pr / 16 * 16) * w->row_bytes;
-            if (p == 0 || pr % 16 == 0) rf_cpu_x16_unpack(w->type, K, grp, w->row_bytes, ts->rows);
+            if (pr % 16 == 0) rf_cpu_x16_unpack(w->type, K, grp, w->row_bytes, ts->rows);
             src = ts->rows + (size_t)(pr % 16) * w->row_bytes;
         }
         fmt = j->pack(src, w->row_bytes, nr, K, ts->panel + p * pbytes);
