@@ -29,8 +29,8 @@ void rf_cpu_backend_free(rf_backend *b); /* accepts a zeroed backend */
  * reference op table. */
 rf_status rf_cpu_backend_trace(rf_backend *b, const char *path, rf_error *err);
 /* Rearranges w's rows in place into the X16 layout (src/cpu/cpu-impl.h)
- * when b's kernel set has kernels for it (AVX-512: Q4_0, Q4_1, Q8_0, Q4_K,
- * Q6_K) and w has at least 16 rows; sets w->layout and returns true. The
+ * when b's kernel set has kernels for it (AVX-512 and AVX2: Q4_0, Q4_1,
+ * Q8_0, Q4_K, Q6_K) and w has at least 16 rows; sets w->layout and returns true. The
  * data must be writable and read by no other backend from then on (b's own
  * get_rows reads the layout). False: w is untouched. */
 bool rf_cpu_backend_repack(rf_backend *b, rf_wview *w);
