@@ -13,16 +13,19 @@
 
 #include "cli.h"
 #include "engine/engine.h"
+#include "gpu_opts.h"
 #include "template/template.h"
 
-enum { O_MODEL, O_SYSTEM, O_N, O_TEMP, O_TOPK, O_TOPP, O_MINP, O_SEED, O_THREADS, O_CTX, O_REPEAT, O_COUNT };
+enum { O_MODEL, O_SYSTEM, O_N, O_TEMP, O_TOPK, O_TOPP, O_MINP, O_SEED, O_THREADS, O_CTX, O_REPEAT, O_DEVICE, O_NGL,
+       O_COUNT };
 static const rf_opt opts[O_COUNT] = {
     [O_MODEL] = {"--model", "-m", true},     [O_SYSTEM] = {"--system", NULL, true},
     [O_N] = {"--n-predict", "-n", true},     [O_TEMP] = {"--temp", NULL, true},
     [O_TOPK] = {"--top-k", NULL, true},      [O_TOPP] = {"--top-p", NULL, true},
     [O_MINP] = {"--min-p", NULL, true},      [O_SEED] = {"--seed", NULL, true},
     [O_THREADS] = {"--threads", "-t", true}, [O_CTX] = {"--ctx-size", "-c", true},
-    [O_REPEAT] = {"--repeat-penalty", NULL, true},
+    [O_REPEAT] = {"--repeat-penalty", NULL, true}, [O_DEVICE] = {"--device", NULL, true},
+    [O_NGL] = {"--gpu-layers", "-ngl", true},
 };
 
 bool rf_cli_sample_params(const rf_args *a, int o_temp, int o_topk, int o_topp, int o_minp, int o_seed,
@@ -30,11 +33,13 @@ bool rf_cli_sample_params(const rf_args *a, int o_temp, int o_topk, int o_topp, 
 
 static void usage(FILE *out) {
     fprintf(out, "usage: rocmforge chat -m MODEL.gguf [--system TEXT] [-n N] [--temp T] [--top-k K] [--top-p P]\n"
-                 "                      [--min-p M] [--seed S] [--repeat-penalty R] [--threads N] [--ctx-size N]\n\n"
+                 "                      [--min-p M] [--seed S] [--repeat-penalty R] [--threads N] [--ctx-size N]\n"
+                 "                      [--device cpu|gpu|auto] [--gpu-layers N|auto]\n\n"
                  "Interactive chat through the model's chat template (a built-in one for the model's\n"
                  "family if it has none or ours cannot run it). Ctrl-C stops the current answer,\n"
                  "Ctrl-D or /exit quits, /reset clears the conversation. -n limits each answer\n"
                  "(default 512 tokens).\n");
+    fputs("\n" RF_CLI_GPU_HELP, out);
 }
 
 static volatile int g_cancel;
@@ -106,6 +111,8 @@ static int run(int argc, char **argv) {
     rf_engine_opts eo = {.model_path = a.val[O_MODEL], .progress = isatty(2)};
     if (a.val[O_THREADS]) { if (!rf_arg_long("--threads", a.val[O_THREADS], 1, 1024, &v)) return RF_EXIT_USAGE; eo.n_threads = (int)v; }
     if (a.val[O_CTX]) { if (!rf_arg_long("--ctx-size", a.val[O_CTX], 64, 1 << 24, &v)) return RF_EXIT_USAGE; eo.n_ctx = v; }
+    if (!rf_cli_gpu_opts(a.val[O_DEVICE], a.val[O_NGL], &eo.gpu)) return RF_EXIT_USAGE;
+    eo.gpu_set = true;
 
     rf_error err = {0};
     rf_engine *e = NULL;

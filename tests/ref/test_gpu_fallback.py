@@ -34,10 +34,10 @@ def gpu_lines(stderr):
     return [l for l in stderr.splitlines() if l.startswith("rocmforge: ") and " gpu: " in l]
 
 
-def run_env(plugin_dir, *args, check=True):
+def run_env(plugin_dir, *args, check=True, **kw):
     env = dict(os.environ)
     env["ROCMFORGE_GPU_PLUGIN_DIR"] = str(plugin_dir)
-    return rocmforge(*args, check=check, env=env)
+    return rocmforge(*args, check=check, env=env, **kw)
 
 
 @pytest.fixture(scope="module")
@@ -127,3 +127,19 @@ def test_device_option_values(tmp_path):
     # --gpu-layers 0 never loads a plugin
     cp = run_env(tmp_path, *GEN, "--gpu-layers", "0")
     assert not gpu_lines(cp.stderr), cp.stderr
+
+
+def test_chat_device_options(tmp_path):
+    """chat takes the same --device / --gpu-layers as generate: with the plugin
+    absent, auto answers on the CPU after one log line, gpu is an error."""
+    chat = ["chat", "-m", SMOLLM2, "--temp", "0", "-n", "8", "--threads", "2"]
+    question = "Name a colour.\n"
+    cpu = rocmforge(*chat, "--device", "cpu", input=question)
+    assert not gpu_lines(cpu.stderr), cpu.stderr
+    auto = run_env(tmp_path, *chat, input=question)
+    assert len(gpu_lines(auto.stderr)) == 1, auto.stderr
+    assert auto.stdout == cpu.stdout and cpu.stdout.strip(), (auto.stdout, cpu.stdout)
+    cp = run_env(tmp_path, *chat, "--device", "gpu", input=question, check=False)
+    assert cp.returncode == 2 and "--device gpu: no usable GPU: no GPU plugin" in cp.stderr, cp.stderr
+    cp = rocmforge(*chat, "--gpu-layers", "lots", input=question, check=False)
+    assert cp.returncode == 1 and "--gpu-layers: 'lots'" in cp.stderr, cp.stderr
