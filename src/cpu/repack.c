@@ -46,19 +46,9 @@ void rf_cpu_x16_pack(uint32_t type, int64_t K, const uint8_t *src, size_t row_by
         }
 }
 
-void rf_cpu_x16_row(uint32_t type, int64_t K, const uint8_t *group, int r, uint8_t *dst) {
-    const rf_type_info *ti = rf_type_get(type);
-    const size_t bs = ti->type_size, nd = body_len(bs, half_field(type)) / 4;
-    const int h = half_field(type);
-    for (int64_t b = 0; b < K / ti->blck_size; b++) {
-        const uint8_t *g = group + (size_t)b * 16 * bs;
-        uint8_t *d = dst + (size_t)b * bs;
-        if (h >= 0) memcpy(d + h, g + 2 * r, 2);
-        for (size_t i = 0; i < nd; i++) memcpy(d + body_off(h) + 4 * i, g + dword_pos(i, r, h), 4);
-    }
-}
-
-void rf_cpu_x16_unpack(uint32_t type, int64_t K, const uint8_t *group, size_t row_bytes, uint8_t *dst) {
+/* Rows r0 .. r0 + nr - 1 of a group back into the file layout, row_bytes
+ * apart at dst; one 64-byte piece at a time, a dword to each row. */
+static void x16_rows(uint32_t type, int64_t K, const uint8_t *group, int r0, int nr, size_t row_bytes, uint8_t *dst) {
     const rf_type_info *ti = rf_type_get(type);
     const size_t bs = ti->type_size, nd = body_len(bs, half_field(type)) / 4;
     const int h = half_field(type);
@@ -66,8 +56,16 @@ void rf_cpu_x16_unpack(uint32_t type, int64_t K, const uint8_t *group, size_t ro
         const uint8_t *g = group + (size_t)b * 16 * bs;
         uint8_t *d = dst + (size_t)b * bs;
         if (h >= 0)
-            for (int r = 0; r < 16; r++) memcpy(d + (size_t)r * row_bytes + h, g + 2 * r, 2);
-        for (size_t i = 0; i < nd; i++) /* one 64-byte piece at a time, a dword to each row */
-            for (int r = 0; r < 16; r++) memcpy(d + (size_t)r * row_bytes + body_off(h) + 4 * i, g + dword_pos(i, r, h), 4);
+            for (int r = 0; r < nr; r++) memcpy(d + (size_t)r * row_bytes + h, g + 2 * (r0 + r), 2);
+        for (size_t i = 0; i < nd; i++)
+            for (int r = 0; r < nr; r++) memcpy(d + (size_t)r * row_bytes + body_off(h) + 4 * i, g + dword_pos(i, r0 + r, h), 4);
     }
+}
+
+void rf_cpu_x16_row(uint32_t type, int64_t K, const uint8_t *group, int r, uint8_t *dst) {
+    x16_rows(type, K, group, r, 1, 0, dst);
+}
+
+void rf_cpu_x16_unpack(uint32_t type, int64_t K, const uint8_t *group, size_t row_bytes, uint8_t *dst) {
+    x16_rows(type, K, group, 0, 16, row_bytes, dst);
 }
