@@ -35,7 +35,7 @@ set(RF_CUDA_ARCHS "80;90" CACHE STRING "CUDA SM targets of the plugin")
 option(RF_CUDA_PTX "Embed PTX of the last CUDA target (newer GPUs JIT it); OFF: SASS only" ON)
 set(RF_HIP_ARCHS "gfx90a;gfx1030" CACHE STRING "AMD GPU targets of the plugin")
 
-set(RF_GPU_HOST_SRC ${RF_GPU_SOURCE_DIR}/src/gpu/device.c ${RF_GPU_SOURCE_DIR}/src/gpu/layers.c
+set(RF_GPU_HOST_SRC ${RF_GPU_SOURCE_DIR}/src/gpu/blas.c ${RF_GPU_SOURCE_DIR}/src/gpu/device.c ${RF_GPU_SOURCE_DIR}/src/gpu/layers.c
                     ${RF_GPU_SOURCE_DIR}/src/gpu/limits.c)
 file(GLOB RF_GPU_CU_SRC CONFIGURE_DEPENDS ${RF_GPU_SOURCE_DIR}/src/gpu/*.cu ${RF_GPU_SOURCE_DIR}/src/gpu/kernels/*.cu)
 # devrt.cu is the op suite's runtime shim (tests/gpu), not part of the backend

@@ -6,6 +6,7 @@
  * Tokens are random ids: speed does not depend on them.
  */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
@@ -15,19 +16,25 @@
 #include "model/model.h"
 
 enum { O_MODEL, O_P, O_N, O_T, O_R,
-       O_DEVICE, O_NGL, O_TRACE, O_COUNT };
+       O_DEVICE, O_NGL, O_TRACE, O_NPL, O_NPP, O_NTG, O_COUNT };
 static const rf_opt opts[O_COUNT] = {
     [O_MODEL] = {"--model", "-m", true}, [O_P] = {"--n-prompt", "-p", true}, [O_N] = {"--n-gen", "-n", true},
     [O_T] = {"--threads", "-t", true},   [O_R] = {"--repetitions", "-r", true},
     [O_DEVICE] = {"--device", NULL, true}, [O_NGL] = {"--gpu-layers", "-ngl", true},
     [O_TRACE] = {"--trace", NULL, true},
+    [O_NPL] = {"--parallel", "-npl", true}, [O_NPP] = {"--batch-prompt", "-npp", true},
+    [O_NTG] = {"--batch-gen", "-ntg", true},
 };
 
 static void usage(FILE *out) {
     fprintf(out, "usage: rocmforge bench -m MODEL.gguf [-p 512] [-n 128] [-t THREADS] [-r 5] [--trace FILE]\n\n"
                  "Prints pp<p> (prompt processing) and tg<n> (generation) tokens/s as mean ± stddev over\n"
                  "r repetitions after one warm-up, in llama-bench's table shape. -p 0 or -n 0 skips a test.\n"
-                 "--trace FILE writes every op's timing as Chrome trace JSON (chrome://tracing, Perfetto).\n");
+                 "--trace FILE writes every op's timing as Chrome trace JSON (chrome://tracing, Perfetto).\n\n"
+                 "Batched decode (llama-batched-bench's S_PP / S_TG): -npl 1,8,32,64 [-npp 128] [-ntg 128]\n"
+                 "runs, for each N, N sequences of npp prompt tokens (prefilled in batches of up to 512\n"
+                 "tokens) and then ntg steps decoding all N at once; prints aggregate prompt and\n"
+                 "generation tokens/s (every sequence's tokens counted). Replaces the pp / tg tests.\n");
     fputs("\n" RF_CLI_GPU_HELP, out);
 }
 
@@ -74,6 +81,51 @@ static rf_status run_tg(rf_ctx *ctx, const rf_model *m, int64_t ng, rf_batch_ent
     return RF_OK;
 }
 
+/* N sequences: npp prompt tokens each (the prompts packed into batches of
+ * n_batch), then ntg steps of N tokens (one per sequence, all with logits).
+ * Seconds of each phase. */
+static rf_status run_batched(rf_ctx *ctx, const rf_model *m, int n_seq, int64_t npp, int64_t ntg, int64_t n_batch,
+                             rf_batch_entry *b, float *logits, double *pp_secs, double *tg_secs, rf_error *err) {
+    for (int s = 0; s < n_seq; s++) rf_kv_seq_free(rf_ctx_kv(ctx), s);
+    double t0 = rf_time_now();
+    int64_t k = 0, total = (int64_t)n_seq * npp;
+    for (int64_t i = 0; i < total; i++) {
+        int64_t s = i / npp, p = i % npp;
+        b[k++] = (rf_batch_entry){(int32_t)s, (int32_t)p, rand_token(m->hp.n_vocab), p == npp - 1};
+        if (k == n_batch || i == total - 1) {
+            rf_status st = rf_forward(ctx, b, k, logits, NULL, err);
+            if (st != RF_OK) return st;
+            k = 0;
+        }
+    }
+    double t1 = rf_time_now();
+    for (int64_t g = 0; g < ntg; g++) {
+        for (int s = 0; s < n_seq; s++)
+            b[s] = (rf_batch_entry){s, (int32_t)(npp + g), rand_token(m->hp.n_vocab), true};
+        rf_status st = rf_forward(ctx, b, n_seq, logits, NULL, err);
+        if (st != RF_OK) return st;
+    }
+    *pp_secs = t1 - t0;
+    *tg_secs = rf_time_now() - t1;
+    return RF_OK;
+}
+
+/* "1,8,32" -> npl[0..n); false (with a message) on anything else. */
+static bool parse_npl(const char *s, long *npl, int max, int *n) {
+    *n = 0;
+    while (*s) {
+        char *end;
+        long v = strtol(s, &end, 10);
+        if (end == s || v < 1 || v > 1024 || *n == max || (*end && *end != ',')) {
+            rf_cli_error("-npl: expected a comma-separated list of sequence counts 1..1024, got \"%s\"", s);
+            return false;
+        }
+        npl[(*n)++] = v;
+        s = *end ? end + 1 : end;
+    }
+    return *n > 0;
+}
+
 static int run(int argc, char **argv) {
     rf_args a;
     bool help;
@@ -88,6 +140,12 @@ static int run(int argc, char **argv) {
     if (a.val[O_R] && !rf_arg_long("-r", a.val[O_R], 1, 1000, &reps)) return RF_EXIT_USAGE;
     rf_offload_opts go;
     if (!rf_cli_gpu_opts(a.val[O_DEVICE], a.val[O_NGL], &go)) return RF_EXIT_USAGE;
+    long npl[16], npp = 128, ntg = 128, max_seq = 1;
+    int n_npl = 0;
+    if (a.val[O_NPL] && !parse_npl(a.val[O_NPL], npl, 16, &n_npl)) return RF_EXIT_USAGE;
+    if (a.val[O_NPP] && !rf_arg_long("-npp", a.val[O_NPP], 1, 1 << 20, &npp)) return RF_EXIT_USAGE;
+    if (a.val[O_NTG] && !rf_arg_long("-ntg", a.val[O_NTG], 1, 1 << 20, &ntg)) return RF_EXIT_USAGE;
+    for (int i = 0; i < n_npl; i++) max_seq = npl[i] > max_seq ? npl[i] : max_seq;
 
     rf_error err = {0};
     rf_model *m = NULL;
@@ -98,9 +156,13 @@ static int run(int argc, char **argv) {
     rf_ctx *ctx = NULL;
     rf_offload *off = NULL;
     int64_t n_batch = np > 0 ? (np < 512 ? np : 512) : 1;
-    rf_batch_entry *b = rf_malloc((size_t)n_batch * sizeof *b);
-    float *logits = rf_malloc((size_t)m->hp.n_vocab * sizeof(float));
     rf_ctx_params cp = {.n_ctx = (np > ng ? np : ng) + 1, .n_seq = 1, .n_batch = n_batch};
+    if (n_npl) {
+        n_batch = 512 > max_seq ? 512 : max_seq;
+        cp = (rf_ctx_params){.n_ctx = npp + ntg, .n_seq = (int)max_seq, .n_batch = n_batch};
+    }
+    rf_batch_entry *b = rf_malloc((size_t)n_batch * sizeof *b);
+    float *logits = rf_malloc((size_t)m->hp.n_vocab * (size_t)(n_npl ? max_seq : 1) * sizeof(float));
     if (!tp || !b || !logits || rf_cpu_backend_create(tp, &be, &err) != RF_OK ||
         (a.val[O_TRACE] && rf_cpu_backend_trace(&be, a.val[O_TRACE], &err) != RF_OK) ||
         rf_ctx_create(m, &cp, &be, &ctx, &err) != RF_OK ||
@@ -127,7 +189,28 @@ static int run(int argc, char **argv) {
     printf("| %-28s | %12s | %10s | %-7s | %7s | %12s | %20s |\n", "model", "size", "params", "backend", "threads", "test", "t/s");
     printf("| %.28s | %.12s | %.10s | %.7s | %.7s | %.12s | %.20s |\n", "----------------------------", "-----------:",
            "---------:", "-------", "------:", "-----------:", "-------------------:");
-    struct { const char *kind; long n; } tests[2] = {{"pp", np}, {"tg", ng}};
+    for (int i = 0; i < n_npl; i++) {
+        stat_acc pp = {0}, tg = {0};
+        for (long r = -1; r < reps; r++) { /* r = -1: warm-up */
+            double ps, ts;
+            if (run_batched(ctx, m, (int)npl[i], npp, ntg, n_batch, b, logits, &ps, &ts, &err) != RF_OK) {
+                rf_cli_error("%s", err.msg);
+                goto out;
+            }
+            if (r >= 0) acc_add(&pp, (double)(npl[i] * npp) / ps), acc_add(&tg, (double)(npl[i] * ntg) / ts);
+        }
+        char test[48], ts[48];
+        snprintf(test, sizeof test, "pp%ld x%ld", npp, npl[i]);
+        snprintf(ts, sizeof ts, "%.2f ± %.2f", acc_mean(&pp), acc_sd(&pp));
+        printf("| %-28s | %12s | %10s | %-7s | %7ld | %12s | %20s |\n", desc, sz, pc, rf_offload_backend_name(off), nt,
+               test, ts);
+        snprintf(test, sizeof test, "tg%ld x%ld", ntg, npl[i]);
+        snprintf(ts, sizeof ts, "%.2f ± %.2f", acc_mean(&tg), acc_sd(&tg));
+        printf("| %-28s | %12s | %10s | %-7s | %7ld | %12s | %20s |\n", desc, sz, pc, rf_offload_backend_name(off), nt,
+               test, ts);
+        fflush(stdout);
+    }
+    struct { const char *kind; long n; } tests[2] = {{"pp", n_npl ? 0 : np}, {"tg", n_npl ? 0 : ng}};
     for (int k = 0; k < 2; k++) {
         if (tests[k].n <= 0) continue;
         stat_acc acc = {0};

@@ -36,6 +36,7 @@ static void visit(void *user, const char *path, const rf_gpu_api *api, rf_gpu *g
                 rf_fmt_bytes((double)di.mem_total, tot, sizeof tot), rf_fmt_bytes((double)di.mem_free, fr, sizeof fr),
                 di.n_units, di.clock_khz / 1000);
         print_limits(f, &di.lim);
+        fprintf(f, "      prompt GEMM: %s\n", di.blas);
     }
 }
 

@@ -107,6 +107,7 @@ static rf_status read_info(int dev, rf_gpu_device_info *d, rf_error *err) {
 
 static void gpu_close(rf_gpu *g) {
     if (!g) return;
+    rfg_blas_close(g);
     if (g->stream) rfg_stream_destroy(g->stream);
     /* g->driver stays open: the runtime keeps using the driver it found */
     free(g);
@@ -164,6 +165,7 @@ static rf_status gpu_open(int device, rf_gpu **out, rf_error *err) {
         gpu_close(g);
         return RF_E_UNSUPPORTED;
     }
+    rfg_blas_open(g);
     *out = g;
     return RF_OK;
 }
@@ -174,6 +176,7 @@ static int gpu_device_index(rf_gpu *g) { return g->device; }
 static rf_status gpu_device_info(rf_gpu *g, int device, rf_gpu_device_info *out, rf_error *err) {
     if (device < 0 || device >= g->n_devices) return rfg_err(err, RF_E_RANGE, "no device %d", device);
     rf_status st = read_info(device, out, err);
+    snprintf(out->blas, sizeof out->blas, "%s", g->blas_desc);
     rfg_set_device(g->device);
     return st;
 }

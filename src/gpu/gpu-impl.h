@@ -27,7 +27,20 @@ struct rf_gpu {
     rfk_ctx kctx;              /* warp size + check hook for every kernel call */
     char check_msg[256];       /* why the last launch was refused */
     void *driver;              /* dlopen handle of RFG_DRIVER_LIB (CUDA) */
+    struct rfg_blas *blas;     /* the vendor BLAS (blas.c), NULL when absent or off */
+    char blas_desc[160];       /* which, or why none: shown by info --gpu */
 };
+
+/* blas.c: the vendor BLAS loaded at run time. open never fails: without
+ * the library g->blas stays NULL and blas_desc says why. gemm: column-major
+ * c[m][n] (float32, ldc m) = a^T b, a float16 k x m, b float16 k x n (the
+ * layout of y[n_tok][rows] = W[rows][cols] x[n_tok][cols]); returns the
+ * library's status (0 = ok). disable: after a failed GEMM, logs and falls
+ * back to the plugin's kernels for good. */
+void rfg_blas_open(rf_gpu *g);
+void rfg_blas_close(rf_gpu *g);
+int rfg_blas_gemm(rf_gpu *g, int64_t m, int64_t n, int64_t k, const uint16_t *a, const uint16_t *b, float *c);
+void rfg_blas_disable(rf_gpu *g, int status);
 
 /* Formats err (may be NULL) and returns code; the plugin links nothing of
  * rfcore, so this stands in for rf_error_set. */

@@ -33,7 +33,7 @@
 #include "core/core.h"
 #include "kv/kv.h"
 
-#define RF_GPU_ABI_VERSION 1u
+#define RF_GPU_ABI_VERSION 2u
 #define RF_GPU_PLUGIN_SYMBOL "rf_gpu_plugin_v1"
 
 /* ---- device limits and the launch checker ------------------------------ */
@@ -72,6 +72,7 @@ typedef struct rf_gpu_device_info {
     int n_units;               /* SMs / CUs */
     int clock_khz;
     rf_gpu_limits lim;
+    char blas[160];            /* prompt GEMMs: the vendor BLAS loaded, or why none */
 } rf_gpu_device_info;
 
 typedef struct rf_gpu rf_gpu;

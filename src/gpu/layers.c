@@ -36,6 +36,7 @@ typedef struct dw {
 typedef struct dlayer {
     const rf_layer *src;
     dw wq, wk, wv, wo, wqkv, gate, up, down;
+    dw qkv_cat, gu_cat; /* q|k|v and gate|up back to back (d NULL when not) */
     const float *attn_norm, *ffn_norm, *post_attn_norm, *post_ffn_norm, *q_norm, *k_norm, *bq, *bk, *bv;
 } dlayer;
 
@@ -65,6 +66,8 @@ struct rf_gpu_layers {
     int32_t *pos, *seq, *tables;
     void *mm_scratch;
     size_t mm_scratch_bytes;
+    uint16_t *f16w, *f16x; /* BLAS prefill: a dequantized weight, the batch's activations */
+    int64_t f16w_elems, f16x_cols;
     void *attn_scratch;  /* split-key decode attention (rfk_attention_scratch_bytes) */
     size_t attn_scratch_bytes;
     /* the decode graph and its key (see the top of the file) */
@@ -74,6 +77,7 @@ struct rf_gpu_layers {
 };
 
 #define GRAPH_MAX_N 16 /* batches up to this size are captured */
+#define BLAS_MIN_N 17  /* batches from this size run their matmuls through the vendor BLAS */
 
 /* ---- what a layer needs -------------------------------------------------- */
 
@@ -140,6 +144,25 @@ static size_t mm_scratch(const rf_model *m, int l0, int l1, bool head, int64_t n
     return mx;
 }
 
+/* The BLAS prefill's float16 buffers: the largest layer weight of the
+ * range dequantized, and n_batch rows of the widest input. None without
+ * the library or for batches that never reach BLAS_MIN_N. The head's
+ * matrix is not among them: its batches are at most HEAD_ROWS rows and run
+ * on the plugin's kernels. */
+static void f16_sizes(rf_gpu_layers *L, const rf_model *m, int l0, int l1) {
+    L->f16w_elems = L->f16x_cols = 0;
+    if (!L->g->blas || L->B < BLAS_MIN_N) return;
+    for (int il = l0; il < l1; il++) {
+        const rf_layer *ly = &m->layers[il];
+        const rf_wview *ws[] = {&ly->wq, &ly->wk, &ly->wv, &ly->wo, &ly->wqkv, &ly->ffn_gate, &ly->ffn_up, &ly->ffn_down};
+        for (size_t i = 0; i < RF_ARRAY_LEN(ws); i++) {
+            if (!ws[i]->data) continue;
+            if (ws[i]->rows * ws[i]->cols > L->f16w_elems) L->f16w_elems = ws[i]->rows * ws[i]->cols;
+            if (ws[i]->cols > L->f16x_cols) L->f16x_cols = ws[i]->cols;
+        }
+    }
+}
+
 /* Carves (or, with a NULL arena base, sizes) a context's device state. */
 static void carve_layers(rf_gpu_layers *L, const rf_model *m) {
     const rf_hparams *hp = &m->hp;
@@ -164,6 +187,8 @@ static void carve_layers(rf_gpu_layers *L, const rf_model *m) {
     }
 #undef F
     L->mm_scratch = L->mm_scratch_bytes ? rfg_arena_take(a, L->mm_scratch_bytes) : NULL;
+    L->f16w = L->f16w_elems ? rfg_arena_take(a, (size_t)L->f16w_elems * sizeof(uint16_t)) : NULL;
+    L->f16x = L->f16x_cols ? rfg_arena_take(a, (size_t)(B * L->f16x_cols) * sizeof(uint16_t)) : NULL;
     L->attn_scratch_bytes = rfk_attention_scratch_bytes(hp->head_dim);
     L->attn_scratch = L->attn_scratch_bytes ? rfg_arena_take(a, L->attn_scratch_bytes) : NULL;
 }
@@ -173,6 +198,7 @@ uint64_t rfg_ctx_scratch_bytes(rf_gpu *g, const rf_model *m, int64_t n_batch) {
     rf_gpu_layers L = {.w = &w, .g = g, .B = n_batch, .ffw = 2 * max_ff(m, 0, (int)m->hp.n_layer)};
     L.kc.n_seq = 1;
     L.mm_scratch_bytes = mm_scratch(m, 0, (int)m->hp.n_layer, true, n_batch);
+    f16_sizes(&L, m, 0, (int)m->hp.n_layer);
     carve_layers(&L, m);
     return L.ar.used;
 }
@@ -202,6 +228,45 @@ static rf_status up_v(rf_gpu_weights *W, const float *v, int64_t n, const float 
     return st;
 }
 
+/* q|k|v (or gate|up) uploaded back to back, so that one mat-vec launch
+ * reads them as one weight (*cat) with its output split per part: when the
+ * parts share type, cols and row size and each keeps the 16-byte
+ * alignment. Otherwise each is uploaded alone and cat->d stays NULL. */
+static rf_status up_cat(rf_gpu_weights *W, const rf_wview *const *src, dw *const *dst, int n, dw *cat, rf_error *err) {
+    *cat = (dw){0};
+    bool ok = true;
+    uint64_t total = 0;
+    for (int i = 0; i < n; i++) {
+        const rf_wview *w = src[i];
+        ok = ok && w->data && w->type == src[0]->type && w->cols == src[0]->cols && w->row_bytes == src[0]->row_bytes &&
+             wbytes(w) % 16 == 0;
+        total += wbytes(w);
+    }
+    if (!ok) {
+        for (int i = 0; i < n; i++) {
+            rf_status st = up_w(W, src[i], dst[i], err);
+            if (st != RF_OK) return st;
+        }
+        return RF_OK;
+    }
+    uint8_t *base = rfg_arena_take(&W->ar, total);
+    size_t off = 0;
+    int64_t rows = 0;
+    for (int i = 0; i < n; i++) {
+        const rf_wview *w = src[i];
+        *dst[i] = (dw){base ? base + off : NULL, w->type, w->cols, w->rows, w->row_bytes};
+        if (base) {
+            rfg_error e = rfg_memcpy_h2d(base + off, w->data, (size_t)wbytes(w));
+            if (e != rfg_success)
+                return rfg_err(err, RF_E_IO, "%s: uploading weights: %s", RFG_VENDOR, rfg_get_error_string(e));
+        }
+        off += (size_t)wbytes(w);
+        rows += w->rows;
+    }
+    *cat = (dw){base, src[0]->type, src[0]->cols, rows, src[0]->row_bytes};
+    return RF_OK;
+}
+
 /* Sizing pass (arena base NULL) or upload pass: the same walk twice. */
 static rf_status upload_all(rf_gpu_weights *W, rf_error *err) {
     const rf_model *m = W->m;
@@ -213,9 +278,11 @@ static rf_status upload_all(rf_gpu_weights *W, rf_error *err) {
         const rf_layer *ly = &m->layers[il];
         dlayer *d = &W->ly[il - W->l0];
         d->src = ly;
-        T(up_w(W, &ly->wq, &d->wq, err)); T(up_w(W, &ly->wk, &d->wk, err)); T(up_w(W, &ly->wv, &d->wv, err));
+        const rf_wview *qkv[] = {&ly->wq, &ly->wk, &ly->wv}, *gu[] = {&ly->ffn_gate, &ly->ffn_up};
+        dw *dqkv[] = {&d->wq, &d->wk, &d->wv}, *dgu[] = {&d->gate, &d->up};
+        T(up_cat(W, qkv, dqkv, 3, &d->qkv_cat, err));
         T(up_w(W, &ly->wo, &d->wo, err)); T(up_w(W, &ly->wqkv, &d->wqkv, err));
-        T(up_w(W, &ly->ffn_gate, &d->gate, err)); T(up_w(W, &ly->ffn_up, &d->up, err));
+        T(up_cat(W, gu, dgu, 2, &d->gu_cat, err));
         T(up_w(W, &ly->ffn_down, &d->down, err));
         T(up_v(W, ly->attn_norm, E, &d->attn_norm, err)); T(up_v(W, ly->ffn_norm, E, &d->ffn_norm, err));
         T(up_v(W, ly->post_attn_norm, E, &d->post_attn_norm, err));
@@ -290,6 +357,7 @@ rf_status rfg_layers_create(rf_gpu_weights *W, const rf_kv_config *kc, int64_t n
     L->B = n_batch;
     L->ffw = 2 * max_ff(W->m, W->l0, W->l1);
     L->mm_scratch_bytes = mm_scratch(W->m, W->l0, W->l1, W->head, n_batch);
+    f16_sizes(L, W->m, W->l0, W->l1);
     carve_layers(L, W->m); /* sizing */
     L->ar.size = L->ar.used;
     L->ar.used = 0;
@@ -338,7 +406,19 @@ void rfg_layers_free(rf_gpu_layers *L) {
             return rfg_err(err, RF_E_IO, "%s: %s: %s", RFG_VENDOR, what, rfg_get_error_string(e_));    \
     } while (0)
 
+/* y[n][rows] = x[n][cols] W^T. Batches of BLAS_MIN_N and more (prompts)
+ * run as dequantize-to-float16 + the vendor BLAS GEMM when it is loaded;
+ * a failing GEMM turns BLAS off for good and the plugin's kernel runs. */
 static int mm(rf_gpu_layers *L, const dw *w, const float *x, float *y, int64_t n) {
+    rf_gpu *g = L->g;
+    if (g->blas && n >= BLAS_MIN_N && L->f16w && w->rows * w->cols <= L->f16w_elems && w->cols <= L->f16x_cols &&
+        w->cols % 4 == 0) {
+        int st = rfk_dequant_f16(&g->kctx, g->stream, w->type, w->d, w->row_bytes, w->cols, w->rows, L->f16w);
+        if (!st) st = rfk_f32_to_f16(&g->kctx, g->stream, x, L->f16x, n * w->cols);
+        if (st) return st;
+        if (!(st = rfg_blas_gemm(g, w->rows, n, w->cols, L->f16w, L->f16x, y))) return 0;
+        rfg_blas_disable(g, st);
+    }
     return rfk_matmul(&L->g->kctx, L->g->stream, w->type, w->d, w->row_bytes, w->cols, w->rows, x, y, n, L->mm_scratch,
                       L->mm_scratch_bytes);
 }
@@ -366,7 +446,50 @@ static rfg_error cols_copy(rf_gpu_layers *L, float *dst, int64_t dp, const float
                                   (size_t)w * sizeof(float), (size_t)n, L->g->stream);
 }
 
-static rf_status layer(rf_gpu_layers *L, int j, int64_t n, int64_t max_pos, bool swa_cs, rf_error *err) {
+#define DEC_MAX_N 16 /* the mat-vec's batches (kernels.h: n_tok <= 16), which read q8 activations */
+#define RF_GGUF_Q8_0_ID 8 /* any integer-dot type sizes the q8 scratch alike */
+
+static bool int_dot(const dw *w) { return rfk_matmul_scratch_bytes(w->type, w->cols, 1) > 0; }
+
+/* A matmul whose output goes to parts (rfk_mm_out) and, with xq, whose
+ * input is already q8 in the matmul scratch. Mat-vec batches split in the
+ * kernel; larger ones run part by part on row views of w (tmp: when a view
+ * would lose the 16-byte alignment, the whole product goes to tmp
+ * [n][w->rows] and is copied out). */
+static int mm_parts(rf_gpu_layers *L, const dw *w, const float *x, const rfk_mm_out *o, int64_t n, bool xq, float *tmp) {
+    rf_gpu *g = L->g;
+    if (n <= DEC_MAX_N)
+        return rfk_matmul_ex(&g->kctx, g->stream, w->type, w->d, w->row_bytes, w->cols, w->rows, x, o, n,
+                             L->mm_scratch, L->mm_scratch_bytes, xq && L->mm_scratch && int_dot(w));
+    bool aligned = true;
+    int64_t r = 0;
+    for (int i = 0; i < o->n; i++, r += o->rows[i - 1]) aligned = aligned && (r * (int64_t)w->row_bytes) % 16 == 0;
+    if (!aligned) {
+        int st = mm(L, w, x, tmp, n);
+        r = 0;
+        for (int i = 0; i < o->n && !st; r += o->rows[i], i++)
+            st = (int)cols_copy(L, o->y[i], o->rows[i], tmp, w->rows, r, o->rows[i], n);
+        return st;
+    }
+    r = 0;
+    for (int i = 0; i < o->n; r += o->rows[i], i++) {
+        dw sub = *w;
+        sub.d = (const uint8_t *)w->d + r * (int64_t)w->row_bytes;
+        sub.rows = o->rows[i];
+        int st = mm(L, &sub, x, o->y[i], n);
+        if (st) return st;
+    }
+    return 0;
+}
+
+static bool mm_xq(rf_gpu_layers *L, const dw *w, int64_t n) { return n <= DEC_MAX_N && L->mm_scratch && int_dot(w); }
+
+/* One layer. `pending` (in/out): a block output not yet added to the
+ * residual stream L->x; the next norm adds it in the same launch
+ * (rfk_add_rmsnorm_q8), which also writes the q8 blocks the following
+ * mat-vecs read when the batch is a mat-vec batch. */
+static rf_status layer(rf_gpu_layers *L, int j, int64_t n, int64_t max_pos, bool swa_cs, const float **pending,
+                       rf_error *err) {
     rf_gpu *g = L->g;
     const rfk_ctx *kc = &g->kctx;
     void *s = g->stream;
@@ -375,15 +498,19 @@ static rf_status layer(rf_gpu_layers *L, int j, int64_t n, int64_t max_pos, bool
     int il = L->w->l0 + j;
     int64_t E = hp->n_embd, hd = hp->head_dim, qd = hp->n_head * hd, kvd = hp->n_head_kv * hd;
     float eps = hp->norm_eps;
+    /* a mat-vec batch whose norm outputs go to the matmul scratch as q8 too */
+    bool dec = n <= DEC_MAX_N && L->mm_scratch && L->mm_scratch_bytes >= rfk_matmul_scratch_bytes(RF_GGUF_Q8_0_ID, E, n);
+    void *q8 = dec ? L->mm_scratch : NULL;
+    size_t q8b = dec ? L->mm_scratch_bytes : 0;
 
     /* attention */
-    K(rfk_rmsnorm(kc, s, L->x, d->attn_norm, L->xb, n, E, eps));
+    K(rfk_add_rmsnorm_q8(kc, s, L->x, *pending, d->attn_norm, L->xb, n, E, eps, q8, q8b));
+    *pending = NULL;
+    rfk_mm_out qkv = {{L->q, L->k, L->v}, {qd, kvd, kvd}, 3};
     if (d->wqkv.d) {
-        K(mm(L, &d->wqkv, L->xb, L->qkv, n));
-        int64_t p = qd + 2 * kvd;
-        V(cols_copy(L, L->q, qd, L->qkv, p, 0, qd, n), "splitting q");
-        V(cols_copy(L, L->k, kvd, L->qkv, p, qd, kvd, n), "splitting k");
-        V(cols_copy(L, L->v, kvd, L->qkv, p, qd + kvd, kvd, n), "splitting v");
+        K(mm_parts(L, &d->wqkv, L->xb, &qkv, n, dec && mm_xq(L, &d->wqkv, n), L->qkv));
+    } else if (d->qkv_cat.d) {
+        K(mm_parts(L, &d->qkv_cat, L->xb, &qkv, n, dec && mm_xq(L, &d->qkv_cat, n), L->qkv));
     } else {
         K(mm(L, &d->wq, L->xb, L->q, n));
         K(mm(L, &d->wk, L->xb, L->k, n));
@@ -397,12 +524,11 @@ static rf_status layer(rf_gpu_layers *L, int j, int64_t n, int64_t max_pos, bool
         K(rfk_rmsnorm(kc, s, L->k, d->k_norm, L->k, n * hp->n_head_kv, hd, eps));
     }
     const float *cs = L->cs[d->src->is_swa && swa_cs ? 1 : 0];
-    K(rfk_rope(kc, s, L->q, cs, n, hp->n_head, hd, hp->n_rot, (int)hp->rope_style));
-    K(rfk_rope(kc, s, L->k, cs, n, hp->n_head_kv, hd, hp->n_rot, (int)hp->rope_style));
     rfk_kv_view kv = {.k = L->kv + (size_t)(2 * j) * L->kv_layer, .v = L->kv + (size_t)(2 * j + 1) * L->kv_layer,
                       .tables = L->tables, .max_blocks_per_seq = L->kc.max_blocks_per_seq, .kv_dim = L->kc.kv_dim,
                       .block_size = L->kc.block_size};
-    K(rfk_kv_store(kc, s, &kv, L->k, L->v, L->pos, L->seq, n));
+    K(rfk_rope_kv_store(kc, s, L->q, L->k, L->v, cs, n, hp->n_head, hp->n_head_kv, hd, hp->n_rot, (int)hp->rope_style,
+                        &kv, L->pos, L->seq));
     rfk_attn_args a = {.q = L->q, .out = L->att, .pos = L->pos, .seq = L->seq, .n_tok = n, .n_head = hp->n_head,
                        .n_head_kv = hp->n_head_kv, .head_dim = hd, .scale = hp->attn_scale,
                        .window = d->src->is_swa ? hp->sliding_window : 0, .max_pos = max_pos,
@@ -410,25 +536,31 @@ static rf_status layer(rf_gpu_layers *L, int j, int64_t n, int64_t max_pos, bool
     K(rfk_attention(kc, s, &kv, &a));
     K(mm(L, &d->wo, L->att, L->tmp, n));
     if (d->post_attn_norm) K(rfk_rmsnorm(kc, s, L->tmp, d->post_attn_norm, L->tmp, n, E, eps));
-    K(rfk_add(kc, s, L->x, L->tmp, L->x, n * E));
 
-    /* FFN */
-    K(rfk_rmsnorm(kc, s, L->x, d->ffn_norm, L->xb, n, E, eps));
+    /* FFN: the attention output joins the residual in the norm's launch */
+    K(rfk_add_rmsnorm_q8(kc, s, L->x, L->tmp, d->ffn_norm, L->xb, n, E, eps, q8, q8b));
     int64_t ff = d->down.cols;
-    if (!d->gate.d) { /* fused [gate | up] (phi3) */
-        K(mm(L, &d->up, L->xb, L->up, n));
-        float *up2 = L->gate + n * ff;
-        V(cols_copy(L, L->gate, ff, L->up, 2 * ff, 0, ff, n), "splitting gate");
-        V(cols_copy(L, up2, ff, L->up, 2 * ff, ff, ff, n), "splitting up");
-        K(rfk_glu(kc, s, (int)hp->act, L->gate, up2, L->gate, n * ff));
+    /* gate and up land side by side in L->gate (2 * n_batch * ff floats) */
+    float *gate = L->gate, *up = L->gate + n * ff;
+    const dw *gu = !d->gate.d ? &d->up : d->gu_cat.d ? &d->gu_cat : NULL; /* fused [gate | up] (phi3), or ours */
+    if (gu) {
+        rfk_mm_out o = {{gate, up, NULL}, {ff, ff, 0}, 2};
+        K(mm_parts(L, gu, L->xb, &o, n, dec && mm_xq(L, gu, n), L->up));
     } else {
-        K(mm(L, &d->gate, L->xb, L->gate, n));
-        K(mm(L, &d->up, L->xb, L->up, n));
-        K(rfk_glu(kc, s, (int)hp->act, L->gate, L->up, L->gate, n * ff));
+        K(mm(L, &d->gate, L->xb, gate, n));
+        K(mm(L, &d->up, L->xb, up, n));
     }
-    K(mm(L, &d->down, L->gate, L->tmp, n));
+    bool down_xq = dec && mm_xq(L, &d->down, n);
+    K(rfk_glu_q8(kc, s, (int)hp->act, gate, up, gate, n, ff, down_xq ? q8 : NULL, down_xq ? q8b : 0));
+    if (down_xq) {
+        rfk_mm_out o = {{L->tmp, NULL, NULL}, {d->down.rows, 0, 0}, 1};
+        K(rfk_matmul_ex(kc, s, d->down.type, d->down.d, d->down.row_bytes, d->down.cols, d->down.rows, NULL, &o, n,
+                        L->mm_scratch, L->mm_scratch_bytes, 1));
+    } else {
+        K(mm(L, &d->down, gate, L->tmp, n));
+    }
     if (d->post_ffn_norm) K(rfk_rmsnorm(kc, s, L->tmp, d->post_ffn_norm, L->tmp, n, E, eps));
-    K(rfk_add(kc, s, L->x, L->tmp, L->x, n * E));
+    *pending = L->tmp;
     return RF_OK;
 }
 
@@ -474,9 +606,15 @@ static rf_status head_download(rf_gpu_layers *L, const rf_layer_step *st, rf_err
 /* Every kernel of one pass: the layers, then the head's device part. */
 static rf_status pass(rf_gpu_layers *L, const rf_layer_step *st, int64_t max_pos, bool swa_cs, bool head,
                       rf_error *err) {
+    const float *pending = NULL;
     for (int j = 0; j < L->w->l1 - L->w->l0; j++) {
-        rf_status r = layer(L, j, st->n, max_pos, swa_cs, err);
+        rf_status r = layer(L, j, st->n, max_pos, swa_cs, &pending, err);
         if (r != RF_OK) return r;
+    }
+    if (pending) {
+        rf_gpu *g = L->g;
+        int il = L->w->l1 - 1;
+        K(rfk_add(&g->kctx, g->stream, L->x, pending, L->x, st->n * L->w->m->hp.n_embd));
     }
     return head ? head_compute(L, st, st->logits != NULL, err) : RF_OK;
 }

@@ -155,7 +155,7 @@ static void test_matmul(rf_type t, int64_t rows, int64_t cols, int64_t n_tok, bo
     float *y_ref = xmalloc((size_t)(n_tok * rows) * sizeof(float));
     float *y_gpu = xmalloc((size_t)(n_tok * rows) * sizeof(float));
     fill_normal(x, n_tok * cols, 1.0f);
-    rf_wview wv = {w, t, cols, rows, rb};
+    rf_wview wv = {w, t, cols, rows, rb, RF_WLAYOUT_ROWS};
     ref->matmul(ref_ctx, &wv, x, y_ref, n_tok);
 
     void *dw = dev_upload(w, rb * (size_t)rows);
@@ -183,7 +183,7 @@ static void test_get_rows(rf_type t, int64_t rows, int64_t cols, int64_t n) {
     for (int64_t i = 0; i < n; i++) ids[i] = (int32_t)rng_int(rows);
     float *o_ref = xmalloc((size_t)(n * cols) * sizeof(float));
     float *o_gpu = xmalloc((size_t)(n * cols) * sizeof(float));
-    rf_wview wv = {w, t, cols, rows, rb};
+    rf_wview wv = {w, t, cols, rows, rb, RF_WLAYOUT_ROWS};
     ref->get_rows(ref_ctx, &wv, ids, n, o_ref);
     void *dw = dev_upload(w, rb * (size_t)rows);
     int32_t *did = dev_upload(ids, (size_t)n * sizeof(int32_t));
@@ -199,6 +199,250 @@ static void test_get_rows(rf_type t, int64_t rows, int64_t cols, int64_t n) {
     report("get_rows", what, st, o_gpu, o_ref, n * cols, 1e-12);
     rfk_rt_free(dw), rfk_rt_free(did), rfk_rt_free(dout);
     free(w), free(ids), free(o_ref), free(o_gpu);
+}
+
+/* ---- BLAS prefill operands and the split / pre-quantized mat-vec ---------- */
+
+/* rfk_dequant_f16 against the reference dequantization rounded to float16
+ * on the host (round to nearest even on both sides): equal but for the
+ * rare tie a 1-ulp float difference (fused multiply-add) moves. */
+static void test_dequant_f16(rf_type t, int64_t rows, int64_t cols) {
+    size_t rb;
+    uint8_t *w = random_weights(t, rows, cols, &rb);
+    const int64_t n = rows * cols;
+    int32_t *ids = xmalloc((size_t)rows * sizeof(int32_t));
+    for (int64_t i = 0; i < rows; i++) ids[i] = (int32_t)i;
+    float *ref_f = xmalloc((size_t)n * 4), *gpu_f = xmalloc((size_t)n * 4);
+    uint16_t *h = xmalloc((size_t)n * 2);
+    rf_wview wv = {w, t, cols, rows, rb, RF_WLAYOUT_ROWS};
+    ref->get_rows(ref_ctx, &wv, ids, rows, ref_f);
+    for (int64_t i = 0; i < n; i++) ref_f[i] = rf_fp16_to_fp32(rf_fp32_to_fp16(ref_f[i]));
+    void *dw = dev_upload(w, rb * (size_t)rows);
+    uint16_t *dout = dev_alloc((size_t)n * 2);
+    (void)rfk_rt_memset(dout, 0xFF, (size_t)n * 2); /* NaN halves */
+    int st = rfk_dequant_f16(&kctx, NULL, t, dw, rb, cols, rows, dout);
+    (void)rfk_rt_sync();
+    (void)rfk_rt_download(h, dout, (size_t)n * 2);
+    for (int64_t i = 0; i < n; i++) gpu_f[i] = rf_fp16_to_fp32(h[i]);
+    char what[96];
+    snprintf(what, sizeof what, "%s rows=%lld cols=%lld", rf_type_name(t), (long long)rows, (long long)cols);
+    report("dequant16", what, st, gpu_f, ref_f, n, 1e-9);
+    rfk_rt_free(dw), rfk_rt_free(dout);
+    free(w), free(ids), free(ref_f), free(gpu_f), free(h);
+}
+
+static void test_f32_to_f16(int64_t n) {
+    float *x = xmalloc((size_t)n * 4), *ref_f = xmalloc((size_t)n * 4), *gpu_f = xmalloc((size_t)n * 4);
+    uint16_t *h = xmalloc((size_t)n * 2);
+    fill_normal(x, n, 100.0f);
+    int64_t bad = 0;
+    float *dx = dev_upload(x, (size_t)n * 4);
+    uint16_t *dout = dev_alloc((size_t)n * 2);
+    int st = rfk_f32_to_f16(&kctx, NULL, dx, dout, n);
+    (void)rfk_rt_sync();
+    (void)rfk_rt_download(h, dout, (size_t)n * 2);
+    for (int64_t i = 0; i < n; i++) {
+        bad += h[i] != rf_fp32_to_fp16(x[i]);
+        ref_f[i] = rf_fp16_to_fp32(rf_fp32_to_fp16(x[i]));
+        gpu_f[i] = rf_fp16_to_fp32(h[i]);
+    }
+    char what[96];
+    snprintf(what, sizeof what, "n=%lld (%lld halves differ)", (long long)n, (long long)bad);
+    report("f32_to_f16", what, st ? st : bad ? RFK_E_INVAL : 0, gpu_f, ref_f, n, 0.0);
+    rfk_rt_free(dx), rfk_rt_free(dout);
+    free(x), free(ref_f), free(gpu_f), free(h);
+}
+
+/* One launch over a weight of three row ranges (the q|k|v upload), each
+ * part to its own array, from activations quantized beforehand by
+ * rfk_quantize_q8 (x not passed): each part against the reference. */
+static void test_matmul_split(rf_type t, const int64_t parts[3], int64_t cols, int64_t n_tok) {
+    const int64_t rows = parts[0] + parts[1] + parts[2];
+    size_t rb;
+    uint8_t *w = random_weights(t, rows, cols, &rb);
+    float *x = xmalloc((size_t)(n_tok * cols) * 4), *y_ref = xmalloc((size_t)(n_tok * rows) * 4);
+    float *y_gpu = xmalloc((size_t)(n_tok * rows) * 4), *y_part = xmalloc((size_t)(n_tok * rows) * 4);
+    fill_normal(x, n_tok * cols, 1.0f);
+    rf_wview wv = {w, t, cols, rows, rb, RF_WLAYOUT_ROWS};
+    ref->matmul(ref_ctx, &wv, x, y_ref, n_tok);
+    void *dw = dev_upload(w, rb * (size_t)rows);
+    float *dx = dev_upload(x, (size_t)(n_tok * cols) * 4);
+    rfk_mm_out o = {{NULL, NULL, NULL}, {parts[0], parts[1], parts[2]}, 3};
+    for (int i = 0; i < 3; i++) o.y[i] = dev_poisoned((size_t)(n_tok * parts[i]));
+    const size_t sb = rfk_matmul_scratch_bytes(t, cols, n_tok);
+    void *scratch = dev_alloc(sb);
+    int st = rfk_quantize_q8(&kctx, NULL, dx, cols, n_tok, scratch, sb);
+    if (!st) st = rfk_matmul_ex(&kctx, NULL, t, dw, rb, cols, rows, NULL, &o, n_tok, scratch, sb, 1);
+    (void)rfk_rt_sync();
+    int64_t r0 = 0;
+    for (int i = 0; i < 3; i++) { /* y_part[t][r] = part i's row r - r0 */
+        float *tmp = xmalloc((size_t)(n_tok * parts[i]) * 4);
+        download(tmp, o.y[i], n_tok * parts[i]);
+        for (int64_t tk = 0; tk < n_tok; tk++)
+            for (int64_t r = 0; r < parts[i]; r++) y_gpu[tk * rows + r0 + r] = tmp[tk * parts[i] + r];
+        free(tmp);
+        r0 += parts[i];
+    }
+    char what[96];
+    snprintf(what, sizeof what, "%s rows=%lld+%lld+%lld cols=%lld n_tok=%lld", rf_type_name(t), (long long)parts[0],
+             (long long)parts[1], (long long)parts[2], (long long)cols, (long long)n_tok);
+    report("mm_split", what, st, y_gpu, y_ref, n_tok * rows, 5e-4);
+    for (int i = 0; i < 3; i++) rfk_rt_free(o.y[i]);
+    rfk_rt_free(dw), rfk_rt_free(dx), rfk_rt_free(scratch);
+    free(w), free(x), free(y_ref), free(y_gpu), free(y_part);
+}
+
+/* The q8 blocks a fused kernel left in scratch, checked through the
+ * mat-vec that reads them: a random Q8_0 weight times them against the
+ * reference product with the fused kernel's float output. */
+static void check_q8_through_matvec(const char *op, const char *what, const float *y_host, int64_t n_rows, int64_t cols,
+                                    void *scratch, size_t sb) {
+    const int64_t rows = 96;
+    size_t rb;
+    uint8_t *w = random_weights(RF_TYPE_Q8_0, rows, cols, &rb);
+    float *p_ref = xmalloc((size_t)(n_rows * rows) * 4), *p_gpu = xmalloc((size_t)(n_rows * rows) * 4);
+    rf_wview wv = {w, RF_TYPE_Q8_0, cols, rows, rb, RF_WLAYOUT_ROWS};
+    ref->matmul(ref_ctx, &wv, y_host, p_ref, n_rows);
+    void *dw = dev_upload(w, rb * (size_t)rows);
+    float *dp = dev_poisoned((size_t)(n_rows * rows));
+    rfk_mm_out o = {{dp, NULL, NULL}, {rows, 0, 0}, 1};
+    int st = rfk_matmul_ex(&kctx, NULL, RF_TYPE_Q8_0, dw, rb, cols, rows, NULL, &o, n_rows, scratch, sb, 1);
+    (void)rfk_rt_sync();
+    download(p_gpu, dp, n_rows * rows);
+    char w2[128];
+    snprintf(w2, sizeof w2, "%s, q8 via matvec", what);
+    report(op, w2, st, p_gpu, p_ref, n_rows * rows, 5e-4);
+    rfk_rt_free(dw), rfk_rt_free(dp);
+    free(w), free(p_ref), free(p_gpu);
+}
+
+static void test_add_rmsnorm_q8(int64_t n_rows, int64_t dim, bool with_delta, bool with_q8) {
+    const int64_t n = n_rows * dim;
+    float *x = xmalloc((size_t)n * 4), *dl = xmalloc((size_t)n * 4), *w = xmalloc((size_t)dim * 4);
+    float *x_ref = xmalloc((size_t)n * 4), *y_ref = xmalloc((size_t)n * 4), *x_gpu = xmalloc((size_t)n * 4),
+          *y_gpu = xmalloc((size_t)n * 4);
+    fill_normal(x, n, 3.0f);
+    fill_normal(dl, n, 1.0f);
+    fill_normal(w, dim, 1.0f);
+    for (int64_t i = 0; i < n; i++) x_ref[i] = with_delta ? x[i] + dl[i] : x[i];
+    ref->rmsnorm(ref_ctx, x_ref, w, y_ref, n_rows, dim, 1e-5f);
+    float *dx = dev_upload(x, (size_t)n * 4), *ddl = dev_upload(dl, (size_t)n * 4), *dw = dev_upload(w, (size_t)dim * 4);
+    float *dy = dev_poisoned((size_t)n);
+    const size_t sb = with_q8 ? rfk_matmul_scratch_bytes(RF_TYPE_Q8_0, dim, n_rows) : 0;
+    void *scratch = sb ? dev_alloc(sb) : NULL;
+    int st = rfk_add_rmsnorm_q8(&kctx, NULL, dx, with_delta ? ddl : NULL, dw, dy, n_rows, dim, 1e-5f, scratch, sb);
+    (void)rfk_rt_sync();
+    download(x_gpu, dx, n);
+    download(y_gpu, dy, n);
+    char what[96];
+    snprintf(what, sizeof what, "rows=%lld dim=%lld%s%s", (long long)n_rows, (long long)dim, with_delta ? " +delta" : "",
+             with_q8 ? " q8" : "");
+    report("add_norm", what, st, x_gpu, x_ref, n, 0.0); /* the residual: one float add, exact */
+    report("add_norm", what, st, y_gpu, y_ref, n, 1e-11);
+    if (scratch && !st) check_q8_through_matvec("add_norm", what, y_gpu, n_rows, dim, scratch, sb);
+    rfk_rt_free(dx), rfk_rt_free(ddl), rfk_rt_free(dw), rfk_rt_free(dy), rfk_rt_free(scratch);
+    free(x), free(dl), free(w), free(x_ref), free(y_ref), free(x_gpu), free(y_gpu);
+}
+
+static void test_glu_q8(rf_act act, int64_t n_rows, int64_t cols) {
+    const int64_t n = n_rows * cols;
+    float *g = xmalloc((size_t)n * 4), *u = xmalloc((size_t)n * 4);
+    float *y_ref = xmalloc((size_t)n * 4), *y_gpu = xmalloc((size_t)n * 4);
+    fill_normal(g, n, 3.0f);
+    fill_normal(u, n, 1.0f);
+    ref->glu(ref_ctx, act, g, u, y_ref, n);
+    float *dg = dev_upload(g, (size_t)n * 4), *du = dev_upload(u, (size_t)n * 4);
+    const size_t sb = rfk_matmul_scratch_bytes(RF_TYPE_Q8_0, cols, n_rows);
+    void *scratch = dev_alloc(sb);
+    int st = rfk_glu_q8(&kctx, NULL, (int)act, dg, du, dg, n_rows, cols, scratch, sb); /* out = gate, as the pass */
+    (void)rfk_rt_sync();
+    download(y_gpu, dg, n);
+    char what[96];
+    snprintf(what, sizeof what, "%s rows=%lld cols=%lld", act == RF_ACT_SILU ? "silu" : "gelu-tanh", (long long)n_rows,
+             (long long)cols);
+    report("glu_q8", what, st, y_gpu, y_ref, n, 1e-11);
+    if (!st) check_q8_through_matvec("glu_q8", what, y_gpu, n_rows, cols, scratch, sb);
+    rfk_rt_free(dg), rfk_rt_free(du), rfk_rt_free(scratch);
+    free(g), free(u), free(y_ref), free(y_gpu);
+}
+
+/* RoPE of q and k plus the KV store in one launch: q against the
+ * reference rope; the cached keys / values against the reference rope of k
+ * and v rounded to float16 on the host, half for half. Random block
+ * tables, one slot per token. */
+static void test_rope_kv_store(int64_t n_tok, int64_t n_head, int64_t n_head_kv, int64_t hd, int64_t n_rot,
+                               rf_rope_style style) {
+    const int bs = 16;
+    const int64_t qd = n_head * hd, kvd = n_head_kv * hd;
+    float *q = xmalloc((size_t)(n_tok * qd) * 4), *k = xmalloc((size_t)(n_tok * kvd) * 4),
+          *v = xmalloc((size_t)(n_tok * kvd) * 4);
+    float *q_ref = xmalloc((size_t)(n_tok * qd) * 4), *k_ref = xmalloc((size_t)(n_tok * kvd) * 4),
+          *q_gpu = xmalloc((size_t)(n_tok * qd) * 4);
+    float *cs = xmalloc((size_t)(n_tok * (n_rot ? n_rot : 1)) * 4);
+    int32_t *pos = xmalloc((size_t)n_tok * 4), *seq = xmalloc((size_t)n_tok * 4);
+    fill_normal(q, n_tok * qd, 1.0f);
+    fill_normal(k, n_tok * kvd, 1.0f);
+    fill_normal(v, n_tok * kvd, 1.0f);
+    memcpy(q_ref, q, (size_t)(n_tok * qd) * 4);
+    memcpy(k_ref, k, (size_t)(n_tok * kvd) * 4);
+    /* token t: sequence t % 2, position 3 * t / 2 + random offset within a block budget */
+    const int64_t n_blocks = n_tok + 4, max_blocks = n_blocks;
+    for (int64_t t = 0; t < n_tok; t++) seq[t] = (int32_t)(t % 2), pos[t] = (int32_t)(t / 2 * bs + rng_int(bs));
+    rf_rope_params p = {style, n_rot, 10000.0f, 1.0f, NULL};
+    ref->rope(ref_ctx, q_ref, pos, n_tok, n_head, hd, &p);
+    ref->rope(ref_ctx, k_ref, pos, n_tok, n_head_kv, hd, &p);
+    for (int64_t t = 0; t < n_tok; t++)
+        for (int64_t i = 0; i < n_rot / 2; i++) {
+            double theta = (double)pos[t] * pow(10000.0, -2.0 * (double)i / (double)n_rot);
+            cs[t * n_rot + 2 * i] = (float)cos(theta);
+            cs[t * n_rot + 2 * i + 1] = (float)sin(theta);
+        }
+    /* tables: sequence s, block b -> a random distinct block */
+    int32_t *tables = xmalloc((size_t)(2 * max_blocks) * 4), *perm = xmalloc((size_t)(2 * n_blocks) * 4);
+    for (int64_t i = 0; i < 2 * n_blocks; i++) perm[i] = (int32_t)i;
+    for (int64_t i = 2 * n_blocks - 1; i > 0; i--) {
+        int64_t j = rng_int(i + 1);
+        int32_t tmp = perm[i];
+        perm[i] = perm[j], perm[j] = tmp;
+    }
+    for (int64_t i = 0; i < 2 * max_blocks; i++) tables[i] = perm[i];
+    const size_t cache_halves = (size_t)(2 * n_blocks * bs * kvd);
+    rfk_kv_view view = {dev_alloc(cache_halves * 2), dev_alloc(cache_halves * 2), NULL, max_blocks, kvd, bs};
+    int32_t *dtables = dev_upload(tables, (size_t)(2 * max_blocks) * 4);
+    view.tables = dtables;
+    float *dq = dev_upload(q, (size_t)(n_tok * qd) * 4), *dk = dev_upload(k, (size_t)(n_tok * kvd) * 4),
+          *dv = dev_upload(v, (size_t)(n_tok * kvd) * 4), *dcs = dev_upload(cs, (size_t)(n_tok * (n_rot ? n_rot : 1)) * 4);
+    int32_t *dpos = dev_upload(pos, (size_t)n_tok * 4), *dseq = dev_upload(seq, (size_t)n_tok * 4);
+    int st = rfk_rope_kv_store(&kctx, NULL, dq, dk, dv, dcs, n_tok, n_head, n_head_kv, hd, n_rot, (int)style, &view,
+                               dpos, dseq);
+    (void)rfk_rt_sync();
+    download(q_gpu, dq, n_tok * qd);
+    char what[112];
+    snprintf(what, sizeof what, "%s n_tok=%lld heads=%lld/%lld hd=%lld n_rot=%lld", style == RF_ROPE_NEOX ? "neox" : "normal",
+             (long long)n_tok, (long long)n_head, (long long)n_head_kv, (long long)hd, (long long)n_rot);
+    report("rope_kv", what, st, q_gpu, q_ref, n_tok * qd, 1e-11);
+    uint16_t *kh = xmalloc(cache_halves * 2), *vh = xmalloc(cache_halves * 2);
+    (void)rfk_rt_download(kh, view.k, cache_halves * 2);
+    (void)rfk_rt_download(vh, view.v, cache_halves * 2);
+    /* a half may differ from the host's rounding only where the float
+     * rotation differs by an ulp and lands on a tie: count, allow none of v
+     * and at most 1 in 10^4 of k */
+    int64_t bad_k = 0, bad_v = 0;
+    for (int64_t t = 0; t < n_tok; t++) {
+        const size_t off = ((size_t)tables[seq[t] * max_blocks + pos[t] / bs] * bs + (size_t)(pos[t] % bs)) * (size_t)kvd;
+        for (int64_t i = 0; i < kvd; i++) {
+            bad_k += kh[off + i] != rf_fp32_to_fp16(k_ref[t * kvd + i]);
+            bad_v += vh[off + i] != rf_fp32_to_fp16(v[t * kvd + i]);
+        }
+    }
+    bool ok = !st && bad_v == 0 && bad_k * 10000 <= n_tok * kvd;
+    ok ? n_pass++ : n_fail++;
+    printf("%s %-10s %-40s cache: %lld k, %lld v of %lld halves differ\n", ok ? "ok  " : "FAIL", "rope_kv", what,
+           (long long)bad_k, (long long)bad_v, (long long)(n_tok * kvd));
+    rfk_rt_free(view.k), rfk_rt_free(view.v), rfk_rt_free(dtables), rfk_rt_free(dq), rfk_rt_free(dk), rfk_rt_free(dv);
+    rfk_rt_free(dcs), rfk_rt_free(dpos), rfk_rt_free(dseq);
+    free(q), free(k), free(v), free(q_ref), free(k_ref), free(q_gpu), free(cs), free(pos), free(seq), free(tables);
+    free(perm), free(kh), free(vh);
 }
 
 /* ---- row and elementwise ops -------------------------------------------- */
@@ -574,7 +818,28 @@ static void bench_attention(int64_t n_head, int64_t n_head_kv, int64_t hd, int n
     free(hbuf), free(tables), free(qpos), free(qseq), free(q);
 }
 
+/* Device-to-device copy of 1 GiB: the bandwidth figure the decode
+ * fraction in docs/PERF.md divides by (bytes read + bytes written). */
+static void bench_copy(void) {
+    const size_t n = (size_t)1 << 30;
+    void *a = dev_alloc(n), *b = dev_alloc(n);
+    int st = rfk_rt_memset(a, 0x5A, n) | rfk_rt_copy(b, a, n) | rfk_rt_sync();
+    float ms[11];
+    for (int i = 0; i < 11; i++) {
+        rfk_rt_timer_start();
+        for (int j = 0; j < 3; j++) st |= rfk_rt_copy(b, a, n);
+        rfk_rt_timer_stop_ms(&ms[i]);
+        ms[i] /= 3.0f;
+    }
+    const double s = median_ms(ms, 11) * 1e-3;
+    printf("bench copy 1 GiB device-to-device %8.1f us  %7.1f GB/s (read + write)%s\n", s * 1e6, 2.0 * (double)n / s * 1e-9,
+           st ? "  (ERROR)" : "");
+    if (st) n_fail++;
+    rfk_rt_free(a), rfk_rt_free(b);
+}
+
 static void run_bench(void) {
+    bench_copy();
     static const rf_type bt[] = {RF_TYPE_Q4_0, RF_TYPE_Q4_K, RF_TYPE_Q8_0, RF_TYPE_Q6_K, RF_TYPE_F16};
     for (size_t i = 0; i < RF_ARRAY_LEN(bt); i++)
         for (int q8 = 0; q8 < 2; q8++) {
@@ -622,6 +887,10 @@ int main(int argc, char **argv) {
         bench_matmul(t, atoll(argv[3]), atoll(argv[4]), atoll(argv[5]), getenv("RF_Q8") != NULL);
         return n_fail ? 1 : 0;
     }
+    if (argc > 1 && strcmp(argv[1], "--bench-copy") == 0) {
+        bench_copy();
+        return n_fail ? 1 : 0;
+    }
     if (bench) {
         run_bench();
         return n_fail ? 1 : 0;
@@ -646,7 +915,25 @@ int main(int argc, char **argv) {
         if (int_dot) test_matmul(t, 300, 2048, 1, true), test_matmul(t, 300, 2048, 16, true);
         test_matmul(t, 129, 1024, 77, true); /* scratch given, tiled path ignores it */
         test_get_rows(t, 50, 5 * blk, 7);
+        test_dequant_f16(t, 37, 3 * blk);
+        if (int_dot) {
+            static const int64_t parts[3] = {64, 16, 19};
+            test_matmul_split(t, parts, 3 * blk, 1);
+            test_matmul_split(t, parts, 3 * blk, 5);
+        }
     }
+    test_f32_to_f16(4);
+    test_f32_to_f16(77 * 4096 + 4);
+    test_add_rmsnorm_q8(1, 4096, true, true);
+    test_add_rmsnorm_q8(5, 2048 + 96, true, true);
+    test_add_rmsnorm_q8(16, 4096, false, true);
+    test_add_rmsnorm_q8(77, 4097, true, false);
+    test_glu_q8(RF_ACT_SILU, 1, 14336);
+    test_glu_q8(RF_ACT_GELU_TANH, 9, 2048 + 32);
+    test_rope_kv_store(1, 32, 8, 128, 128, RF_ROPE_NORMAL);
+    test_rope_kv_store(9, 8, 2, 64, 64, RF_ROPE_NEOX);
+    test_rope_kv_store(5, 4, 4, 256, 64, RF_ROPE_NEOX); /* partial rotation */
+    test_rope_kv_store(3, 6, 2, 80, 80, RF_ROPE_NORMAL);
     static const int64_t dims[] = {1, 64, 4096, 4097, 5120};
     for (size_t i = 0; i < RF_ARRAY_LEN(dims); i++) {
         test_rmsnorm(3, dims[i], true);

@@ -45,6 +45,9 @@ extern "C" int rfk_rt_download(void *d, const void *s, size_t n) {
     return (int)RT(Memcpy)(d, s, n, RT(MemcpyDeviceToHost));
 }
 extern "C" int rfk_rt_memset(void *d, int byte, size_t n) { return (int)RT(Memset)(d, byte, n); }
+extern "C" int rfk_rt_copy(void *d, const void *s, size_t n) {
+    return (int)RT(MemcpyAsync)(d, s, n, RT(MemcpyDeviceToDevice), 0);
+}
 extern "C" int rfk_rt_sync(void) {
     int st = (int)RT(DeviceSynchronize)();
     int le = (int)RT(GetLastError)();

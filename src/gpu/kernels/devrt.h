@@ -22,6 +22,8 @@ void rfk_rt_free(void *p);
 int rfk_rt_upload(void *dst_dev, const void *src_host, size_t bytes);
 int rfk_rt_download(void *dst_host, const void *src_dev, size_t bytes);
 int rfk_rt_memset(void *dst_dev, int byte, size_t bytes);
+/* Device-to-device copy on the default stream (asynchronous). */
+int rfk_rt_copy(void *dst_dev, const void *src_dev, size_t bytes);
 /* Waits for all work; returns the first error (launch or execution). */
 int rfk_rt_sync(void);
 /* Times the work enqueued between start and stop on the default stream. */

@@ -75,4 +75,33 @@ template <int W, bool is_max> static __device__ __forceinline__ float rfk_block_
     return is_max ? rfk_warp_max<W>(v) : rfk_warp_sum<W>(v);
 }
 
+/* ---- q8 activation blocks (the integer-dot mat-vec's input) ---------------
+ * x [n_tok][cols] as int8 blocks of 32: xq (one int per 4 values, flat
+ * quad index i), then at rfk_q8_xd_offset bytes, xd[i / 8] = (d, d * sum of
+ * the block's int8) with d = amax / 127. Written by matmul.cu's quantize
+ * and by the fused kernels (fused.cu), read by k_matvec_q8. */
+static inline size_t rfk_q8_xd_offset(int64_t cols, int64_t n_tok) {
+    return ((size_t)(n_tok * cols) + 15) & ~(size_t)15;
+}
+
+/* Eight consecutive lanes hold the four values each of one block (quad i,
+ * i / 8 the block): quantize and store it. Every lane of the warp must call
+ * (the shuffles), live or not; only live lanes store. */
+template <int W>
+static __device__ __forceinline__ void rfk_q8_store(float4 v, int64_t i, bool live, int *xq, float2 *xd) {
+    float amax = fmaxf(fmaxf(fabsf(v.x), fabsf(v.y)), fmaxf(fabsf(v.z), fabsf(v.w)));
+#pragma unroll
+    for (int o = 4; o > 0; o /= 2) amax = fmaxf(amax, RFK_SHFL_XOR(amax, o, W));
+    const float d = amax / 127.0f, id = amax > 0.0f ? 127.0f / amax : 0.0f;
+    const int q0 = __float2int_rn(v.x * id), q1 = __float2int_rn(v.y * id), q2 = __float2int_rn(v.z * id),
+              q3 = __float2int_rn(v.w * id);
+    int sum = q0 + q1 + q2 + q3;
+#pragma unroll
+    for (int o = 4; o > 0; o /= 2) sum += RFK_SHFL_XOR(sum, o, W);
+    if (live) {
+        xq[i] = (q0 & 0xFF) | ((q1 & 0xFF) << 8) | ((q2 & 0xFF) << 16) | ((int)((unsigned)q3 << 24));
+        if (i % 8 == 0) xd[i / 8] = make_float2(d, d * (float)sum);
+    }
+}
+
 #endif

@@ -121,10 +121,47 @@ int rfk_matmul_plan(const rfk_ctx *ctx, uint32_t type, int64_t cols, int64_t row
 int rfk_matmul(const rfk_ctx *ctx, void *stream, uint32_t type, const void *w, size_t row_bytes, int64_t cols,
                int64_t rows, const float *x, float *y, int64_t n_tok, void *scratch, size_t scratch_bytes);
 
+/* Where a matmul's rows go: out->n (1..3) consecutive row ranges of the
+ * weight, range i (rows[i] rows) to its own array y[i] [n_tok][rows[i]].
+ * Lets one launch serve a weight uploaded as the concatenation of q|k|v or
+ * gate|up. */
+typedef struct rfk_mm_out {
+    float *y[3];
+    int64_t rows[3];
+    int n;
+} rfk_mm_out;
+
+/* rfk_matmul with the output split as `out` says (its rows add up to
+ * `rows`; more than one part needs n_tok <= 16) and, with x_quantized, the
+ * activations already in scratch as q8 blocks for these cols and n_tok
+ * (written by rfk_quantize_q8 or a fused kernel: x is then not read and
+ * may be NULL; needs an integer-dot type, scratch and n_tok <= 16). */
+int rfk_matmul_ex(const rfk_ctx *ctx, void *stream, uint32_t type, const void *w, size_t row_bytes, int64_t cols,
+                  int64_t rows, const float *x, const rfk_mm_out *out, int64_t n_tok, void *scratch,
+                  size_t scratch_bytes, int x_quantized);
+
+/* x [n_tok][cols] (n_tok <= 16, cols a multiple of 32) to q8 blocks in
+ * scratch (sized by rfk_matmul_scratch_bytes of an integer-dot type), for
+ * rfk_matmul_ex(..., x_quantized = 1) calls that share one input. */
+int rfk_quantize_q8(const rfk_ctx *ctx, void *stream, const float *x, int64_t cols, int64_t n_tok, void *scratch,
+                    size_t scratch_bytes);
+
 /* out[t] = dequantized row ids[t] of w (ids: device int32 [n], each in
  * [0, rows): an id out of range writes zeros). out [n][cols]. */
 int rfk_get_rows(const rfk_ctx *ctx, void *stream, uint32_t type, const void *w, size_t row_bytes, int64_t cols,
                  int64_t rows, const int32_t *ids, int64_t n, float *out);
+
+/* ---- float16 operands of the vendor-BLAS prefill (convert.cu) ----------- */
+
+/* out [rows][cols] float16 = the dequantized weight (every type of
+ * rfk_matmul_supports), each element the float32 decode rounded once.
+ * Shape rules as rfk_matmul; out 8-byte aligned. */
+int rfk_dequant_f16(const rfk_ctx *ctx, void *stream, uint32_t type, const void *w, size_t row_bytes, int64_t cols,
+                    int64_t rows, uint16_t *out);
+
+/* out[i] = float16(x[i]) (round to nearest even; beyond the float16 range
+ * gives +-inf); n a multiple of 4, x 16-byte and out 8-byte aligned. */
+int rfk_f32_to_f16(const rfk_ctx *ctx, void *stream, const float *x, uint16_t *out, int64_t n);
 
 /* ---- per-row and elementwise ops ---------------------------------------- */
 
@@ -152,6 +189,20 @@ int rfk_add(const rfk_ctx *ctx, void *stream, const float *a, const float *b, fl
 int rfk_softmax(const rfk_ctx *ctx, void *stream, const float *x, float *y, int64_t n_rows, int64_t n_cols,
                 float scale);
 
+/* ---- decode-step fusions (fused.cu) ------------------------------------- */
+
+/* Per row of dim: x += delta (delta may be NULL: no add; the residual add
+ * of the previous block), then y = x / sqrt(mean(x^2) + eps) * w (w may be
+ * NULL), and, given q8 scratch (n_rows <= 16, dim a multiple of 32), y also
+ * as q8 blocks for rfk_matmul_ex(..., x_quantized = 1). y must not alias x. */
+int rfk_add_rmsnorm_q8(const rfk_ctx *ctx, void *stream, float *x, const float *delta, const float *w, float *y,
+                       int64_t n_rows, int64_t dim, float eps, void *q8, size_t q8_bytes);
+
+/* out = act(gate) * up as rfk_glu (n = n_rows * cols), and, given q8
+ * scratch (n_rows <= 16, cols a multiple of 32), also as q8 blocks. */
+int rfk_glu_q8(const rfk_ctx *ctx, void *stream, int act, const float *gate, const float *up, float *out,
+               int64_t n_rows, int64_t cols, void *q8, size_t q8_bytes);
+
 /* ---- paged KV cache and attention --------------------------------------- */
 
 /* One layer's view of the paged cache (device pointers). */
@@ -168,6 +219,14 @@ typedef struct rfk_kv_view {
  * (seq[t], pos[t]); the positions must be reserved in the tables. */
 int rfk_kv_store(const rfk_ctx *ctx, void *stream, const rfk_kv_view *kv, const float *k, const float *v,
                  const int32_t *pos, const int32_t *seq, int64_t n_tok);
+
+/* RoPE of q [n_tok][n_head * head_dim] in place and of k, with k (rotated)
+ * and v [n_tok][kv_dim] stored into the cache as rfk_kv_store does: one
+ * launch for rfk_rope(q), rfk_rope(k) and rfk_kv_store. k is not written
+ * back. Arguments as those three calls take them. */
+int rfk_rope_kv_store(const rfk_ctx *ctx, void *stream, float *q, const float *k, const float *v, const float *cs,
+                      int64_t n_tok, int64_t n_head, int64_t n_head_kv, int64_t head_dim, int64_t n_rot, int style,
+                      const rfk_kv_view *kv, const int32_t *pos, const int32_t *seq);
 
 /* Attention, the semantics of rf_attn_args (src/backend/backend.h): for
  * token t and head h, query q[t][h*hd..] against keys/values of kv head

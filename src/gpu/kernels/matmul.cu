@@ -35,6 +35,18 @@
 
 /* ---- kernels ------------------------------------------------------------- */
 
+/* Row r of token t to its output part (rfk_mm_out: consecutive row ranges
+ * of the weight, each its own [n_tok][rows_i] array). */
+static __device__ __forceinline__ void mv_store(const rfk_mm_out &o, int64_t r, int t, float s) {
+    int i = 0;
+    if (r >= o.rows[0]) {
+        r -= o.rows[0];
+        i = 1;
+        if (r >= o.rows[1]) r -= o.rows[1], i = 2;
+    }
+    o.y[i][t * o.rows[i] + r] = s;
+}
+
 /* Rows [blockIdx.x * (MV_BLOCK / W), ...) of y[t][r] for t < nt (<= NT).
  * One warp per row; lane = 4 * group + k: group g takes chunks g, g + W/4,
  * ..., and lane k of it elements 4k .. 4k + 3 and 16 + 4k .. 16 + 4k + 3
@@ -46,7 +58,7 @@
 template <int T, int W, int NT>
 __global__ void __launch_bounds__(MV_BLOCK)
     k_matvec(const uint8_t *__restrict__ w, size_t row_bytes, int64_t n_chunks, int64_t rows,
-             const float *__restrict__ x, int64_t cols, float *__restrict__ y, int nt) {
+             const float *__restrict__ x, int64_t cols, rfk_mm_out y, int nt) {
     if constexpr (!rfk_warp_matches<W>()) {
         rfk_trap(); /* never launched: the wrapper picked W from the device */
     } else {
@@ -96,7 +108,7 @@ __global__ void __launch_bounds__(MV_BLOCK)
 #pragma unroll
         for (int t = 0; t < NT; t++) {
             float s = rfk_warp_sum<W>(acc[t]);
-            if (lane == 0 && t < nt) y[t * rows + r] = s;
+            if (lane == 0 && t < nt) mv_store(y, r, t, s);
         }
     }
 }
@@ -112,22 +124,9 @@ __global__ void k_quantize_q8(const float *__restrict__ x, int64_t n_blocks, int
         rfk_trap();
     } else {
         const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; /* quad index */
-        const int64_t blk = i / 8;
-        const bool live = blk < n_blocks; /* lanes past the end still shuffle */
-        float4 v = live ? *(const float4 *)(x + 4 * i) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-        float amax = fmaxf(fmaxf(fabsf(v.x), fabsf(v.y)), fmaxf(fabsf(v.z), fabsf(v.w)));
-#pragma unroll
-        for (int o = 4; o > 0; o /= 2) amax = fmaxf(amax, RFK_SHFL_XOR(amax, o, W));
-        const float d = amax / 127.0f, id = amax > 0.0f ? 127.0f / amax : 0.0f;
-        const int q0 = __float2int_rn(v.x * id), q1 = __float2int_rn(v.y * id), q2 = __float2int_rn(v.z * id),
-                  q3 = __float2int_rn(v.w * id);
-        int sum = q0 + q1 + q2 + q3;
-#pragma unroll
-        for (int o = 4; o > 0; o /= 2) sum += RFK_SHFL_XOR(sum, o, W);
-        if (live) {
-            xq[i] = (q0 & 0xFF) | ((q1 & 0xFF) << 8) | ((q2 & 0xFF) << 16) | ((int)((unsigned)q3 << 24));
-            if (i % 8 == 0) xd[blk] = make_float2(d, d * (float)sum);
-        }
+        const bool live = i / 8 < n_blocks; /* lanes past the end still shuffle */
+        const float4 v = live ? *(const float4 *)(x + 4 * i) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        rfk_q8_store<W>(v, i, live, xq, xd);
     }
 }
 
@@ -140,7 +139,7 @@ __global__ void k_quantize_q8(const float *__restrict__ x, int64_t n_blocks, int
 template <int T, int W, int NT>
 __global__ void __launch_bounds__(MV_BLOCK)
     k_matvec_q8(const uint8_t *__restrict__ w, size_t row_bytes, int64_t n_chunks, int64_t rows,
-                const int *__restrict__ xq, const float2 *__restrict__ xd, float *__restrict__ y, int nt) {
+                const int *__restrict__ xq, const float2 *__restrict__ xd, rfk_mm_out y, int nt) {
     if constexpr (!rfk_warp_matches<W>()) {
         rfk_trap();
     } else {
@@ -190,7 +189,7 @@ __global__ void __launch_bounds__(MV_BLOCK)
 #pragma unroll
         for (int t = 0; t < NT; t++) {
             float s = rfk_warp_sum<W>(acc[t]);
-            if (lane == 0 && t < nt) y[t * rows + r] = s;
+            if (lane == 0 && t < nt) mv_store(y, r, t, s);
         }
     }
 }
@@ -281,17 +280,26 @@ typedef struct mm_args {
     size_t row_bytes;
     int64_t cols, rows;
     const float *x;
-    float *y;
+    rfk_mm_out y;
     int64_t n_tok;
+    bool x_quantized; /* xq / xd already hold x */
     int *xq;    /* q8 activations in scratch, or NULL: float path */
     float2 *xd; /* their per-block (scale, scale * sum) */
 } mm_args;
+
+/* The outputs of tokens t0.. (each part advanced by t0 of its rows). */
+static rfk_mm_out mv_out_at(const mm_args *a, int64_t t0) {
+    rfk_mm_out o = a->y;
+    for (int i = 0; i < 3; i++)
+        if (o.y[i]) o.y[i] += t0 * o.rows[i];
+    return o;
+}
 
 template <int T, int W, int NT> static int launch_matvec_nt(const mm_args *a, int64_t t0, int nt) {
     const int64_t rows_per_block = MV_BLOCK / W;
     RFK_LAUNCH(a->ctx, "matvec", (k_matvec<T, W, NT>), rfk_d3((a->rows + rows_per_block - 1) / rows_per_block),
                rfk_d3(MV_BLOCK), 0, a->stream, a->w, a->row_bytes, a->cols / 32, a->rows, a->x + t0 * a->cols,
-               a->cols, a->y + t0 * a->rows, nt);
+               a->cols, mv_out_at(a, t0), nt);
     return RFK_OK;
 }
 
@@ -299,7 +307,7 @@ template <int T, int W, int NT> static int launch_matvec_q8_nt(const mm_args *a,
     const int64_t rows_per_block = MV_BLOCK / W, n_chunks = a->cols / 32;
     RFK_LAUNCH(a->ctx, "matvec_q8", (k_matvec_q8<T, W, NT>), rfk_d3((a->rows + rows_per_block - 1) / rows_per_block),
                rfk_d3(MV_BLOCK), 0, a->stream, a->w, a->row_bytes, n_chunks, a->rows, a->xq + t0 * n_chunks * 8,
-               a->xd + t0 * n_chunks, a->y + t0 * a->rows, nt);
+               a->xd + t0 * n_chunks, mv_out_at(a, t0), nt);
     return RFK_OK;
 }
 
@@ -313,7 +321,7 @@ template <int T, int W, int NT> static int launch_mv_any(const mm_args *a, int64
 
 template <int T, int W> static int launch_matvec(const mm_args *a) {
     if constexpr (rfk_has_vdot<rfk_q<T>>::value) {
-        if (a->xq) {
+        if (a->xq && !a->x_quantized) {
             const int64_t n_quads = a->n_tok * a->cols / 4;
             RFK_LAUNCH(a->ctx, "quantize_q8", k_quantize_q8<W>, rfk_d3((n_quads + 255) / 256), rfk_d3(256), 0,
                        a->stream, a->x, a->n_tok * a->cols / 32, a->xq, a->xd);
@@ -338,7 +346,7 @@ template <int T> static int launch_matmul(const mm_args *a) {
         return launch_matvec<T, 32>(a);
     }
     RFK_LAUNCH(a->ctx, "mm_tiled", k_mm_tiled<T>, rfk_d3((a->rows + TL_M - 1) / TL_M, (a->n_tok + TL_N - 1) / TL_N),
-               rfk_d3(256), 0, a->stream, a->w, a->row_bytes, a->cols / 32, a->rows, a->x, a->cols, a->y, a->n_tok);
+               rfk_d3(256), 0, a->stream, a->w, a->row_bytes, a->cols / 32, a->rows, a->x, a->cols, a->y.y[0], a->n_tok);
     return RFK_OK;
 }
 
@@ -390,7 +398,7 @@ extern "C" int rfk_matmul_supports(uint32_t type) { return mm_find(type) != NULL
 
 /* q8 activations: n_tok * cols int8, then (d, d * sum) per 32 as float2,
  * 16-byte aligned. Only the mat-vec path (n_tok <= MV_MAX_BATCH) uses them. */
-static size_t q8_xd_offset(int64_t cols, int64_t n_tok) { return ((size_t)(n_tok * cols) + 15) & ~(size_t)15; }
+static size_t q8_xd_offset(int64_t cols, int64_t n_tok) { return rfk_q8_xd_offset(cols, n_tok); }
 
 extern "C" size_t rfk_matmul_scratch_bytes(uint32_t type, int64_t cols, int64_t n_tok) {
     const mm_type *t = mm_find(type);
@@ -420,15 +428,28 @@ extern "C" int rfk_matmul_plan(const rfk_ctx *ctx, uint32_t type, int64_t cols, 
     return out->launches;
 }
 
-extern "C" int rfk_matmul(const rfk_ctx *ctx, void *stream, uint32_t type, const void *w, size_t row_bytes,
-                          int64_t cols, int64_t rows, const float *x, float *y, int64_t n_tok, void *scratch,
-                          size_t scratch_bytes) {
+extern "C" int rfk_matmul_ex(const rfk_ctx *ctx, void *stream, uint32_t type, const void *w, size_t row_bytes,
+                             int64_t cols, int64_t rows, const float *x, const rfk_mm_out *out, int64_t n_tok,
+                             void *scratch, size_t scratch_bytes, int x_quantized) {
     int st = rfk_warp_status(ctx);
     if (st) return st;
     const mm_type *t = mm_find(type);
     if ((st = mm_check(t, row_bytes, cols, rows))) return st;
-    if (!w || !x || !y || n_tok <= 0 || ((uintptr_t)x & 15) || ((uintptr_t)w & 15)) return RFK_E_INVAL;
-    mm_args a = {ctx, stream, (const uint8_t *)w, row_bytes, cols, rows, x, y, n_tok, NULL, NULL};
+    if (!w || !out || n_tok <= 0 || ((uintptr_t)w & 15)) return RFK_E_INVAL;
+    if (x_quantized ? !scratch || !t->int_dot || n_tok > MV_MAX_BATCH : !x || ((uintptr_t)x & 15)) return RFK_E_INVAL;
+    /* the parts: 1..3 non-empty row ranges covering rows exactly */
+    if (out->n < 1 || out->n > 3 || (out->n > 1 && n_tok > MV_MAX_BATCH)) return RFK_E_INVAL;
+    rfk_mm_out o = {};
+    int64_t sum = 0;
+    for (int i = 0; i < out->n; i++) {
+        if (!out->y[i] || out->rows[i] <= 0) return RFK_E_INVAL;
+        o.y[i] = out->y[i];
+        o.rows[i] = out->rows[i];
+        sum += out->rows[i];
+    }
+    if (sum != rows) return RFK_E_INVAL;
+    for (int i = out->n; i < 3; i++) o.rows[i] = INT64_MAX; /* never reached */
+    mm_args a = {ctx, stream, (const uint8_t *)w, row_bytes, cols, rows, x, o, n_tok, x_quantized != 0, NULL, NULL};
     if (scratch && t->int_dot && n_tok <= MV_MAX_BATCH) {
         if (scratch_bytes < rfk_matmul_scratch_bytes(type, cols, n_tok) || ((uintptr_t)scratch & 15))
             return RFK_E_SCRATCH;
@@ -436,6 +457,35 @@ extern "C" int rfk_matmul(const rfk_ctx *ctx, void *stream, uint32_t type, const
         a.xd = (float2 *)((uint8_t *)scratch + q8_xd_offset(cols, n_tok));
     }
     return t->matmul(&a);
+}
+
+extern "C" int rfk_matmul(const rfk_ctx *ctx, void *stream, uint32_t type, const void *w, size_t row_bytes,
+                          int64_t cols, int64_t rows, const float *x, float *y, int64_t n_tok, void *scratch,
+                          size_t scratch_bytes) {
+    if (!y) return RFK_E_INVAL;
+    rfk_mm_out o = {{y, NULL, NULL}, {rows, 0, 0}, 1};
+    return rfk_matmul_ex(ctx, stream, type, w, row_bytes, cols, rows, x, &o, n_tok, scratch, scratch_bytes, 0);
+}
+
+template <int W>
+static int launch_quantize(const rfk_ctx *ctx, void *stream, const float *x, int64_t n_blocks, int *xq, float2 *xd) {
+    RFK_LAUNCH(ctx, "quantize_q8", k_quantize_q8<W>, rfk_d3((n_blocks * 8 + 255) / 256), rfk_d3(256), 0, stream, x,
+               n_blocks, xq, xd);
+    return RFK_OK;
+}
+
+extern "C" int rfk_quantize_q8(const rfk_ctx *ctx, void *stream, const float *x, int64_t cols, int64_t n_tok,
+                               void *scratch, size_t scratch_bytes) {
+    int st = rfk_warp_status(ctx);
+    if (st) return st;
+    if (!x || !scratch || cols <= 0 || cols % 32 || n_tok <= 0 || n_tok > MV_MAX_BATCH || ((uintptr_t)x & 15))
+        return RFK_E_INVAL;
+    if (scratch_bytes < rfk_matmul_scratch_bytes(2 /* any integer-dot type */, cols, n_tok) || ((uintptr_t)scratch & 15))
+        return RFK_E_SCRATCH;
+    int *xq = (int *)scratch;
+    float2 *xd = (float2 *)((uint8_t *)scratch + q8_xd_offset(cols, n_tok));
+    RFK_IF_WARP64(if (ctx->warp_size == 64) return launch_quantize<64>(ctx, stream, x, n_tok * cols / 32, xq, xd);)
+    return launch_quantize<32>(ctx, stream, x, n_tok * cols / 32, xq, xd);
 }
 
 extern "C" int rfk_get_rows(const rfk_ctx *ctx, void *stream, uint32_t type, const void *w, size_t row_bytes,

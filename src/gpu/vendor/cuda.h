@@ -97,4 +97,30 @@ static inline rfg_error rfg_device_name_arch(int dev, char *name, size_t nn, cha
     return cudaSuccess;
 }
 
+/* ---- vendor BLAS, loaded at run time (blas.c) ------------------------------
+ * cuBLAS is not linked: blas.c dlopens the first of RFG_BLAS_LIBS and
+ * resolves four entry points by name. The enum values passed are the
+ * library's documented constants (cublas_api.h / library_types.h). */
+#define RFG_BLAS_NAME "cuBLAS"
+#define RFG_BLAS_LIBS "libcublas.so.13", "libcublas.so.12", "libcublas.so.11", "libcublas.so"
+#define RFG_BLAS_SYM_CREATE "cublasCreate_v2"
+#define RFG_BLAS_SYM_DESTROY "cublasDestroy_v2"
+#define RFG_BLAS_SYM_STREAM "cublasSetStream_v2"
+#define RFG_BLAS_SYM_GEMM "cublasGemmEx"
+typedef int (*rfg_blas_create_fn)(void **handle);
+typedef int (*rfg_blas_destroy_fn)(void *handle);
+typedef int (*rfg_blas_stream_fn)(void *handle, rfg_stream stream);
+typedef int (*rfg_blas_gemm_fn)(void *handle, int transa, int transb, int m, int n, int k, const void *alpha,
+                                const void *a, int a_type, int lda, const void *b, int b_type, int ldb, const void *beta,
+                                void *c, int c_type, int ldc, int compute_type, int algo);
+
+/* Column-major C[m][n] (ldc m) = A^T B with A float16 k x m (lda k), B
+ * float16 k x n (ldb k), C float32; float32 accumulation, tensor cores. */
+static inline int rfg_blas_gemm_f16(rfg_blas_gemm_fn gemm, void *h, int m, int n, int k, const void *a, const void *b,
+                                    float *c) {
+    const float one = 1.0f, zero = 0.0f;
+    enum { OP_N = 0, OP_T = 1, R_16F = 2, R_32F = 0, COMPUTE_32F = 68, GEMM_DEFAULT = -1 };
+    return gemm(h, OP_T, OP_N, m, n, k, &one, a, R_16F, k, b, R_16F, k, &zero, c, R_32F, m, COMPUTE_32F, GEMM_DEFAULT);
+}
+
 #endif

@@ -16,6 +16,7 @@
 #else
 #include <hip/hip_runtime_api.h>
 #endif
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -98,6 +99,35 @@ static inline rfg_error rfg_device_name_arch(int dev, char *name, size_t nn, cha
     char *colon = strchr(arch, ':');
     if (colon) *colon = '\0';
     return hipSuccess;
+}
+
+/* ---- vendor BLAS, loaded at run time (blas.c) ------------------------------
+ * rocBLAS (what hipBLAS calls on AMD; its gemm_ex ABI has been stable since
+ * ROCm 3) is not linked: blas.c dlopens the first of RFG_BLAS_LIBS and
+ * resolves four entry points by name. The enum values are rocBLAS's
+ * documented constants (rocblas-types.h). */
+#define RFG_BLAS_NAME "rocBLAS"
+#define RFG_BLAS_LIBS "librocblas.so.4", "librocblas.so.3", "librocblas.so.0", "librocblas.so"
+#define RFG_BLAS_SYM_CREATE "rocblas_create_handle"
+#define RFG_BLAS_SYM_DESTROY "rocblas_destroy_handle"
+#define RFG_BLAS_SYM_STREAM "rocblas_set_stream"
+#define RFG_BLAS_SYM_GEMM "rocblas_gemm_ex"
+typedef int (*rfg_blas_create_fn)(void **handle);
+typedef int (*rfg_blas_destroy_fn)(void *handle);
+typedef int (*rfg_blas_stream_fn)(void *handle, rfg_stream stream);
+typedef int (*rfg_blas_gemm_fn)(void *handle, int transa, int transb, int m, int n, int k, const void *alpha,
+                                const void *a, int a_type, int lda, const void *b, int b_type, int ldb, const void *beta,
+                                const void *c, int c_type, int ldc, void *d, int d_type, int ldd, int compute_type,
+                                int algo, int32_t solution_index, uint32_t flags);
+
+/* Column-major C[m][n] (ldc m) = A^T B with A float16 k x m (lda k), B
+ * float16 k x n (ldb k), C float32; float32 accumulation (rocBLAS "HSS"). */
+static inline int rfg_blas_gemm_f16(rfg_blas_gemm_fn gemm, void *h, int m, int n, int k, const void *a, const void *b,
+                                    float *c) {
+    const float one = 1.0f, zero = 0.0f;
+    enum { OP_N = 111, OP_T = 112, R_16F = 150, R_32F = 151, ALGO_STANDARD = 0 };
+    return gemm(h, OP_T, OP_N, m, n, k, &one, a, R_16F, k, b, R_16F, k, &zero, c, R_32F, m, c, R_32F, m, R_32F,
+                ALGO_STANDARD, 0, 0);
 }
 
 #endif
