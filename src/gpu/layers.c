@@ -66,6 +66,7 @@ struct rf_gpu_layers {
     int32_t *pos, *seq, *tables;
     void *mm_scratch;
     size_t mm_scratch_bytes;
+    int64_t mv_max_n;      /* largest mat-vec batch (MV_MAX_N_DEFAULT) */
     uint16_t *f16w, *f16x; /* BLAS prefill: a dequantized weight, the batch's activations */
     int64_t f16w_elems, f16x_cols;
     void *attn_scratch;  /* split-key decode attention (rfk_attention_scratch_bytes) */
@@ -73,11 +74,18 @@ struct rf_gpu_layers {
     /* the decode graph and its key (see the top of the file) */
     bool graphs;
     rfg_graph_exec gexec;
-    struct { int64_t n, n_out, max_pos; bool swa_cs, logits; } gkey;
+    struct { int64_t n, n_out, max_pos, n_seq; bool swa_cs, logits; } gkey;
+    int64_t n_seq;       /* this step's distinct sequences: picks the prefill attention */
+    uint8_t *seen;       /* [kc.n_seq] scratch of that count */
 };
 
-#define GRAPH_MAX_N 16 /* batches up to this size are captured */
-#define BLAS_MIN_N 17  /* batches from this size run their matmuls through the vendor BLAS */
+#define GRAPH_MAX_N 64 /* batches up to this size are captured */
+/* Batches up to this size (ROCMFORGE_GPU_MV_MAX_N, 1..64) run the mat-vec
+ * kernels on q8 activations, one launch per 8 tokens, each reading the
+ * weights once; larger ones the vendor BLAS GEMM (or the plugin's tiled
+ * kernel without it). */
+#define MV_MAX_N_DEFAULT 16 /* H200, 8B Q4_0, 32 sequences: BLAS 1774 t/s, 4 mat-vec launches 1134 */
+#define MV_MAX_N_LIMIT 64 /* kernels.h: the mat-vec's n_tok <= 64 */
 
 /* ---- what a layer needs -------------------------------------------------- */
 
@@ -144,14 +152,20 @@ static size_t mm_scratch(const rf_model *m, int l0, int l1, bool head, int64_t n
     return mx;
 }
 
+static int64_t mv_max_n(void) {
+    const char *e = getenv("ROCMFORGE_GPU_MV_MAX_N");
+    long v = e ? strtol(e, NULL, 10) : MV_MAX_N_DEFAULT;
+    return v < 1 ? 1 : v > MV_MAX_N_LIMIT ? MV_MAX_N_LIMIT : v;
+}
+
 /* The BLAS prefill's float16 buffers: the largest layer weight of the
  * range dequantized, and n_batch rows of the widest input. None without
- * the library or for batches that never reach BLAS_MIN_N. The head's
+ * the library or for batches that never pass mv_max_n. The head's
  * matrix is not among them: its batches are at most HEAD_ROWS rows and run
  * on the plugin's kernels. */
 static void f16_sizes(rf_gpu_layers *L, const rf_model *m, int l0, int l1) {
     L->f16w_elems = L->f16x_cols = 0;
-    if (!L->g->blas || L->B < BLAS_MIN_N) return;
+    if (!L->g->blas || L->B <= L->mv_max_n) return;
     for (int il = l0; il < l1; il++) {
         const rf_layer *ly = &m->layers[il];
         const rf_wview *ws[] = {&ly->wq, &ly->wk, &ly->wv, &ly->wo, &ly->wqkv, &ly->ffn_gate, &ly->ffn_up, &ly->ffn_down};
@@ -195,7 +209,7 @@ static void carve_layers(rf_gpu_layers *L, const rf_model *m) {
 
 uint64_t rfg_ctx_scratch_bytes(rf_gpu *g, const rf_model *m, int64_t n_batch) {
     rf_gpu_weights w = {.g = g, .m = m, .l0 = 0, .l1 = 0, .head = true};
-    rf_gpu_layers L = {.w = &w, .g = g, .B = n_batch, .ffw = 2 * max_ff(m, 0, (int)m->hp.n_layer)};
+    rf_gpu_layers L = {.w = &w, .g = g, .B = n_batch, .ffw = 2 * max_ff(m, 0, (int)m->hp.n_layer), .mv_max_n = mv_max_n()};
     L.kc.n_seq = 1;
     L.mm_scratch_bytes = mm_scratch(m, 0, (int)m->hp.n_layer, true, n_batch);
     f16_sizes(&L, m, 0, (int)m->hp.n_layer);
@@ -356,6 +370,12 @@ rf_status rfg_layers_create(rf_gpu_weights *W, const rf_kv_config *kc, int64_t n
     L->kc = *kc;
     L->B = n_batch;
     L->ffw = 2 * max_ff(W->m, W->l0, W->l1);
+    L->mv_max_n = mv_max_n();
+    L->seen = calloc((size_t)(kc->n_seq > 0 ? kc->n_seq : 1), 1);
+    if (!L->seen) {
+        free(L);
+        return rfg_err(err, RF_E_NOMEM, "out of memory");
+    }
     L->mm_scratch_bytes = mm_scratch(W->m, W->l0, W->l1, W->head, n_batch);
     f16_sizes(L, W->m, W->l0, W->l1);
     carve_layers(L, W->m); /* sizing */
@@ -364,6 +384,7 @@ rf_status rfg_layers_create(rf_gpu_weights *W, const rf_kv_config *kc, int64_t n
     rfg_error e = rfg_malloc((void **)&L->ar.base, L->ar.size);
     if (e != rfg_success) {
         size_t n = L->ar.size;
+        free(L->seen);
         free(L);
         return rfg_err(err, RF_E_NOMEM, "%s device %d \"%s\": cannot allocate %.1f MiB for the KV cache and scratch: %s",
                        RFG_VENDOR, W->g->device, W->g->info.name, (double)n / 1048576.0, rfg_get_error_string(e));
@@ -386,6 +407,7 @@ void rfg_layers_free(rf_gpu_layers *L) {
     if (!L) return;
     if (L->gexec) rfg_graph_exec_destroy(L->gexec);
     if (L->ar.base) rfg_free(L->ar.base);
+    free(L->seen);
     free(L);
 }
 
@@ -406,12 +428,12 @@ void rfg_layers_free(rf_gpu_layers *L) {
             return rfg_err(err, RF_E_IO, "%s: %s: %s", RFG_VENDOR, what, rfg_get_error_string(e_));    \
     } while (0)
 
-/* y[n][rows] = x[n][cols] W^T. Batches of BLAS_MIN_N and more (prompts)
+/* y[n][rows] = x[n][cols] W^T. Batches larger than mv_max_n (prompts)
  * run as dequantize-to-float16 + the vendor BLAS GEMM when it is loaded;
  * a failing GEMM turns BLAS off for good and the plugin's kernel runs. */
 static int mm(rf_gpu_layers *L, const dw *w, const float *x, float *y, int64_t n) {
     rf_gpu *g = L->g;
-    if (g->blas && n >= BLAS_MIN_N && L->f16w && w->rows * w->cols <= L->f16w_elems && w->cols <= L->f16x_cols &&
+    if (g->blas && n > L->mv_max_n && L->f16w && w->rows * w->cols <= L->f16w_elems && w->cols <= L->f16x_cols &&
         w->cols % 4 == 0) {
         int st = rfk_dequant_f16(&g->kctx, g->stream, w->type, w->d, w->row_bytes, w->cols, w->rows, L->f16w);
         if (!st) st = rfk_f32_to_f16(&g->kctx, g->stream, x, L->f16x, n * w->cols);
@@ -446,7 +468,6 @@ static rfg_error cols_copy(rf_gpu_layers *L, float *dst, int64_t dp, const float
                                   (size_t)w * sizeof(float), (size_t)n, L->g->stream);
 }
 
-#define DEC_MAX_N 16 /* the mat-vec's batches (kernels.h: n_tok <= 16), which read q8 activations */
 #define RF_GGUF_Q8_0_ID 8 /* any integer-dot type sizes the q8 scratch alike */
 
 static bool int_dot(const dw *w) { return rfk_matmul_scratch_bytes(w->type, w->cols, 1) > 0; }
@@ -458,7 +479,7 @@ static bool int_dot(const dw *w) { return rfk_matmul_scratch_bytes(w->type, w->c
  * [n][w->rows] and is copied out). */
 static int mm_parts(rf_gpu_layers *L, const dw *w, const float *x, const rfk_mm_out *o, int64_t n, bool xq, float *tmp) {
     rf_gpu *g = L->g;
-    if (n <= DEC_MAX_N)
+    if (n <= L->mv_max_n)
         return rfk_matmul_ex(&g->kctx, g->stream, w->type, w->d, w->row_bytes, w->cols, w->rows, x, o, n,
                              L->mm_scratch, L->mm_scratch_bytes, xq && L->mm_scratch && int_dot(w));
     bool aligned = true;
@@ -482,7 +503,7 @@ static int mm_parts(rf_gpu_layers *L, const dw *w, const float *x, const rfk_mm_
     return 0;
 }
 
-static bool mm_xq(rf_gpu_layers *L, const dw *w, int64_t n) { return n <= DEC_MAX_N && L->mm_scratch && int_dot(w); }
+static bool mm_xq(rf_gpu_layers *L, const dw *w, int64_t n) { return n <= L->mv_max_n && L->mm_scratch && int_dot(w); }
 
 /* One layer. `pending` (in/out): a block output not yet added to the
  * residual stream L->x; the next norm adds it in the same launch
@@ -499,7 +520,7 @@ static rf_status layer(rf_gpu_layers *L, int j, int64_t n, int64_t max_pos, bool
     int64_t E = hp->n_embd, hd = hp->head_dim, qd = hp->n_head * hd, kvd = hp->n_head_kv * hd;
     float eps = hp->norm_eps;
     /* a mat-vec batch whose norm outputs go to the matmul scratch as q8 too */
-    bool dec = n <= DEC_MAX_N && L->mm_scratch && L->mm_scratch_bytes >= rfk_matmul_scratch_bytes(RF_GGUF_Q8_0_ID, E, n);
+    bool dec = n <= L->mv_max_n && L->mm_scratch && L->mm_scratch_bytes >= rfk_matmul_scratch_bytes(RF_GGUF_Q8_0_ID, E, n);
     void *q8 = dec ? L->mm_scratch : NULL;
     size_t q8b = dec ? L->mm_scratch_bytes : 0;
 
@@ -532,7 +553,7 @@ static rf_status layer(rf_gpu_layers *L, int j, int64_t n, int64_t max_pos, bool
     rfk_attn_args a = {.q = L->q, .out = L->att, .pos = L->pos, .seq = L->seq, .n_tok = n, .n_head = hp->n_head,
                        .n_head_kv = hp->n_head_kv, .head_dim = hd, .scale = hp->attn_scale,
                        .window = d->src->is_swa ? hp->sliding_window : 0, .max_pos = max_pos,
-                       .scratch = L->attn_scratch, .scratch_bytes = L->attn_scratch_bytes};
+                       .scratch = L->attn_scratch, .scratch_bytes = L->attn_scratch_bytes, .n_seq = L->n_seq};
     K(rfk_attention(kc, s, &kv, &a));
     K(mm(L, &d->wo, L->att, L->tmp, n));
     if (d->post_attn_norm) K(rfk_rmsnorm(kc, s, L->tmp, d->post_attn_norm, L->tmp, n, E, eps));
@@ -635,6 +656,7 @@ static rf_status graph_pass(rf_gpu_layers *L, const rf_layer_step *st, bool swa_
     while (bound <= st->max_pos) bound *= 2;
     int64_t n_out = head ? st->n_out : -1;
     if (L->gexec && L->gkey.n == st->n && L->gkey.n_out == n_out && L->gkey.max_pos == bound - 1 &&
+        L->gkey.n_seq == L->n_seq &&
         L->gkey.swa_cs == swa_cs && L->gkey.logits == (st->logits != NULL)) {
         V(rfg_graph_launch(L->gexec, g->stream), "graph launch");
         return RF_OK;
@@ -659,6 +681,7 @@ static rf_status graph_pass(rf_gpu_layers *L, const rf_layer_step *st, bool swa_
     L->gkey.n = st->n;
     L->gkey.n_out = n_out;
     L->gkey.max_pos = bound - 1;
+    L->gkey.n_seq = L->n_seq;
     L->gkey.swa_cs = swa_cs;
     L->gkey.logits = st->logits != NULL;
     V(rfg_graph_launch(L->gexec, g->stream), "graph launch");
@@ -683,6 +706,13 @@ static rf_status lforward(void *ctx, const rf_layer_step *st, float *x, rf_error
     size_t csb = (size_t)(n * hp->n_rot) * sizeof(float);
     V(rfg_memcpy_h2d_async(L->cs[0], st->rope_cs[0], csb, s), "uploading rope table");
     bool swa_cs = st->rope_cs[1] && st->rope_cs[1] != st->rope_cs[0];
+    L->n_seq = 0; /* distinct sequences of the step */
+    memset(L->seen, 0, (size_t)L->kc.n_seq);
+    for (int64_t i = 0; i < n; i++) {
+        int32_t sq = st->seq[i];
+        if (sq >= 0 && sq < L->kc.n_seq && !L->seen[sq]) L->seen[sq] = 1, L->n_seq++;
+        else if (sq < 0 || sq >= L->kc.n_seq) L->n_seq = n; /* not ours to judge: the per-query kernel */
+    }
     if (swa_cs) V(rfg_memcpy_h2d_async(L->cs[1], st->rope_cs[1], csb, s), "uploading rope table");
     /* with the head here, x is not needed on the host: only the head reads it */
     bool head = L->w->head && st->n_out > 0 && (st->logits || st->hidden);

@@ -16,6 +16,8 @@
  * few sequences over long contexts splits each key range over several
  * blocks (given scratch) and merges the pieces in k_attn_combine.
  */
+#include <limits.h>
+
 #include "kcommon.cuh"
 
 #define ATT_WARPS 4
@@ -202,6 +204,167 @@ __global__ void k_attn_combine(const float *__restrict__ part, float *__restrict
     }
 }
 
+/* ---- prefill: query tiles against shared key / value tiles ------------------
+ * k_attention gives every (head, query) its own block, so a prompt of n
+ * tokens reads each key row n times. Here a block takes FA_BQ consecutive
+ * queries of one head, and every key / value tile it loads (FA_BK
+ * positions, converted to float32 into shared memory once) serves all of
+ * them: four threads per query, each owning a quarter of the head
+ * dimensions of the query and of its output (scores are summed over the
+ * four by two shuffles). Online softmax as k_attention. The block's queries
+ * may belong to several sequences (a batch mixing prompts): it walks each
+ * distinct sequence's key range in turn, a query taking part only in its
+ * own. Keys of a tile past the query's position (or before its window)
+ * are masked. */
+#define FA_BQ 32
+#define FA_BK 32
+#define FA_THREADS (FA_BQ * 4)
+
+template <int W, int HD>
+__global__ void __launch_bounds__(FA_THREADS)
+    k_attn_prefill(const float *__restrict__ q, float *__restrict__ out, const int32_t *__restrict__ pos,
+                   const int32_t *__restrict__ seq, int64_t n_tok, int64_t n_head, int group, float scale,
+                   int64_t window, const uint16_t *__restrict__ kc, const uint16_t *__restrict__ vc,
+                   const int32_t *__restrict__ tables, int64_t max_blocks, int64_t kv_dim, int bs) {
+    if constexpr (!rfk_warp_matches<W>()) {
+        rfk_trap();
+    } else {
+        constexpr int DS = HD / 4, RS = 4 * (DS + 4); /* dims per thread; padded row: slices 4 banks apart */
+        __shared__ __align__(16) float ks[FA_BK][RS];
+        __shared__ __align__(16) float vs[FA_BK][RS];
+        __shared__ int qs_seq[FA_BQ], qs_pos[FA_BQ], qs_lo[FA_BQ];
+        const int tid = threadIdx.x, ql = tid / 4, sl = tid % 4;
+        const int64_t h = blockIdx.y, kvh = h / group, t = (int64_t)blockIdx.x * FA_BQ + ql;
+        const bool live = t < n_tok;
+        if (sl == 0) {
+            const int p = live ? pos[t] : -1;
+            qs_seq[ql] = live ? seq[t] : INT_MAX;
+            qs_pos[ql] = p;
+            qs_lo[ql] = window > 0 ? (p - (int)window + 1 > 0 ? p - (int)window + 1 : 0) : 0;
+        }
+        float qv[DS], o[DS];
+#pragma unroll
+        for (int d = 0; d < DS; d += 4) {
+            float4 v = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+            if (live) v = *(const float4 *)(q + (t * n_head + h) * HD + sl * DS + d);
+            qv[d] = v.x * scale, qv[d + 1] = v.y * scale, qv[d + 2] = v.z * scale, qv[d + 3] = v.w * scale;
+            o[d] = o[d + 1] = o[d + 2] = o[d + 3] = 0.0f;
+        }
+        float m = -INFINITY, l = 0.0f;
+        __syncthreads();
+        const int my_seq = qs_seq[ql], my_pos = qs_pos[ql], my_lo = qs_lo[ql];
+        int prev = INT_MIN;
+        for (;;) {
+            /* the next sequence of the block and its key range */
+            int cur = INT_MAX, klo = INT_MAX, khi = -1;
+            for (int i = 0; i < FA_BQ; i++)
+                if (qs_seq[i] > prev && qs_seq[i] < cur) cur = qs_seq[i];
+            if (cur == INT_MAX) break;
+            for (int i = 0; i < FA_BQ; i++)
+                if (qs_seq[i] == cur) {
+                    klo = qs_lo[i] < klo ? qs_lo[i] : klo;
+                    khi = qs_pos[i] > khi ? qs_pos[i] : khi;
+                }
+            for (int k0 = klo - klo % FA_BK; k0 <= khi; k0 += FA_BK) {
+                __syncthreads(); /* the previous tile is consumed */
+                for (int e = tid; e < FA_BK * HD / 2; e += FA_THREADS) {
+                    const int i = e / (HD / 2), d = 2 * (e % (HD / 2)), p = k0 + i;
+                    float2 kf = make_float2(0.0f, 0.0f), vf = kf;
+                    if (p <= khi) {
+                        const int32_t blk = tables[(int64_t)cur * max_blocks + p / bs];
+                        if (blk >= 0) {
+                            const size_t off = ((size_t)blk * bs + (size_t)(p % bs)) * (size_t)kv_dim + kvh * HD + d;
+                            const uint32_t kw = *(const uint32_t *)(kc + off), vw = *(const uint32_t *)(vc + off);
+                            kf = make_float2(rfk_h2f((unsigned short)(kw & 0xFFFF)), rfk_h2f((unsigned short)(kw >> 16)));
+                            vf = make_float2(rfk_h2f((unsigned short)(vw & 0xFFFF)), rfk_h2f((unsigned short)(vw >> 16)));
+                        }
+                    }
+                    const int c = (d / DS) * (DS + 4) + d % DS;
+                    ks[i][c] = kf.x, ks[i][c + 1] = kf.y;
+                    vs[i][c] = vf.x, vs[i][c + 1] = vf.y;
+                }
+                __syncthreads();
+                /* every lane computes (the shuffles below need the whole
+                 * warp); a query of another sequence masks all its scores */
+                const bool mine = my_seq == cur;
+                float sc[FA_BK];
+#pragma unroll
+                for (int i = 0; i < FA_BK; i++) {
+                    const float *kr = &ks[i][sl * (DS + 4)];
+                    float a = 0.0f;
+#pragma unroll
+                    for (int d = 0; d < DS; d += 4) {
+                        const float4 kv4 = *(const float4 *)(kr + d);
+                        a += qv[d] * kv4.x + qv[d + 1] * kv4.y + qv[d + 2] * kv4.z + qv[d + 3] * kv4.w;
+                    }
+                    sc[i] = a;
+                }
+                float mt = -INFINITY;
+#pragma unroll
+                for (int i = 0; i < FA_BK; i++) {
+                    sc[i] += RFK_SHFL_XOR(sc[i], 1, W);
+                    sc[i] += RFK_SHFL_XOR(sc[i], 2, W);
+                    const int p = k0 + i;
+                    if (!mine || p < my_lo || p > my_pos) sc[i] = -INFINITY;
+                    mt = fmaxf(mt, sc[i]);
+                }
+                if (mt == -INFINITY) continue; /* nothing of this tile is visible to the query */
+                const float mn = fmaxf(m, mt), corr = expf(m - mn);
+                l *= corr;
+#pragma unroll
+                for (int d = 0; d < DS; d++) o[d] *= corr;
+#pragma unroll
+                for (int i = 0; i < FA_BK; i++) {
+                    const float pe = expf(sc[i] - mn); /* 0 for masked keys */
+                    l += pe;
+                    const float *vr = &vs[i][sl * (DS + 4)];
+#pragma unroll
+                    for (int d = 0; d < DS; d += 4) {
+                        const float4 v4 = *(const float4 *)(vr + d);
+                        o[d] += pe * v4.x, o[d + 1] += pe * v4.y, o[d + 2] += pe * v4.z, o[d + 3] += pe * v4.w;
+                    }
+                }
+                m = mn;
+            }
+            prev = cur;
+        }
+        if (live) {
+            const float inv = 1.0f / l;
+#pragma unroll
+            for (int d = 0; d < DS; d += 4)
+                *(float4 *)(out + (t * n_head + h) * HD + sl * DS + d) =
+                    make_float4(o[d] * inv, o[d + 1] * inv, o[d + 2] * inv, o[d + 3] * inv);
+        }
+    }
+}
+
+template <int W, int HD> static int launch_attn_prefill(const rfk_ctx *ctx, void *stream, const rfk_kv_view *kv,
+                                                       const rfk_attn_args *a) {
+    RFK_LAUNCH(ctx, "attn_prefill", (k_attn_prefill<W, HD>), rfk_d3((a->n_tok + FA_BQ - 1) / FA_BQ, a->n_head),
+               rfk_d3(FA_THREADS), 0, stream, a->q, a->out, a->pos, a->seq, a->n_tok, a->n_head,
+               (int)(a->n_head / a->n_head_kv), a->scale, a->window, kv->k, kv->v, kv->tables, kv->max_blocks_per_seq,
+               kv->kv_dim, kv->block_size);
+    return RFK_OK;
+}
+
+/* The tiled prefill kernel: for batches of at least FA_BQ tokens per
+ * sequence on average (a->n_seq, from the host; 0 = unknown: never) and
+ * the head dims it is built for. */
+static bool attn_prefill_applies(const rfk_attn_args *a) {
+    if (a->n_seq <= 0 || a->n_tok < a->n_seq * FA_BQ) return false;
+    return a->head_dim == 64 || a->head_dim == 80 || a->head_dim == 96 || a->head_dim == 128;
+}
+
+template <int W> static int launch_attn_prefill_any(const rfk_ctx *ctx, void *stream, const rfk_kv_view *kv,
+                                                    const rfk_attn_args *a) {
+    switch (a->head_dim) {
+    case 64: return launch_attn_prefill<W, 64>(ctx, stream, kv, a);
+    case 80: return launch_attn_prefill<W, 80>(ctx, stream, kv, a);
+    case 96: return launch_attn_prefill<W, 96>(ctx, stream, kv, a);
+    default: return launch_attn_prefill<W, 128>(ctx, stream, kv, a);
+    }
+}
+
 /* How many pieces to split each (head, token)'s key range into: only when
  * the (head, token) blocks are too few to fill the GPU and the range is
  * long, aiming at ~512 blocks with at least 256 keys a piece. */
@@ -254,6 +417,10 @@ extern "C" int rfk_attention(const rfk_ctx *ctx, void *stream, const rfk_kv_view
     if (a->scratch && (a->scratch_bytes < rfk_attention_scratch_bytes(a->head_dim) || ((uintptr_t)a->scratch & 15)))
         return RFK_E_SCRATCH;
     if (a->n_tok == 0) return RFK_OK;
+    if (attn_prefill_applies(a)) {
+        RFK_IF_WARP64(if (ctx->warp_size == 64) return launch_attn_prefill_any<64>(ctx, stream, kv, a);)
+        return launch_attn_prefill_any<32>(ctx, stream, kv, a);
+    }
     RFK_IF_WARP64(if (ctx->warp_size == 64) return launch_attention<64>(ctx, stream, kv, a);)
     return launch_attention<32>(ctx, stream, kv, a);
 }

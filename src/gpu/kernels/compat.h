@@ -67,6 +67,27 @@ static __device__ __forceinline__ int rfk_dp4a(int a, int b, int c) {
 #endif
 }
 
+/* The 32 bits at bit offset s (0..32, clamped) of the 64-bit hi:lo. */
+static __device__ __forceinline__ unsigned rfk_fshr_clamp(unsigned lo, unsigned hi, unsigned s) {
+#if defined(RF_GPU_CUDA)
+    return __funnelshift_rc(lo, hi, s);
+#else
+    return s >= 32 ? hi : (unsigned)((((unsigned long long)hi << 32) | lo) >> s);
+#endif
+}
+
+/* Orders one warp's shared-memory stores before its loads (a wavefront
+ * runs in lockstep on AMD: only the compiler must not reorder). */
+static __device__ __forceinline__ void rfk_syncwarp(void) {
+#if defined(RF_GPU_CUDA)
+    __syncwarp();
+#else
+    __builtin_amdgcn_fence(__ATOMIC_RELEASE, "wavefront");
+    __builtin_amdgcn_wave_barrier();
+    __builtin_amdgcn_fence(__ATOMIC_ACQUIRE, "wavefront");
+#endif
+}
+
 static __device__ __forceinline__ float rfk_h2f(unsigned short h) { return __half2float(__ushort_as_half(h)); }
 static __device__ __forceinline__ unsigned short rfk_f2h(float f) { return __half_as_ushort(__float2half_rn(f)); }
 

@@ -74,7 +74,7 @@ static int q8_parts(void *q8, size_t q8_bytes, int64_t cols, int64_t n_rows, int
     *xd = NULL;
     if (!q8) return RFK_OK;
     const size_t need = rfk_q8_xd_offset(cols, n_rows) + (size_t)(n_rows * cols / 32) * sizeof(float2);
-    if (cols % 32 || n_rows > 16 || q8_bytes < need || ((uintptr_t)q8 & 15)) return RFK_E_SCRATCH;
+    if (cols % 32 || n_rows > 64 || q8_bytes < need || ((uintptr_t)q8 & 15)) return RFK_E_SCRATCH;
     *xq = (int *)q8;
     *xd = (float2 *)((uint8_t *)q8 + rfk_q8_xd_offset(cols, n_rows));
     return RFK_OK;

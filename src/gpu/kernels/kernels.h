@@ -85,7 +85,7 @@ int rfk_matmul_supports(uint32_t type);
 /* Device scratch bytes rfk_matmul can use for these sizes: the q8
  * activation blocks of the integer-dot mat-vec (every quantized type here:
  * Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q2_K Q3_K Q4_K Q5_K Q6_K IQ4_NL IQ4_XS;
- * n_tok <= 16; n_tok above 16 is sized as 16). 0 for F32 / F16 / BF16,
+ * n_tok <= 64; n_tok above 64 is sized as 64). 0 for F32 / F16 / BF16,
  * which only have the float-activation kernels. Size once for the largest
  * cols and n_tok of a model and reuse. */
 size_t rfk_matmul_scratch_bytes(uint32_t type, int64_t cols, int64_t n_tok);
@@ -113,7 +113,7 @@ int rfk_matmul_plan(const rfk_ctx *ctx, uint32_t type, int64_t cols, int64_t row
  * 4-way int8 dot products: ~3e-5 NMSE from the float result on N(0,1)
  * data, 1.2-1.7x faster for 4-bit types (tests/gpu/NOTES.md); without,
  * every type reads float32 x (float rounding only).
- * n_tok 1..16 uses the fused dequantize + mat-vec kernel (one launch per 8
+ * n_tok 1..64 uses the fused dequantize + mat-vec kernel (one launch per 8
  * tokens); larger n_tok the tiled kernel (float path, scratch unused).
  * Requirements (else RFK_E_INVAL): cols a multiple of 32 and of the block
  * size; row_bytes the exact row size or a multiple of 16; w, x 16-byte
@@ -132,15 +132,15 @@ typedef struct rfk_mm_out {
 } rfk_mm_out;
 
 /* rfk_matmul with the output split as `out` says (its rows add up to
- * `rows`; more than one part needs n_tok <= 16) and, with x_quantized, the
+ * `rows`; more than one part needs n_tok <= 64) and, with x_quantized, the
  * activations already in scratch as q8 blocks for these cols and n_tok
  * (written by rfk_quantize_q8 or a fused kernel: x is then not read and
- * may be NULL; needs an integer-dot type, scratch and n_tok <= 16). */
+ * may be NULL; needs an integer-dot type, scratch and n_tok <= 64). */
 int rfk_matmul_ex(const rfk_ctx *ctx, void *stream, uint32_t type, const void *w, size_t row_bytes, int64_t cols,
                   int64_t rows, const float *x, const rfk_mm_out *out, int64_t n_tok, void *scratch,
                   size_t scratch_bytes, int x_quantized);
 
-/* x [n_tok][cols] (n_tok <= 16, cols a multiple of 32) to q8 blocks in
+/* x [n_tok][cols] (n_tok <= 64, cols a multiple of 32) to q8 blocks in
  * scratch (sized by rfk_matmul_scratch_bytes of an integer-dot type), for
  * rfk_matmul_ex(..., x_quantized = 1) calls that share one input. */
 int rfk_quantize_q8(const rfk_ctx *ctx, void *stream, const float *x, int64_t cols, int64_t n_tok, void *scratch,
@@ -193,13 +193,13 @@ int rfk_softmax(const rfk_ctx *ctx, void *stream, const float *x, float *y, int6
 
 /* Per row of dim: x += delta (delta may be NULL: no add; the residual add
  * of the previous block), then y = x / sqrt(mean(x^2) + eps) * w (w may be
- * NULL), and, given q8 scratch (n_rows <= 16, dim a multiple of 32), y also
+ * NULL), and, given q8 scratch (n_rows <= 64, dim a multiple of 32), y also
  * as q8 blocks for rfk_matmul_ex(..., x_quantized = 1). y must not alias x. */
 int rfk_add_rmsnorm_q8(const rfk_ctx *ctx, void *stream, float *x, const float *delta, const float *w, float *y,
                        int64_t n_rows, int64_t dim, float eps, void *q8, size_t q8_bytes);
 
 /* out = act(gate) * up as rfk_glu (n = n_rows * cols), and, given q8
- * scratch (n_rows <= 16, cols a multiple of 32), also as q8 blocks. */
+ * scratch (n_rows <= 64, cols a multiple of 32), also as q8 blocks. */
 int rfk_glu_q8(const rfk_ctx *ctx, void *stream, int act, const float *gate, const float *up, float *out,
                int64_t n_rows, int64_t cols, void *q8, size_t q8_bytes);
 
@@ -251,6 +251,11 @@ typedef struct rfk_attn_args {
      * merges the pieces (a second launch, "attn_combine"). */
     void *scratch;
     size_t scratch_bytes;
+    /* Distinct sequences among the queries (0: unknown). Batches with at
+     * least 32 queries per sequence on average (prompts) and head_dim 64,
+     * 80, 96 or 128 take the tiled prefill kernel ("attn_prefill"), whose
+     * blocks of 32 queries share every key / value tile they load. */
+    int64_t n_seq;
 } rfk_attn_args;
 
 /* Scratch rfk_attention can use for any n_tok / n_head with this head_dim

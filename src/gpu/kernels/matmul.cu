@@ -3,13 +3,13 @@
  * weights, and get_rows (dequantize embedding rows by id).
  *
  * Three kernels, chosen by n_tok:
- *  - mat-vec (n_tok 1..8 per launch; n_tok up to 16 in two launches): one
+ *  - mat-vec (n_tok 1..8 per launch; n_tok up to 64 in up to 8 launches): one
  *    warp per weight row, four lanes per 32-element chunk, each decoding
  *    eight weights into registers (fused dequantize, nothing staged through
  *    memory) and dotting them with up to NT float32 activation rows; a
  *    warp-shuffle sum per row. Weights are read once per launch, which is
  *    what decode is bound by.
- *  - tiled (n_tok > 16): 64 rows x 64 tokens per 256-thread block; each
+ *  - tiled (n_tok > 64): 64 rows x 64 tokens per 256-thread block; each
  *    step decodes a 64 x 32 weight tile into shared memory as float32, stages
  *    the matching activations, and every thread accumulates a 4 x 4 tile.
  *    A simple first version (float FMA, no tensor cores, no integer dots).
@@ -21,6 +21,8 @@
  * match the float reference to rounding. Per-type entry points come from
  * one table.
  */
+#include <stdlib.h>
+
 #include "kcommon.cuh"
 #include "quant.cuh"
 
@@ -29,7 +31,7 @@
 #ifndef MV_UNROLL
 #define MV_UNROLL 4 /* chunks per lane whose loads are issued together */
 #endif
-#define MV_MAX_BATCH 16 /* above this the tiled kernel is used */
+#define MV_MAX_BATCH 64 /* above this the tiled kernel is used */
 #define TL_M 64        /* tiled: weight rows per block */
 #define TL_N 64        /* tiled: tokens per block */
 
@@ -194,6 +196,178 @@ __global__ void __launch_bounds__(MV_BLOCK)
     }
 }
 
+/* ---- wide-load mat-vecs: Q4_0 and Q8_0 staged, Q4_K direct ---------------
+ * The kernels above issue a 2- or 4-byte load per few weights (Q4_0 and
+ * Q8_0 blocks are only 2-byte aligned) and measure 1.2-1.8 TB/s. These read
+ * weights with 16-byte loads: every load instruction of a warp moves 512
+ * contiguous bytes.
+ *  - Staged (Q4_0, Q8_0): a warp copies MVS_TILE blocks of its row into
+ *    shared memory with 16-byte loads (a row of 16-byte multiple size starts
+ *    16-byte aligned, and so does every tile), then lane l decodes blocks
+ *    l, l + W, ... from there: the block's words by 4-byte reads and one
+ *    funnel shift each for the 2-byte offset of odd blocks.
+ *  - Q4_K (144-byte blocks, 16-byte aligned): eight lanes per block, lane k
+ *    takes qs bytes 16k .. 16k + 15 (32 weights: half of sub-block 2(k/2) in
+ *    the low nibbles, the same half of the next sub-block in the high ones)
+ *    with one 16-byte load, the block's 16-byte header (d, dmin, scales) with
+ *    another that the eight lanes share. */
+#define MVS_TILE 128 /* legacy blocks per staged tile */
+
+template <int T> struct mvs;
+template <> struct mvs<2> { static constexpr int bytes = 18, qwords = 4; }; /* Q4_0 */
+template <> struct mvs<8> { static constexpr int bytes = 34, qwords = 8; }; /* Q8_0 */
+
+template <int T, int W, int NT>
+__global__ void __launch_bounds__(MV_BLOCK)
+    k_mv_staged(const uint8_t *__restrict__ w, size_t row_bytes, int64_t nb, int64_t rows, const int *__restrict__ xq,
+                const float2 *__restrict__ xd, rfk_mm_out y, int nt) {
+    if constexpr (!rfk_warp_matches<W>()) {
+        rfk_trap();
+    } else {
+        constexpr int B = mvs<T>::bytes, QW = mvs<T>::qwords;
+        constexpr int TV = MVS_TILE * B / 16;   /* 16-byte vectors per full tile */
+        constexpr int VPL = (TV + W - 1) / W; /* per lane */
+        __shared__ uint4 sm[MV_BLOCK / W][TV + 1]; /* +1: the last block's word reads may pass the tile */
+        const int lane = threadIdx.x % W, wi = threadIdx.x / W;
+        const int64_t r = (int64_t)blockIdx.x * (MV_BLOCK / W) + wi;
+        if (r >= rows) return; /* whole warps; no block-wide barrier follows */
+        const uint4 *row = (const uint4 *)(w + (size_t)r * row_bytes);
+        const int64_t row_vecs = (int64_t)(row_bytes / 16);
+        uint4 *s = sm[wi];
+        const uint32_t *sw = (const uint32_t *)s;
+        float acc[NT];
+#pragma unroll
+        for (int t = 0; t < NT; t++) acc[t] = 0.0f;
+        for (int64_t b0 = 0; b0 < nb; b0 += MVS_TILE) {
+            const int64_t v0 = b0 * B / 16;
+            const int64_t nv = row_vecs - v0 < TV ? row_vecs - v0 : TV;
+            uint4 tmp[VPL];
+#pragma unroll
+            for (int i = 0; i < VPL; i++)
+                if (lane + i * W < nv) tmp[i] = row[v0 + lane + i * W];
+#pragma unroll
+            for (int i = 0; i < VPL; i++)
+                if (lane + i * W < nv) s[lane + i * W] = tmp[i];
+            rfk_syncwarp();
+#pragma unroll
+            for (int i = 0; i < MVS_TILE / W; i++) {
+                const int bl = lane + i * W;
+                const int64_t b = b0 + bl;
+                if (b < nb) {
+                    const int o = bl * B, a = o >> 2;
+                    const unsigned sh = (o & 3) ? 32u : 16u; /* qs at byte 4 (odd blocks) or 2 of word a */
+                    uint32_t wd[QW + 1];
+#pragma unroll
+                    for (int k = 0; k <= QW; k++) wd[k] = sw[a + k];
+                    const float d = rfk_h2f((unsigned short)(wd[0] >> (sh - 16u)));
+                    int q[QW];
+#pragma unroll
+                    for (int k = 0; k < QW; k++) q[k] = (int)rfk_fshr_clamp(wd[k], wd[k + 1], sh);
+#pragma unroll
+                    for (int t = 0; t < NT; t++) {
+                        if (t < nt) {
+                            const int4 *xp = (const int4 *)(xq + (t * nb + b) * 8);
+                            const int4 x0 = xp[0], x1 = xp[1];
+                            const int xv[8] = {x0.x, x0.y, x0.z, x0.w, x1.x, x1.y, x1.z, x1.w};
+                            const float2 dx = xd[t * nb + b];
+                            int dot = 0;
+                            if constexpr (T == 2) {
+#pragma unroll
+                                for (int k = 0; k < 4; k++) {
+                                    dot = rfk_dp4a((int)((unsigned)q[k] & 0x0F0F0F0Fu), xv[k], dot);
+                                    dot = rfk_dp4a((int)(((unsigned)q[k] >> 4) & 0x0F0F0F0Fu), xv[k + 4], dot);
+                                }
+                                acc[t] += d * (dx.x * (float)dot - 8.0f * dx.y);
+                            } else {
+#pragma unroll
+                                for (int k = 0; k < 8; k++) dot = rfk_dp4a(q[k], xv[k], dot);
+                                acc[t] += d * dx.x * (float)dot;
+                            }
+                        }
+                    }
+                }
+            }
+            rfk_syncwarp(); /* the next tile overwrites s */
+        }
+#pragma unroll
+        for (int t = 0; t < NT; t++) {
+            float sum = rfk_warp_sum<W>(acc[t]);
+            if (lane == 0 && t < nt) mv_store(y, r, t, sum);
+        }
+    }
+}
+
+/* Byte k (0..11) of a Q4_K block's scales, held as three words. */
+static __device__ __forceinline__ int k4_sbyte(uint32_t s0, uint32_t s1, uint32_t s2, int k) {
+    const uint32_t v = k < 4 ? s0 : k < 8 ? s1 : s2;
+    return (int)((v >> (8 * (k & 3))) & 0xFF);
+}
+
+template <int W, int NT>
+__global__ void __launch_bounds__(MV_BLOCK)
+    k_mv_q4k(const uint8_t *__restrict__ w, size_t row_bytes, int64_t nsb, int64_t rows, const int *__restrict__ xq,
+             const float2 *__restrict__ xd, rfk_mm_out y, int nt) {
+    if constexpr (!rfk_warp_matches<W>()) {
+        rfk_trap();
+    } else {
+        const int lane = threadIdx.x % W, k = lane % 8, j = k / 2, h = k % 2;
+        const int64_t r = (int64_t)blockIdx.x * (MV_BLOCK / W) + threadIdx.x / W;
+        if (r >= rows) return;
+        const uint8_t *row = w + (size_t)r * row_bytes;
+        const int64_t n_chunks = nsb * 8;
+        float acc[NT];
+#pragma unroll
+        for (int t = 0; t < NT; t++) acc[t] = 0.0f;
+        constexpr int SPI = W / 8; /* blocks per warp step */
+#pragma unroll 2
+        for (int64_t sb = lane / 8; sb < nsb; sb += SPI) {
+            const uint8_t *b = row + sb * 144;
+            const uint4 hd = *(const uint4 *)b;
+            const uint4 qv = *(const uint4 *)(b + 16 + 16 * k);
+            const float d = rfk_h2f((unsigned short)(hd.x & 0xFFFF)), dmin = rfk_h2f((unsigned short)(hd.x >> 16));
+            /* scale / min of sub-blocks 2j (low nibbles) and 2j + 1 (high) */
+            int sc[2], mn[2];
+#pragma unroll
+            for (int u = 0; u < 2; u++) {
+                const int sbi = 2 * j + u;
+                if (sbi < 4) {
+                    sc[u] = k4_sbyte(hd.y, hd.z, hd.w, sbi) & 63;
+                    mn[u] = k4_sbyte(hd.y, hd.z, hd.w, sbi + 4) & 63;
+                } else {
+                    const int hi = k4_sbyte(hd.y, hd.z, hd.w, sbi + 4);
+                    sc[u] = (hi & 0x0F) | ((k4_sbyte(hd.y, hd.z, hd.w, sbi - 4) >> 6) << 4);
+                    mn[u] = (hi >> 4) | ((k4_sbyte(hd.y, hd.z, hd.w, sbi) >> 6) << 4);
+                }
+            }
+            const uint32_t qw[4] = {qv.x, qv.y, qv.z, qv.w};
+#pragma unroll
+            for (int t = 0; t < NT; t++) {
+                if (t < nt) {
+                    const int64_t c = t * n_chunks + sb * 8 + 2 * j; /* chunk of sub-block 2j */
+                    const int4 xl = *(const int4 *)(xq + c * 8 + 4 * h), xh = *(const int4 *)(xq + (c + 1) * 8 + 4 * h);
+                    const float4 dd = *(const float4 *)(xd + c); /* (d, d * sum) of chunks c and c + 1 */
+                    const int xlv[4] = {xl.x, xl.y, xl.z, xl.w}, xhv[4] = {xh.x, xh.y, xh.z, xh.w};
+                    int lo = 0, hi = 0;
+#pragma unroll
+                    for (int u = 0; u < 4; u++) {
+                        lo = rfk_dp4a((int)(qw[u] & 0x0F0F0F0Fu), xlv[u], lo);
+                        hi = rfk_dp4a((int)((qw[u] >> 4) & 0x0F0F0F0Fu), xhv[u], hi);
+                    }
+                    float f = d * ((float)sc[0] * dd.x * (float)lo + (float)sc[1] * dd.z * (float)hi);
+                    /* the mins: whole-chunk sums, so one lane of the pair adds them */
+                    if (h == 0) f -= dmin * ((float)mn[0] * dd.y + (float)mn[1] * dd.w);
+                    acc[t] += f;
+                }
+            }
+        }
+#pragma unroll
+        for (int t = 0; t < NT; t++) {
+            float sum = rfk_warp_sum<W>(acc[t]);
+            if (lane == 0 && t < nt) mv_store(y, r, t, sum);
+        }
+    }
+}
+
 template <int T>
 __global__ void __launch_bounds__(256)
     k_mm_tiled(const uint8_t *__restrict__ w, size_t row_bytes, int64_t n_chunks, int64_t rows,
@@ -303,8 +477,37 @@ template <int T, int W, int NT> static int launch_matvec_nt(const mm_args *a, in
     return RFK_OK;
 }
 
+/* The wide-load kernels take rows of whole 16-byte vectors (every tile and
+ * block then starts aligned); ROCMFORGE_GPU_MV=0 keeps the 4-lane ones
+ * (for comparison). */
+static bool mv_wide_ok(const mm_args *a) {
+    static int off = -1;
+    if (off < 0) {
+        const char *e = getenv("ROCMFORGE_GPU_MV");
+        off = e && e[0] == '0';
+    }
+    return !off && a->row_bytes % 16 == 0;
+}
+
 template <int T, int W, int NT> static int launch_matvec_q8_nt(const mm_args *a, int64_t t0, int nt) {
     const int64_t rows_per_block = MV_BLOCK / W, n_chunks = a->cols / 32;
+    if constexpr (T == 2 || T == 8) {
+        if (mv_wide_ok(a)) {
+            RFK_LAUNCH(a->ctx, "matvec_q8", (k_mv_staged<T, W, NT>),
+                       rfk_d3((a->rows + rows_per_block - 1) / rows_per_block), rfk_d3(MV_BLOCK), 0, a->stream, a->w,
+                       a->row_bytes, n_chunks, a->rows, a->xq + t0 * n_chunks * 8, a->xd + t0 * n_chunks,
+                       mv_out_at(a, t0), nt);
+            return RFK_OK;
+        }
+    }
+    if constexpr (T == 12) {
+        if (mv_wide_ok(a)) {
+            RFK_LAUNCH(a->ctx, "matvec_q8", (k_mv_q4k<W, NT>), rfk_d3((a->rows + rows_per_block - 1) / rows_per_block),
+                       rfk_d3(MV_BLOCK), 0, a->stream, a->w, a->row_bytes, n_chunks / 8, a->rows,
+                       a->xq + t0 * n_chunks * 8, a->xd + t0 * n_chunks, mv_out_at(a, t0), nt);
+            return RFK_OK;
+        }
+    }
     RFK_LAUNCH(a->ctx, "matvec_q8", (k_matvec_q8<T, W, NT>), rfk_d3((a->rows + rows_per_block - 1) / rows_per_block),
                rfk_d3(MV_BLOCK), 0, a->stream, a->w, a->row_bytes, n_chunks, a->rows, a->xq + t0 * n_chunks * 8,
                a->xd + t0 * n_chunks, mv_out_at(a, t0), nt);
