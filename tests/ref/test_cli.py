@@ -83,6 +83,37 @@ def test_dump_tensor_errors(real_models, tmp_path):
     assert_clean_exit(cp, 1)
 
 
+def test_bench_batched(real_models, tmp_path):
+    """bench -npl: for each N, N prompts of npp tokens packed into batches,
+    then ntg steps decoding all N at once. Checked through the trace: the
+    token count of each forward pass (the first matmul of every pass) must be
+    exactly that schedule, for the warm-up and each repetition; and one
+    aggregate pp and tg row per N is printed."""
+    import json
+    path = tmp_path / "trace.json"
+    npp, ntg, npl = 9, 4, [1, 3]
+    cp = rocmforge("bench", "-m", real_models["smollm2"], "-npl", ",".join(map(str, npl)), "-npp", str(npp),
+                   "-ntg", str(ntg), "-r", "1", "--trace", path)
+    rows = [l for l in cp.stdout.splitlines() if l.startswith("| ") and " x" in l]
+    assert [r.split("|")[6].strip() for r in rows] == [f"{k}{n} x{s}" for s in npl for k, n in (("pp", npp), ("tg", ntg))]
+    for r in rows:
+        assert float(r.split("|")[7].split()[0]) > 0
+    doc = json.loads(path.read_text())
+    events = doc["traceEvents"] if isinstance(doc, dict) else doc
+    first = {}
+    for e in events:
+        if e.get("ph") == "X" and e["name"] == "matmul":
+            first.setdefault(e["args"]["pass"], e["args"]["n_tok"])
+    got = [first[p] for p in sorted(first)]
+    want = []
+    for s in npl:
+        for _rep in range(2):  # warm-up + 1 repetition
+            want += [s * npp] + [s] * ntg  # s * npp <= 512: one prompt batch
+    assert got == want
+    for bad in ["0", "1,,2", "x", "1,2000"]:
+        assert_clean_exit(rocmforge("bench", "-m", real_models["smollm2"], "-npl", bad, check=False), 1)
+
+
 @pytest.mark.parametrize("cmd", ["bench", "generate"])
 def test_trace_file(real_models, tmp_path, cmd):
     """--trace writes Chrome trace JSON: complete events with a duration, and
