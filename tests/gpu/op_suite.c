@@ -201,6 +201,18 @@ static void test_get_rows(rf_type t, int64_t rows, int64_t cols, int64_t n) {
     free(w), free(ids), free(o_ref), free(o_gpu);
 }
 
+/* The (cos, sin) table the GPU rope kernels take, as the forward pass builds
+ * it (src/model/forward.c rope_table, here without scaling), from the same
+ * formula in double: cs[t][2i], cs[t][2i + 1] for frequency i. */
+static void rope_table(float *cs, const int32_t *pos, int64_t n_tok, int64_t n_rot) {
+    for (int64_t t = 0; t < n_tok; t++)
+        for (int64_t i = 0; i < n_rot / 2; i++) {
+            double theta = (double)pos[t] * pow(10000.0, -2.0 * (double)i / (double)n_rot);
+            cs[t * n_rot + 2 * i] = (float)cos(theta);
+            cs[t * n_rot + 2 * i + 1] = (float)sin(theta);
+        }
+}
+
 /* ---- BLAS prefill operands and the split / pre-quantized mat-vec ---------- */
 
 /* rfk_dequant_f16 against the reference dequantization rounded to float16
@@ -391,12 +403,7 @@ static void test_rope_kv_store(int64_t n_tok, int64_t n_head, int64_t n_head_kv,
     rf_rope_params p = {style, n_rot, 10000.0f, 1.0f, NULL};
     ref->rope(ref_ctx, q_ref, pos, n_tok, n_head, hd, &p);
     ref->rope(ref_ctx, k_ref, pos, n_tok, n_head_kv, hd, &p);
-    for (int64_t t = 0; t < n_tok; t++)
-        for (int64_t i = 0; i < n_rot / 2; i++) {
-            double theta = (double)pos[t] * pow(10000.0, -2.0 * (double)i / (double)n_rot);
-            cs[t * n_rot + 2 * i] = (float)cos(theta);
-            cs[t * n_rot + 2 * i + 1] = (float)sin(theta);
-        }
+    rope_table(cs, pos, n_tok, n_rot);
     /* tables: sequence s, block b -> a random distinct block */
     int32_t *tables = xmalloc((size_t)(2 * max_blocks) * 4), *perm = xmalloc((size_t)(2 * n_blocks) * 4);
     for (int64_t i = 0; i < 2 * n_blocks; i++) perm[i] = (int32_t)i;
@@ -515,12 +522,7 @@ static void test_rope(int64_t n_tok, int64_t n_heads, int64_t head_dim, int64_t 
     for (int64_t t = 0; t < n_tok; t++) pos[t] = (int32_t)rng_int(8192);
     rf_rope_params p = {style, n_rot, 10000.0f, 1.0f, NULL};
     ref->rope(ref_ctx, y_ref, pos, n_tok, n_heads, head_dim, &p);
-    for (int64_t t = 0; t < n_tok; t++)
-        for (int64_t i = 0; i < n_rot / 2; i++) {
-            double theta = (double)pos[t] * pow(10000.0, -2.0 * (double)i / (double)n_rot);
-            cs[t * n_rot + 2 * i] = (float)cos(theta);
-            cs[t * n_rot + 2 * i + 1] = (float)sin(theta);
-        }
+    rope_table(cs, pos, n_tok, n_rot);
     float *dx = dev_upload(x, (size_t)n * 4), *dcs = dev_upload(cs, (size_t)(n_tok * n_rot) * 4);
     int st = rfk_rope(&kctx, NULL, dx, dcs, n_tok, n_heads, head_dim, n_rot, (int)style);
     (void)rfk_rt_sync();
