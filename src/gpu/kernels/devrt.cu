@@ -1,29 +1,21 @@
 /*
  * devrt.cu - the runtime shim of devrt.h (test and benchmark support),
- * written once over compat.h's spellings of the runtime calls.
+ * written once over the vendor headers' runtime names (RFK_RT).
  */
 #include <string.h>
 
 #include "compat.h"
 #include "devrt.h"
 
-#if defined(RF_GPU_HIP)
-#define RT(x) hip##x
-#define RT_PROP hipDeviceProp_t
-#define RT_EVENT hipEvent_t
-#else
-#define RT(x) cuda##x
-#define RT_PROP cudaDeviceProp
-#define RT_EVENT cudaEvent_t
-#endif
+#define RT(x) RFK_RT(x)
 
-static RT_EVENT ev_start, ev_stop;
+static rfk_rt_event ev_start, ev_stop;
 static int ev_made;
 
 extern "C" int rfk_rt_init(int *warp_size, char *name, size_t name_len) {
     int st = (int)RT(SetDevice)(0);
     if (st) return st;
-    RT_PROP prop;
+    rfk_rt_prop prop;
     if ((st = (int)RT(GetDeviceProperties)(&prop, 0))) return st;
     if (warp_size) *warp_size = prop.warpSize;
     if (name && name_len) {

@@ -123,4 +123,27 @@ static inline int rfg_blas_gemm_f16(rfg_blas_gemm_fn gemm, void *h, int m, int n
     return gemm(h, OP_T, OP_N, m, n, k, &one, a, R_16F, k, b, R_16F, k, &zero, c, R_32F, m, COMPUTE_32F, GEMM_DEFAULT);
 }
 
+/* ---- kernel side (nvcc only): what src/gpu/kernels/compat.h documents ----- */
+#ifdef __CUDACC__
+#include <cuda_fp16.h>
+typedef cudaStream_t rfk_stream_t;
+#define RFK_BUILD_HAS_WARP64 0 /* NVIDIA warps are 32 wide */
+static inline int rfk_last_error(void) { return (int)cudaGetLastError(); }
+#define RFK_SHFL_XOR(v, lane_mask, width) __shfl_xor_sync(0xffffffffu, (v), (lane_mask), (width))
+#define RFK_SHFL(v, src_lane, width) __shfl_sync(0xffffffffu, (v), (src_lane), (width))
+#if defined(__CUDA_ARCH__)
+#define RFK_TARGET_WARP 32
+#endif
+#define rfk_trap() __trap()
+static __device__ __forceinline__ int rfk_dp4a(int a, int b, int c) { return __dp4a(a, b, c); }
+static __device__ __forceinline__ unsigned rfk_fshr_clamp(unsigned lo, unsigned hi, unsigned s) {
+    return __funnelshift_rc(lo, hi, s);
+}
+static __device__ __forceinline__ void rfk_syncwarp(void) { __syncwarp(); }
+/* the runtime's names, for the op suite's shim (devrt.cu) */
+#define RFK_RT(x) cuda##x
+typedef cudaDeviceProp rfk_rt_prop;
+typedef cudaEvent_t rfk_rt_event;
+#endif
+
 #endif

@@ -130,4 +130,44 @@ static inline int rfg_blas_gemm_f16(rfg_blas_gemm_fn gemm, void *h, int m, int n
                 ALGO_STANDARD, 0, 0);
 }
 
+/* ---- kernel side (hipcc only): what src/gpu/kernels/compat.h documents ---- */
+#ifdef __HIPCC__
+#include <hip/hip_fp16.h>
+typedef hipStream_t rfk_stream_t;
+/* AMD builds run wave64 (CDNA) and wave32 (RDNA) devices from one binary. */
+#define RFK_BUILD_HAS_WARP64 1
+static inline int rfk_last_error(void) { return (int)hipGetLastError(); }
+#define RFK_SHFL_XOR(v, lane_mask, width) __shfl_xor((v), (lane_mask), (width))
+#define RFK_SHFL(v, src_lane, width) __shfl((v), (src_lane), (width))
+#if defined(__HIP_DEVICE_COMPILE__)
+/* Wavefront width of the target being compiled (32 on gfx10+, 64 on gfx9). */
+#define RFK_TARGET_WARP __AMDGCN_WAVEFRONT_SIZE
+#endif
+#define rfk_trap() __builtin_trap()
+static __device__ __forceinline__ int rfk_dp4a(int a, int b, int c) {
+#if defined(__gfx906__) || defined(__gfx908__) || defined(__gfx90a__) || defined(__gfx940__) || \
+    defined(__gfx941__) || defined(__gfx942__) || defined(__gfx1011__) || defined(__gfx1012__) ||     \
+    defined(__gfx1030__) || defined(__gfx1031__) || defined(__gfx1032__) || defined(__gfx1034__) ||   \
+    defined(__gfx1035__) || defined(__gfx1036__)
+    return __builtin_amdgcn_sdot4(a, b, c, false);
+#else /* targets without the dot4 instruction (and the host pass) */
+    for (int i = 0; i < 32; i += 8) c += (int)(signed char)(a >> i) * (int)(signed char)(b >> i);
+    return c;
+#endif
+}
+static __device__ __forceinline__ unsigned rfk_fshr_clamp(unsigned lo, unsigned hi, unsigned s) {
+    return s >= 32 ? hi : (unsigned)((((unsigned long long)hi << 32) | lo) >> s);
+}
+/* a wavefront runs in lockstep: only the compiler must not reorder */
+static __device__ __forceinline__ void rfk_syncwarp(void) {
+    __builtin_amdgcn_fence(__ATOMIC_RELEASE, "wavefront");
+    __builtin_amdgcn_wave_barrier();
+    __builtin_amdgcn_fence(__ATOMIC_ACQUIRE, "wavefront");
+}
+/* the runtime's names, for the op suite's shim (devrt.cu) */
+#define RFK_RT(x) hip##x
+typedef hipDeviceProp_t rfk_rt_prop;
+typedef hipEvent_t rfk_rt_event;
+#endif
+
 #endif
