@@ -430,19 +430,27 @@ void rfg_layers_free(rf_gpu_layers *L) {
 
 /* y[n][rows] = x[n][cols] W^T. Batches larger than mv_max_n (prompts)
  * run as dequantize-to-float16 + the vendor BLAS GEMM when it is loaded;
- * a failing GEMM turns BLAS off for good and the plugin's kernel runs. */
-static int mm(rf_gpu_layers *L, const dw *w, const float *x, float *y, int64_t n) {
+ * a failing GEMM turns BLAS off for good and the plugin's kernel runs.
+ * *x_f16: L->f16x already holds x as float16 (set once converted), so
+ * matmuls sharing one input convert it once. */
+static int mm_f16(rf_gpu_layers *L, const dw *w, const float *x, float *y, int64_t n, bool *x_f16) {
     rf_gpu *g = L->g;
     if (g->blas && n > L->mv_max_n && L->f16w && w->rows * w->cols <= L->f16w_elems && w->cols <= L->f16x_cols &&
         w->cols % 4 == 0) {
         int st = rfk_dequant_f16(&g->kctx, g->stream, w->type, w->d, w->row_bytes, w->cols, w->rows, L->f16w);
-        if (!st) st = rfk_f32_to_f16(&g->kctx, g->stream, x, L->f16x, n * w->cols);
+        if (!st && !*x_f16) st = rfk_f32_to_f16(&g->kctx, g->stream, x, L->f16x, n * w->cols);
         if (st) return st;
+        *x_f16 = true;
         if (!(st = rfg_blas_gemm(g, w->rows, n, w->cols, L->f16w, L->f16x, y))) return 0;
         rfg_blas_disable(g, st);
     }
     return rfk_matmul(&L->g->kctx, L->g->stream, w->type, w->d, w->row_bytes, w->cols, w->rows, x, y, n, L->mm_scratch,
                       L->mm_scratch_bytes);
+}
+
+static int mm(rf_gpu_layers *L, const dw *w, const float *x, float *y, int64_t n) {
+    bool x_f16 = false;
+    return mm_f16(L, w, x, y, n, &x_f16);
 }
 
 /* y[t][0..dim) += b for t < n. The kernels have no broadcast add: b is
@@ -493,11 +501,12 @@ static int mm_parts(rf_gpu_layers *L, const dw *w, const float *x, const rfk_mm_
         return st;
     }
     r = 0;
+    bool x_f16 = false; /* the parts share x: converted for the GEMM once */
     for (int i = 0; i < o->n; r += o->rows[i], i++) {
         dw sub = *w;
         sub.d = (const uint8_t *)w->d + r * (int64_t)w->row_bytes;
         sub.rows = o->rows[i];
-        int st = mm(L, &sub, x, o->y[i], n);
+        int st = mm_f16(L, &sub, x, o->y[i], n, &x_f16);
         if (st) return st;
     }
     return 0;
