@@ -80,11 +80,13 @@ struct rf_gpu_layers {
 };
 
 #define GRAPH_MAX_N 64 /* batches up to this size are captured */
-/* Batches up to this size (ROCMFORGE_GPU_MV_MAX_N, 1..64) run the mat-vec
- * kernels on q8 activations, one launch per 8 tokens, each reading the
- * weights once; larger ones the vendor BLAS GEMM (or the plugin's tiled
- * kernel without it). */
+/* Batches up to this size (ROCMFORGE_GPU_MV_MAX_N, 1..64) run on q8
+ * activations: the mat-vec kernels (one launch per 8 tokens, each reading
+ * the weights once) or, from 2 tokens on, the int8 matrix-product kernel
+ * (one launch) where every weight's type has it; larger ones the vendor
+ * BLAS GEMM (or the plugin's tiled kernel without it). */
 #define MV_MAX_N_DEFAULT 16 /* H200, 8B Q4_0, 32 sequences: BLAS 1774 t/s, 4 mat-vec launches 1134 */
+#define MV_MAX_N_MMQ 64     /* every weight has the int8 matrix-product kernel */
 #define MV_MAX_N_LIMIT 64 /* kernels.h: the mat-vec's n_tok <= 64 */
 
 /* ---- what a layer needs -------------------------------------------------- */
@@ -152,10 +154,19 @@ static size_t mm_scratch(const rf_model *m, int l0, int l1, bool head, int64_t n
     return mx;
 }
 
-static int64_t mv_max_n(void) {
+static int64_t mv_max_n(const rf_model *m, int l0, int l1, bool head) {
     const char *e = getenv("ROCMFORGE_GPU_MV_MAX_N");
-    long v = e ? strtol(e, NULL, 10) : MV_MAX_N_DEFAULT;
-    return v < 1 ? 1 : v > MV_MAX_N_LIMIT ? MV_MAX_N_LIMIT : v;
+    if (e) {
+        long v = strtol(e, NULL, 10);
+        return v < 1 ? 1 : v > MV_MAX_N_LIMIT ? MV_MAX_N_LIMIT : v;
+    }
+    bool all = !head || rfk_matmul_mmq(m->output.type);
+    for (int il = l0; il < l1 && all; il++) {
+        const rf_layer *ly = &m->layers[il];
+        const rf_wview *ws[] = {&ly->wq, &ly->wk, &ly->wv, &ly->wo, &ly->wqkv, &ly->ffn_gate, &ly->ffn_up, &ly->ffn_down};
+        for (size_t i = 0; i < RF_ARRAY_LEN(ws); i++) all = all && (!ws[i]->data || rfk_matmul_mmq(ws[i]->type));
+    }
+    return all ? MV_MAX_N_MMQ : MV_MAX_N_DEFAULT;
 }
 
 /* The BLAS prefill's float16 buffers: the largest layer weight of the
@@ -209,7 +220,7 @@ static void carve_layers(rf_gpu_layers *L, const rf_model *m) {
 
 uint64_t rfg_ctx_scratch_bytes(rf_gpu *g, const rf_model *m, int64_t n_batch) {
     rf_gpu_weights w = {.g = g, .m = m, .l0 = 0, .l1 = 0, .head = true};
-    rf_gpu_layers L = {.w = &w, .g = g, .B = n_batch, .ffw = 2 * max_ff(m, 0, (int)m->hp.n_layer), .mv_max_n = mv_max_n()};
+    rf_gpu_layers L = {.w = &w, .g = g, .B = n_batch, .ffw = 2 * max_ff(m, 0, (int)m->hp.n_layer), .mv_max_n = mv_max_n(m, 0, (int)m->hp.n_layer, true)};
     L.kc.n_seq = 1;
     L.mm_scratch_bytes = mm_scratch(m, 0, (int)m->hp.n_layer, true, n_batch);
     f16_sizes(&L, m, 0, (int)m->hp.n_layer);
@@ -370,7 +381,7 @@ rf_status rfg_layers_create(rf_gpu_weights *W, const rf_kv_config *kc, int64_t n
     L->kc = *kc;
     L->B = n_batch;
     L->ffw = 2 * max_ff(W->m, W->l0, W->l1);
-    L->mv_max_n = mv_max_n();
+    L->mv_max_n = mv_max_n(W->m, W->l0, W->l1, W->head);
     L->seen = calloc((size_t)(kc->n_seq > 0 ? kc->n_seq : 1), 1);
     if (!L->seen) {
         free(L);

@@ -10,6 +10,7 @@
  *
  * `op_suite --bench` instead times the decode mat-vec on 8B-like shapes, the
  * prefill matmul and attention, and reports achieved bandwidth / throughput;
+ * `--bench-batch` the batched-decode matmul at 1..64 tokens;
  * `op_suite --host-only` runs only the wrapper checks of host_checks.c,
  * which need no GPU.
  *
@@ -731,6 +732,47 @@ static void test_launch_check(void) {
     rfk_rt_free(d);
 }
 
+/* The int8 matrix-product primitive against a CPU product of the fragment
+ * layout kcommon.cuh documents: the instruction (sm_80+) and the emulation
+ * (what HIP builds run) must both equal it exactly. */
+static int8_t frag_byte(const int32_t *v, int i) { return (int8_t)((uint32_t)*v >> (8 * i)); }
+
+static void test_mma_selftest(void) {
+    int32_t a[32 * 4], b[32 * 2], out[4 * 32 * 4];
+    for (int i = 0; i < 32 * 4; i++) a[i] = (int32_t)(uint32_t)rng_next();
+    for (int i = 0; i < 32 * 2; i++) b[i] = (int32_t)(uint32_t)rng_next();
+    int A[16][32], B[32][8], A16[16][16], B16[16][8];
+    for (int l = 0; l < 32; l++) {
+        const int g = l / 4, q = l % 4;
+        for (int i = 0; i < 4; i++) {
+            A[g][4 * q + i] = frag_byte(&a[4 * l], i), A[g + 8][4 * q + i] = frag_byte(&a[4 * l + 1], i);
+            A[g][16 + 4 * q + i] = frag_byte(&a[4 * l + 2], i), A[g + 8][16 + 4 * q + i] = frag_byte(&a[4 * l + 3], i);
+            B[4 * q + i][g] = frag_byte(&b[2 * l], i), B[16 + 4 * q + i][g] = frag_byte(&b[2 * l + 1], i);
+            A16[g][4 * q + i] = A[g][4 * q + i], A16[g + 8][4 * q + i] = A[g + 8][4 * q + i];
+            B16[4 * q + i][g] = B[4 * q + i][g];
+        }
+    }
+    int32_t *da = dev_upload(a, sizeof a), *db = dev_upload(b, sizeof b), *dout = dev_alloc(sizeof out);
+    int st = rfk_mma_selftest(&kctx, NULL, da, db, dout);
+    int sync = rfk_rt_sync();
+    if (!st && !sync) sync = rfk_rt_download(out, dout, sizeof out);
+    int bad = 0;
+    for (int k = 0; k < 4 && !st && !sync; k++)
+        for (int l = 0; l < 32; l++)
+            for (int i = 0; i < 4; i++) {
+                const int g = l / 4 + 8 * (i / 2), n = 2 * (l % 4) + i % 2, kk = k < 2 ? 32 : 16;
+                const int init = k < 2 ? 1 + i : (i % 2 ? 1 : -1) * (5 + i);
+                int want = init;
+                for (int e = 0; e < kk; e++) want += k < 2 ? A[g][e] * B[e][n] : A16[g][e] * B16[e][n];
+                if (out[(k * 32 + l) * 4 + i] != want) bad++;
+            }
+    const bool ok = !st && !sync && !bad;
+    ok ? n_pass++ : n_fail++;
+    printf("%s mma        %-40s %d of 512 sums differ (launch %d, sync %d)\n", ok ? "ok  " : "FAIL",
+           "int8 k32/k16: instruction, emulation", bad, st, sync);
+    rfk_rt_free(da), rfk_rt_free(db), rfk_rt_free(dout);
+}
+
 /* ---- benchmark ----------------------------------------------------------- */
 
 static double median_ms(float *ms, int n) {
@@ -858,6 +900,17 @@ static void bench_copy(void) {
     rfk_rt_free(a), rfk_rt_free(b);
 }
 
+/* The batched-decode sizes: mat-vec (1) and the small-batch kernels. Run
+ * with ROCMFORGE_GPU_MMQ_MIN=0 to time the mat-vec at the same sizes. */
+static void run_bench_batch(void) {
+    static const rf_type bt[] = {RF_TYPE_Q4_0, RF_TYPE_Q4_K, RF_TYPE_Q6_K, RF_TYPE_Q8_0};
+    static const int64_t nt[] = {1, 2, 4, 8, 16, 32, 64};
+    for (size_t i = 0; i < RF_ARRAY_LEN(bt); i++)
+        for (size_t j = 0; j < RF_ARRAY_LEN(nt); j++) bench_matmul(bt[i], 14336, 4096, nt[j], true);
+    bench_matmul(RF_TYPE_Q4_0, 4096, 4096, 32, true);
+    bench_matmul(RF_TYPE_Q4_0, 4096, 14336, 32, true);
+}
+
 static void run_bench(void) {
     bench_copy();
     static const rf_type bt[] = {RF_TYPE_Q4_0, RF_TYPE_Q4_K, RF_TYPE_Q8_0, RF_TYPE_Q6_K, RF_TYPE_F16};
@@ -907,6 +960,10 @@ int main(int argc, char **argv) {
         bench_matmul(t, atoll(argv[3]), atoll(argv[4]), atoll(argv[5]), getenv("RF_Q8") != NULL);
         return n_fail ? 1 : 0;
     }
+    if (argc > 1 && strcmp(argv[1], "--bench-batch") == 0) {
+        run_bench_batch();
+        return n_fail ? 1 : 0;
+    }
     if (argc > 1 && strcmp(argv[1], "--bench-copy") == 0) {
         bench_copy();
         return n_fail ? 1 : 0;
@@ -921,10 +978,11 @@ int main(int argc, char **argv) {
     RF_ASSERT(tp && ref_ctx);
 
     test_launch_check();
+    test_mma_selftest();
     for (size_t i = 0; i < RF_ARRAY_LEN(mm_types); i++) {
         const rf_type t = mm_types[i];
         const int64_t blk = rf_type_get(t)->blck_size < 32 ? 32 : rf_type_get(t)->blck_size;
-        static const int64_t ntoks[] = {1, 2, 3, 8, 9, 16, 17, 77, 512};
+        static const int64_t ntoks[] = {1, 2, 3, 8, 9, 16, 17, 33, 64, 77, 512};
         const bool int_dot = rfk_matmul_scratch_bytes(t, 3 * blk, 1) > 0;
         for (size_t j = 0; j < RF_ARRAY_LEN(ntoks); j++) {
             /* rows not a multiple of any tile; cols a few blocks, odd count */
@@ -936,7 +994,7 @@ int main(int argc, char **argv) {
         test_matmul(t, 129, 1024, 77, true); /* scratch given, tiled path ignores it */
         if (int_dot) { /* rows of whole 16-byte vectors: the wide-load mat-vecs where the type has one;
                           136 blocks of 32 = a full staged tile and a partial one, 17 of 256 */
-            static const int64_t nts[] = {1, 3, 8, 16};
+            static const int64_t nts[] = {1, 3, 8, 16, 32, 40};
             for (size_t j = 0; j < RF_ARRAY_LEN(nts); j++) test_matmul(t, 129, 4352, nts[j], true);
             static const int64_t parts[3] = {128, 64, 33};
             test_matmul_split(t, parts, 2048, 2);
@@ -955,13 +1013,15 @@ int main(int argc, char **argv) {
     test_add_rmsnorm_q8(5, 2048 + 96, true, true);
     test_add_rmsnorm_q8(16, 4096, false, true);
     test_add_rmsnorm_q8(77, 4097, true, false);
+    test_add_rmsnorm_q8(2, 8192, true, true);
+    test_add_rmsnorm_q8(3, 8192 + 32, true, true); /* past the register path: the loop kernel */
     test_glu_q8(RF_ACT_SILU, 1, 14336);
     test_glu_q8(RF_ACT_GELU_TANH, 9, 2048 + 32);
     test_rope_kv_store(1, 32, 8, 128, 128, RF_ROPE_NORMAL);
     test_rope_kv_store(9, 8, 2, 64, 64, RF_ROPE_NEOX);
     test_rope_kv_store(5, 4, 4, 256, 64, RF_ROPE_NEOX); /* partial rotation */
     test_rope_kv_store(3, 6, 2, 80, 80, RF_ROPE_NORMAL);
-    static const int64_t dims[] = {1, 64, 4096, 4097, 5120};
+    static const int64_t dims[] = {1, 64, 4096, 4097, 5120, 8192, 8196}; /* 8192: the register path's largest row */
     for (size_t i = 0; i < RF_ARRAY_LEN(dims); i++) {
         test_rmsnorm(3, dims[i], true);
         test_rmsnorm(77, dims[i], false);

@@ -13,6 +13,8 @@
  *   rfk_dp4a(a, b, c)                      c + dot of the four signed bytes of a and b
  *   rfk_fshr_clamp(lo, hi, s)              the 32 bits at bit s (0..32, clamped) of hi:lo
  *   rfk_syncwarp()                         one warp's shared-memory stores before its loads
+ *   RFK_HAS_MMA_I8, rfk_mma_hw_i8_k32/_k16 int8 matrix instructions where the target has
+ *                                          them (kcommon.cuh's rfk_mma_i8_* emulate them)
  *   RFK_RT(x), rfk_rt_prop, rfk_rt_event   runtime names for the op suite's shim
  * Names are rfk_* / RFK_* so they cannot collide with the host side's rfg_*.
  */

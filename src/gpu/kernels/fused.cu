@@ -60,9 +60,29 @@ __global__ void __launch_bounds__(FROW_BLOCK)
     }
 }
 
+/* The same from registers (kcommon.cuh's rfk_norm_row): rows of whole,
+ * aligned quads up to RFK_NORM_MAX floats, which is every model's. */
+template <int W>
+__global__ void __launch_bounds__(RFK_NORM_BLOCK)
+    k_add_rmsnorm_rq(float *x, const float *delta, const float *__restrict__ w, float *y, int64_t dim, float eps,
+                     int *xq, float2 *xd) {
+    if constexpr (!rfk_warp_matches<W>()) {
+        rfk_trap();
+    } else {
+        rfk_norm_row<W>(x, delta, w, y, dim, eps, xq, xd);
+    }
+}
+
+static bool a16(const void *p) { return ((uintptr_t)p & 15) == 0; }
+
 template <int W>
 static int launch_add_rmsnorm_q8(const rfk_ctx *ctx, void *stream, float *x, const float *delta, const float *w,
                                  float *y, int64_t n_rows, int64_t dim, float eps, int *xq, float2 *xd) {
+    if (dim % 4 == 0 && dim <= RFK_NORM_MAX && a16(x) && a16(delta) && a16(w) && a16(y)) {
+        RFK_LAUNCH(ctx, "add_rmsnorm_q8", k_add_rmsnorm_rq<W>, rfk_d3(n_rows), rfk_d3(RFK_NORM_BLOCK), 0, stream, x,
+                   delta, w, y, dim, eps, xq, xd);
+        return RFK_OK;
+    }
     RFK_LAUNCH(ctx, "add_rmsnorm_q8", k_add_rmsnorm_q8<W>, rfk_d3(n_rows), rfk_d3(FROW_BLOCK), 0, stream, x, delta, w,
                y, dim, eps, xq, xd);
     return RFK_OK;

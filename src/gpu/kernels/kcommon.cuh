@@ -75,6 +75,84 @@ template <int W, bool is_max> static __device__ __forceinline__ float rfk_block_
     return is_max ? rfk_warp_max<W>(v) : rfk_warp_sum<W>(v);
 }
 
+/* Row r of token t to its output part (rfk_mm_out: consecutive row ranges
+ * of the weight, each its own [n_tok][rows_i] array). */
+static __device__ __forceinline__ void rfk_mm_store(const rfk_mm_out &o, int64_t r, int t, float s) {
+    int i = 0;
+    if (r >= o.rows[0]) {
+        r -= o.rows[0];
+        i = 1;
+        if (r >= o.rows[1]) r -= o.rows[1], i = 2;
+    }
+    o.y[i][t * o.rows[i] + r] = s;
+}
+
+/* ---- int8 matrix products on a group of 32 lanes --------------------------
+ * D[16][8] += A[16][K] B[K][8] (int8 in, int32 out) for K = 32 or 16, in the
+ * fragment layout of PTX mma.m16n8k32 / m16n8k16: lane l of the group, with
+ * g = l / 4 and q = l % 4, holds the int8 words
+ *   k32: a[0] = A[g][4q..4q+3], a[1] = A[g+8][4q..], a[2] = A[g][16+4q..],
+ *        a[3] = A[g+8][16+4q..]; b[0] = B[4q..4q+3][g], b[1] = B[16+4q..][g]
+ *   k16: a[0] = A[g][4q..], a[1] = A[g+8][4q..]; b = B[4q..][g]
+ * and the sums c[0], c[1] = D[g][2q], D[g][2q+1]; c[2], c[3] = D[g+8][2q..].
+ * With HW and a target that has the instruction (RFK_HAS_MMA_I8, from the
+ * vendor header) it is one instruction; otherwise each lane gathers its
+ * rows and columns by shuffles within the 32 lanes and takes byte dots.
+ * Both give the exact integer result, so they agree bit for bit (the op
+ * suite checks that on hardware that has the instruction). Every lane of
+ * the group must call, with the group converged. */
+template <bool HW>
+static __device__ __forceinline__ void rfk_mma_i8_k32(int c[4], const int a[4], const int b[2]) {
+#if RFK_HAS_MMA_I8
+    if constexpr (HW) {
+        rfk_mma_hw_i8_k32(c, a, b);
+        return;
+    }
+#endif
+    const int lane = threadIdx.x % 32, g = lane / 4, q = lane % 4;
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        const int ra0 = RFK_SHFL(a[0], 4 * g + i, 32), ra1 = RFK_SHFL(a[1], 4 * g + i, 32);
+        const int ra2 = RFK_SHFL(a[2], 4 * g + i, 32), ra3 = RFK_SHFL(a[3], 4 * g + i, 32);
+#pragma unroll
+        for (int j = 0; j < 2; j++) {
+            const int rb0 = RFK_SHFL(b[0], 4 * (2 * q + j) + i, 32), rb1 = RFK_SHFL(b[1], 4 * (2 * q + j) + i, 32);
+            c[j] = rfk_dp4a(ra2, rb1, rfk_dp4a(ra0, rb0, c[j]));
+            c[2 + j] = rfk_dp4a(ra3, rb1, rfk_dp4a(ra1, rb0, c[2 + j]));
+        }
+    }
+}
+
+template <bool HW> static __device__ __forceinline__ void rfk_mma_i8_k16(int c[4], const int a[2], int b) {
+#if RFK_HAS_MMA_I8
+    if constexpr (HW) {
+        rfk_mma_hw_i8_k16(c, a, b);
+        return;
+    }
+#endif
+    const int lane = threadIdx.x % 32, g = lane / 4, q = lane % 4;
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        const int ra0 = RFK_SHFL(a[0], 4 * g + i, 32), ra1 = RFK_SHFL(a[1], 4 * g + i, 32);
+#pragma unroll
+        for (int j = 0; j < 2; j++) {
+            const int rb = RFK_SHFL(b, 4 * (2 * q + j) + i, 32);
+            c[j] = rfk_dp4a(ra0, rb, c[j]);
+            c[2 + j] = rfk_dp4a(ra1, rb, c[2 + j]);
+        }
+    }
+}
+
+/* ---- between kernel files ------------------------------------------------- */
+
+/* mmq.cu: the small-batch matmul on int8 matrix products, for n_tok
+ * 1..RFK_MMQ_MAX_N of the types rfk_mmq_supports; xq / xd are the q8
+ * activations (see below). Launch status as the wrappers'. */
+#define RFK_MMQ_MAX_N 64
+bool rfk_mmq_supports(uint32_t type);
+int rfk_mmq(const rfk_ctx *ctx, void *stream, uint32_t type, const uint8_t *w, size_t row_bytes, int64_t cols,
+            int64_t rows, const int *xq, const float2 *xd, const rfk_mm_out &y, int64_t n_tok);
+
 /* ---- q8 activation blocks (the integer-dot mat-vec's input) ---------------
  * x [n_tok][cols] as int8 blocks of 32: xq (one int per 4 values, flat
  * quad index i), then at rfk_q8_xd_offset bytes, xd[i / 8] = (d, d * sum of
@@ -101,6 +179,73 @@ static __device__ __forceinline__ void rfk_q8_store(float4 v, int64_t i, bool li
     if (live) {
         xq[i] = (q0 & 0xFF) | ((q1 & 0xFF) << 8) | ((q2 & 0xFF) << 16) | ((int)((unsigned)q3 << 24));
         if (i % 8 == 0) xd[i / 8] = make_float2(d, d * (float)sum);
+    }
+}
+
+/* ---- a row's RMSNorm from registers ----------------------------------------
+ * One block of RFK_NORM_BLOCK threads per row of dim floats (dim a multiple
+ * of 4, at most RFK_NORM_MAX; x, delta, w, y 16-byte aligned): thread i
+ * holds quads i, i + RFK_NORM_BLOCK, ... in registers, loaded together, so
+ * a row costs one memory latency, not one per loop round (a loop that
+ * consumed each load in its own round took 12 us for 4096 floats). With
+ * delta, x += delta is stored back. y = x * scale * w (w NULL: 1) where
+ * scale = 1 / sqrt(mean(x^2) + eps); y may be x (each thread writes only
+ * what it read). With xq, the q8 blocks of y go there too (dim a multiple
+ * of 32; rfk_q8_store). */
+#define RFK_NORM_BLOCK 256
+#define RFK_NORM_RQ 8 /* quads per thread */
+#define RFK_NORM_MAX (4 * RFK_NORM_BLOCK * RFK_NORM_RQ)
+
+template <int W>
+static __device__ __forceinline__ void rfk_norm_row(float *x, const float *delta, const float *__restrict__ w,
+                                                    float *y, int64_t dim, float eps, int *xq, float2 *xd) {
+    __shared__ float red[32];
+    const int64_t nq = dim / 4, row = blockIdx.x;
+    float4 *xr = (float4 *)(x + row * dim);
+    const float4 *dr = delta ? (const float4 *)(delta + row * dim) : NULL;
+    float4 *yr = (float4 *)(y + row * dim);
+    float4 v[RFK_NORM_RQ], wv[RFK_NORM_RQ];
+#pragma unroll
+    for (int k = 0; k < RFK_NORM_RQ; k++) {
+        const int64_t i = threadIdx.x + k * RFK_NORM_BLOCK;
+        v[k] = i < nq ? xr[i] : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        wv[k] = w && i < nq ? ((const float4 *)w)[i] : make_float4(1.0f, 1.0f, 1.0f, 1.0f);
+    }
+    if (dr) {
+#pragma unroll
+        for (int k = 0; k < RFK_NORM_RQ; k++) {
+            const int64_t i = threadIdx.x + k * RFK_NORM_BLOCK;
+            if (i < nq) {
+                const float4 d = dr[i];
+                v[k].x += d.x, v[k].y += d.y, v[k].z += d.z, v[k].w += d.w;
+            }
+        }
+    }
+    float ss = 0.0f;
+#pragma unroll
+    for (int k = 0; k < RFK_NORM_RQ; k++) ss += v[k].x * v[k].x + v[k].y * v[k].y + v[k].z * v[k].z + v[k].w * v[k].w;
+    if (dr) {
+#pragma unroll
+        for (int k = 0; k < RFK_NORM_RQ; k++) {
+            const int64_t i = threadIdx.x + k * RFK_NORM_BLOCK;
+            if (i < nq) xr[i] = v[k];
+        }
+    }
+    ss = rfk_block_reduce<W, false>(ss, red);
+    const float scale = rsqrtf(ss / (float)dim + eps);
+#pragma unroll
+    for (int k = 0; k < RFK_NORM_RQ; k++) {
+        const int64_t i = threadIdx.x + k * RFK_NORM_BLOCK;
+        const int64_t i0 = i - threadIdx.x % W; /* the warp's first quad: whole warps skip */
+        if (i0 >= nq) break;
+        const bool live = i < nq;
+        float4 o = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        if (live) {
+            o = make_float4(v[k].x * scale * wv[k].x, v[k].y * scale * wv[k].y, v[k].z * scale * wv[k].z,
+                            v[k].w * scale * wv[k].w);
+            yr[i] = o;
+        }
+        if (xq) rfk_q8_store<W>(o, row * nq + i, live, xq, xd);
     }
 }
 

@@ -82,6 +82,10 @@ const char *rfk_status_str(int status);
 /* 1 when `type` has GPU matmul/get_rows kernels, else 0. */
 int rfk_matmul_supports(uint32_t type);
 
+/* 1 when batches of 2..64 tokens of `type`, given scratch, run on the int8
+ * matrix-product kernel (one launch, rfk_matmul below), else 0. */
+int rfk_matmul_mmq(uint32_t type);
+
 /* Device scratch bytes rfk_matmul can use for these sizes: the q8
  * activation blocks of the integer-dot mat-vec (every quantized type here:
  * Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q2_K Q3_K Q4_K Q5_K Q6_K IQ4_NL IQ4_XS;
@@ -100,7 +104,9 @@ typedef struct rfk_launch_plan {
 
 /* The product kernel rfk_matmul will launch for these sizes when given no
  * scratch, without launching. (With scratch, the integer-dot types run
- * "quantize_q8" once and "matvec_q8" with the same grid and block.)
+ * "quantize_q8" once and "matvec_q8" with the same grid and block, or,
+ * for batches of 2..64 of the types with int8 matrix-product kernels,
+ * "mmq": one launch of 256 threads per 16 or 32 rows.)
  * Returns out->launches (>= 1), or 0 for unsupported input. */
 int rfk_matmul_plan(const rfk_ctx *ctx, uint32_t type, int64_t cols, int64_t rows, int64_t n_tok,
                     rfk_launch_plan *out);
@@ -114,7 +120,10 @@ int rfk_matmul_plan(const rfk_ctx *ctx, uint32_t type, int64_t cols, int64_t row
  * data, 1.2-1.7x faster for 4-bit types (tests/gpu/NOTES.md); without,
  * every type reads float32 x (float rounding only).
  * n_tok 1..64 uses the fused dequantize + mat-vec kernel (one launch per 8
- * tokens); larger n_tok the tiled kernel (float path, scratch unused).
+ * tokens) or, with scratch, for n_tok >= 2 (ROCMFORGE_GPU_MMQ_MIN; 0 turns
+ * it off) and Q4_0, Q4_1, Q8_0, Q4_K, Q6_K weights, one launch of the int8
+ * matrix-product kernel (mmq.cu), whose arithmetic is the q8 mat-vec's;
+ * larger n_tok the tiled kernel (float path, scratch unused).
  * Requirements (else RFK_E_INVAL): cols a multiple of 32 and of the block
  * size; row_bytes the exact row size or a multiple of 16; w, x 16-byte
  * aligned. */
@@ -145,6 +154,15 @@ int rfk_matmul_ex(const rfk_ctx *ctx, void *stream, uint32_t type, const void *w
  * rfk_matmul_ex(..., x_quantized = 1) calls that share one input. */
 int rfk_quantize_q8(const rfk_ctx *ctx, void *stream, const float *x, int64_t cols, int64_t n_tok, void *scratch,
                     size_t scratch_bytes);
+
+/* The int8 matrix-product primitive (kcommon.cuh's rfk_mma_i8_*) on one
+ * 32-lane group: a [32 lanes][4] and b [32][2] int8 words in the k32
+ * fragment layout; out [4][32 lanes][4]: the k32 product through the
+ * instruction (where the target has one) and through the emulation, then
+ * the k16 product (a[.][0..1], b[.][0]) both ways, each added to fixed
+ * starting sums (1, 2, 3, 4 for k32; -5, 6, -7, 8 for k16). For the op
+ * suite. */
+int rfk_mma_selftest(const rfk_ctx *ctx, void *stream, const int *a, const int *b, int *out);
 
 /* out[t] = dequantized row ids[t] of w (ids: device int32 [n], each in
  * [0, rows): an id out of range writes zeros). out [n][cols]. */

@@ -37,18 +37,6 @@
 
 /* ---- kernels ------------------------------------------------------------- */
 
-/* Row r of token t to its output part (rfk_mm_out: consecutive row ranges
- * of the weight, each its own [n_tok][rows_i] array). */
-static __device__ __forceinline__ void mv_store(const rfk_mm_out &o, int64_t r, int t, float s) {
-    int i = 0;
-    if (r >= o.rows[0]) {
-        r -= o.rows[0];
-        i = 1;
-        if (r >= o.rows[1]) r -= o.rows[1], i = 2;
-    }
-    o.y[i][t * o.rows[i] + r] = s;
-}
-
 /* Rows [blockIdx.x * (MV_BLOCK / W), ...) of y[t][r] for t < nt (<= NT).
  * One warp per row; lane = 4 * group + k: group g takes chunks g, g + W/4,
  * ..., and lane k of it elements 4k .. 4k + 3 and 16 + 4k .. 16 + 4k + 3
@@ -110,7 +98,7 @@ __global__ void __launch_bounds__(MV_BLOCK)
 #pragma unroll
         for (int t = 0; t < NT; t++) {
             float s = rfk_warp_sum<W>(acc[t]);
-            if (lane == 0 && t < nt) mv_store(y, r, t, s);
+            if (lane == 0 && t < nt) rfk_mm_store(y, r, t, s);
         }
     }
 }
@@ -191,7 +179,7 @@ __global__ void __launch_bounds__(MV_BLOCK)
 #pragma unroll
         for (int t = 0; t < NT; t++) {
             float s = rfk_warp_sum<W>(acc[t]);
-            if (lane == 0 && t < nt) mv_store(y, r, t, s);
+            if (lane == 0 && t < nt) rfk_mm_store(y, r, t, s);
         }
     }
 }
@@ -292,15 +280,9 @@ __global__ void __launch_bounds__(MV_BLOCK)
 #pragma unroll
         for (int t = 0; t < NT; t++) {
             float sum = rfk_warp_sum<W>(acc[t]);
-            if (lane == 0 && t < nt) mv_store(y, r, t, sum);
+            if (lane == 0 && t < nt) rfk_mm_store(y, r, t, sum);
         }
     }
-}
-
-/* Byte k (0..11) of a Q4_K block's scales, held as three words. */
-static __device__ __forceinline__ int k4_sbyte(uint32_t s0, uint32_t s1, uint32_t s2, int k) {
-    const uint32_t v = k < 4 ? s0 : k < 8 ? s1 : s2;
-    return (int)((v >> (8 * (k & 3))) & 0xFF);
 }
 
 template <int W, int NT>
@@ -331,12 +313,12 @@ __global__ void __launch_bounds__(MV_BLOCK)
             for (int u = 0; u < 2; u++) {
                 const int sbi = 2 * j + u;
                 if (sbi < 4) {
-                    sc[u] = k4_sbyte(hd.y, hd.z, hd.w, sbi) & 63;
-                    mn[u] = k4_sbyte(hd.y, hd.z, hd.w, sbi + 4) & 63;
+                    sc[u] = rfk_k4_sbyte(hd.y, hd.z, hd.w, sbi) & 63;
+                    mn[u] = rfk_k4_sbyte(hd.y, hd.z, hd.w, sbi + 4) & 63;
                 } else {
-                    const int hi = k4_sbyte(hd.y, hd.z, hd.w, sbi + 4);
-                    sc[u] = (hi & 0x0F) | ((k4_sbyte(hd.y, hd.z, hd.w, sbi - 4) >> 6) << 4);
-                    mn[u] = (hi >> 4) | ((k4_sbyte(hd.y, hd.z, hd.w, sbi) >> 6) << 4);
+                    const int hi = rfk_k4_sbyte(hd.y, hd.z, hd.w, sbi + 4);
+                    sc[u] = (hi & 0x0F) | ((rfk_k4_sbyte(hd.y, hd.z, hd.w, sbi - 4) >> 6) << 4);
+                    mn[u] = (hi >> 4) | ((rfk_k4_sbyte(hd.y, hd.z, hd.w, sbi) >> 6) << 4);
                 }
             }
             const uint32_t qw[4] = {qv.x, qv.y, qv.z, qv.w};
@@ -363,7 +345,7 @@ __global__ void __launch_bounds__(MV_BLOCK)
 #pragma unroll
         for (int t = 0; t < NT; t++) {
             float sum = rfk_warp_sum<W>(acc[t]);
-            if (lane == 0 && t < nt) mv_store(y, r, t, sum);
+            if (lane == 0 && t < nt) rfk_mm_store(y, r, t, sum);
         }
     }
 }
@@ -522,6 +504,23 @@ template <int T, int W, int NT> static int launch_mv_any(const mm_args *a, int64
     return launch_matvec_nt<T, W, NT>(a, t0, nt);
 }
 
+/* Batches of at least this many tokens take the int8 matrix-product kernel
+ * (mmq.cu) where the type has one: ROCMFORGE_GPU_MMQ_MIN, 0 = never. */
+#define MMQ_MIN_DEFAULT 2
+static int64_t mmq_min(void) {
+    static int64_t v = -1;
+    if (v < 0) {
+        const char *e = getenv("ROCMFORGE_GPU_MMQ_MIN");
+        v = e ? atoll(e) : MMQ_MIN_DEFAULT;
+        if (v <= 0) v = RFK_MMQ_MAX_N + 1;
+    }
+    return v;
+}
+
+static bool use_mmq(uint32_t type, bool q8, int64_t n_tok) {
+    return q8 && rfk_mmq_supports(type) && n_tok >= mmq_min() && n_tok <= RFK_MMQ_MAX_N;
+}
+
 template <int T, int W> static int launch_matvec(const mm_args *a) {
     if constexpr (rfk_has_vdot<rfk_q<T>>::value) {
         if (a->xq && !a->x_quantized) {
@@ -529,6 +528,8 @@ template <int T, int W> static int launch_matvec(const mm_args *a) {
             RFK_LAUNCH(a->ctx, "quantize_q8", k_quantize_q8<W>, rfk_d3((n_quads + 255) / 256), rfk_d3(256), 0,
                        a->stream, a->x, a->n_tok * a->cols / 32, a->xq, a->xd);
         }
+        if (use_mmq(T, a->xq != NULL, a->n_tok))
+            return rfk_mmq(a->ctx, a->stream, T, a->w, a->row_bytes, a->cols, a->rows, a->xq, a->xd, a->y, a->n_tok);
     }
     for (int64_t t0 = 0; t0 < a->n_tok; t0 += MV_MAX_NT) {
         const int nt = (int)(a->n_tok - t0 < MV_MAX_NT ? a->n_tok - t0 : MV_MAX_NT);
@@ -598,6 +599,8 @@ static int mm_check(const mm_type *t, size_t row_bytes, int64_t cols, int64_t ro
 /* ---- public entry points ------------------------------------------------- */
 
 extern "C" int rfk_matmul_supports(uint32_t type) { return mm_find(type) != NULL; }
+
+extern "C" int rfk_matmul_mmq(uint32_t type) { return use_mmq(type, true, 2) && use_mmq(type, true, RFK_MMQ_MAX_N); }
 
 /* q8 activations: n_tok * cols int8, then (d, d * sum) per 32 as float2,
  * 16-byte aligned. Only the mat-vec path (n_tok <= MV_MAX_BATCH) uses them. */

@@ -46,9 +46,27 @@ __global__ void __launch_bounds__(ROW_BLOCK)
     }
 }
 
+/* Rows of whole, aligned quads up to RFK_NORM_MAX floats: from registers
+ * (kcommon.cuh's rfk_norm_row; x is not written without delta). */
+template <int W>
+__global__ void __launch_bounds__(RFK_NORM_BLOCK)
+    k_rmsnorm_rq(const float *x, const float *__restrict__ w, float *y, int64_t dim, float eps) {
+    if constexpr (!rfk_warp_matches<W>()) {
+        rfk_trap();
+    } else {
+        rfk_norm_row<W>((float *)x, NULL, w, y, dim, eps, NULL, NULL);
+    }
+}
+
 template <int W>
 static int launch_rmsnorm(const rfk_ctx *ctx, void *stream, const float *x, const float *w, float *y, int64_t n_rows,
                           int64_t dim, float eps) {
+    if (dim % 4 == 0 && dim <= RFK_NORM_MAX && ((uintptr_t)x & 15) == 0 && ((uintptr_t)w & 15) == 0 &&
+        ((uintptr_t)y & 15) == 0) {
+        RFK_LAUNCH(ctx, "rmsnorm", k_rmsnorm_rq<W>, rfk_d3(n_rows), rfk_d3(RFK_NORM_BLOCK), 0, stream, x, w, y, dim,
+                   eps);
+        return RFK_OK;
+    }
     RFK_LAUNCH(ctx, "rmsnorm", k_rmsnorm<W>, rfk_d3(n_rows), rfk_d3(ROW_BLOCK), 0, stream, x, w, y, dim, eps);
     return RFK_OK;
 }

@@ -44,6 +44,12 @@ static __device__ __forceinline__ int rfk_iq4_pack(uint32_t n) {
                  ((uint32_t)(uint8_t)rfk_iq4nl_values[(n >> 24) & 0x0F] << 24));
 }
 
+/* Byte k (0..11) of a Q4_K / Q5_K block's 6-bit scales, held as three words. */
+static __device__ __forceinline__ int rfk_k4_sbyte(uint32_t s0, uint32_t s1, uint32_t s2, int k) {
+    const uint32_t v = k < 4 ? s0 : k < 8 ? s1 : s2;
+    return (int)((v >> (8 * (k & 3))) & 0xFF);
+}
+
 /* Bits 0-3 of x to bit 4 of bytes 0-3 (the fifth bit of Q5_0 / Q5_1). */
 static __device__ __forceinline__ uint32_t rfk_spread4(uint32_t x) {
     return ((x & 1u) << 4) | ((x & 2u) << 11) | ((x & 4u) << 18) | ((x & 8u) << 25);

@@ -140,6 +140,26 @@ static __device__ __forceinline__ unsigned rfk_fshr_clamp(unsigned lo, unsigned 
     return __funnelshift_rc(lo, hi, s);
 }
 static __device__ __forceinline__ void rfk_syncwarp(void) { __syncwarp(); }
+/* int8 tensor-core products on one 32-lane group, in the fragment layout
+ * kcommon.cuh documents for rfk_mma_i8_k32 / _k16 (PTX mma.m16n8k32 and
+ * m16n8k16, s8 inputs, s32 accumulators): sm_80 and later; other targets
+ * (and the host pass) use kcommon.cuh's shuffle emulation. */
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+#define RFK_HAS_MMA_I8 1
+static __device__ __forceinline__ void rfk_mma_hw_i8_k32(int c[4], const int a[4], const int b[2]) {
+    asm("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+        "{%0, %1, %2, %3};"
+        : "+r"(c[0]), "+r"(c[1]), "+r"(c[2]), "+r"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+static __device__ __forceinline__ void rfk_mma_hw_i8_k16(int c[4], const int a[2], int b) {
+    asm("mma.sync.aligned.m16n8k16.row.col.s32.s8.s8.s32 {%0, %1, %2, %3}, {%4, %5}, {%6}, {%0, %1, %2, %3};"
+        : "+r"(c[0]), "+r"(c[1]), "+r"(c[2]), "+r"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(b));
+}
+#else
+#define RFK_HAS_MMA_I8 0
+#endif
 /* the runtime's names, for the op suite's shim (devrt.cu) */
 #define RFK_RT(x) cuda##x
 typedef cudaDeviceProp rfk_rt_prop;

@@ -164,6 +164,9 @@ static __device__ __forceinline__ void rfk_syncwarp(void) {
     __builtin_amdgcn_wave_barrier();
     __builtin_amdgcn_fence(__ATOMIC_ACQUIRE, "wavefront");
 }
+/* No int8 matrix instruction is wired up yet (gfx90a's MFMA has other
+ * fragment layouts; gfx1030 has none): kcommon.cuh's emulation runs. */
+#define RFK_HAS_MMA_I8 0
 /* the runtime's names, for the op suite's shim (devrt.cu) */
 #define RFK_RT(x) hip##x
 typedef hipDeviceProp_t rfk_rt_prop;

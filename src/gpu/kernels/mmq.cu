@@ -1,0 +1,303 @@
+/*
+ * mmq.cu - the small-batch matmul: y[t][r] = sum_c W[r][c] x[t][c] for a
+ * few to 64 tokens (batched decode), on int8 matrix products.
+ *
+ * The mat-vec kernels decode each weight once and take a byte dot per token,
+ * so their work grows with the batch: at 8 tokens they are bound by the dot
+ * and load instructions, not by memory. Here a 32-lane group decodes a
+ * 16-row x 32-column weight tile into the A fragment of an int8 matrix
+ * product (kcommon.cuh's rfk_mma_i8_*: one tensor-core instruction on
+ * NVIDIA sm_80+, a shuffle emulation elsewhere) and multiplies it with 8
+ * tokens' q8 activations per instruction; the int32 result of each 32-wide
+ * block is scaled into float32 accumulators (weight scale x activation
+ * scale, minus the weight minimum x the activation block's sum where the
+ * type has one), the same arithmetic as k_matvec_q8, so results agree with
+ * it to float rounding.
+ *
+ * A block is MQ_GROUPS groups of 32 lanes on the same 16 * MT rows; group i
+ * takes the 32-column blocks i, i + MQ_GROUPS, ... (a split of K, so a
+ * 4096-row matrix still makes 256 blocks of 8 groups), and the groups' sums
+ * are added in shared memory at the end. On a wave64 device a wavefront
+ * holds two groups. Weight words are loaded straight from global memory
+ * (the groups of a block read neighbouring blocks of the same rows, which
+ * L1 serves); a row past the end re-reads the last row and is not stored,
+ * and a token past n_tok re-reads the last token and is not stored.
+ *
+ * Types: Q4_0, Q4_1, Q8_0, Q4_K, Q6_K (Q6_K's two 16-element scales per 32
+ * columns take two k16 products). Q4_0 and Q6_K are made signed (q - 8,
+ * q - 32) so that they need no activation sum.
+ */
+#include <stdlib.h>
+
+#include "kcommon.cuh"
+#include "quant.cuh"
+
+#define MQ_GROUPS 8 /* 32-lane groups per block, splitting K */
+#define MQ_BLOCK (32 * MQ_GROUPS)
+
+/* One row's share of a 32-column block for the A fragment: w[0] = the int8
+ * of elements 4q .. 4q + 3, w[1] = 16 + 4q .. 16 + 4q + 3; the block adds
+ * s * dx * dot - m * dy to the row's sum (dx, dy: the activation block's
+ * scale and scale x sum). Split types (Q6_K) scale the dots of the two
+ * 16-element halves by the integers s0 and s1 first. */
+struct mq_row {
+    int w[2];
+    float s, m;
+    int s0, s1;
+};
+
+/* bytes 0..15 -> -8..7 and 0..63 -> -32..31 as int8, four at a time (no
+ * byte carries into the next: 0x78 + 15 and 0x60 + 63 stay below 0x100) */
+static __device__ __forceinline__ int mq_s4(uint32_t v) { return (int)((v + 0x78787878u) ^ 0x80808080u); }
+static __device__ __forceinline__ int mq_s6(uint32_t v) { return (int)((v + 0x60606060u) ^ 0x80808080u); }
+
+template <int T> struct mq;
+
+template <> struct mq<2> { /* Q4_0: d, qs[16]; low nibbles 0..15, high 16..31 */
+    static constexpr bool split = false;
+    static __device__ __forceinline__ void row(const uint8_t *r, int64_t b, int q, mq_row &o) {
+        const uint8_t *p = r + b * 18;
+        const uint32_t v = rfk_ld32_a2(p + 2 + 4 * q);
+        o.w[0] = mq_s4(v & 0x0F0F0F0Fu);
+        o.w[1] = mq_s4((v >> 4) & 0x0F0F0F0Fu);
+        o.s = rfk_ldh(p);
+        o.m = 0.0f;
+    }
+};
+
+template <> struct mq<3> { /* Q4_1: d, m, qs[16]; value d * q + m */
+    static constexpr bool split = false;
+    static __device__ __forceinline__ void row(const uint8_t *r, int64_t b, int q, mq_row &o) {
+        const uint8_t *p = r + b * 20;
+        const uint32_t v = rfk_ld32_a4(p + 4 + 4 * q);
+        o.w[0] = (int)(v & 0x0F0F0F0Fu);
+        o.w[1] = (int)((v >> 4) & 0x0F0F0F0Fu);
+        o.s = rfk_ldh(p);
+        o.m = -rfk_ldh(p + 2);
+    }
+};
+
+template <> struct mq<8> { /* Q8_0: d, qs[32] */
+    static constexpr bool split = false;
+    static __device__ __forceinline__ void row(const uint8_t *r, int64_t b, int q, mq_row &o) {
+        const uint8_t *p = r + b * 34;
+        o.w[0] = (int)rfk_ld32_a2(p + 2 + 4 * q);
+        o.w[1] = (int)rfk_ld32_a2(p + 18 + 4 * q);
+        o.s = rfk_ldh(p);
+        o.m = 0.0f;
+    }
+};
+
+template <> struct mq<12> { /* Q4_K: d, dmin, scales[12], qs[128]; sub-block j of 32 */
+    static constexpr bool split = false;
+    static __device__ __forceinline__ void row(const uint8_t *r, int64_t b, int q, mq_row &o) {
+        const uint8_t *p = r + (b >> 3) * 144;
+        const int j = (int)(b & 7);
+        const uint4 hd = *(const uint4 *)p; /* d, dmin, scales: 144-byte blocks keep 16-byte alignment */
+        const uint32_t h0 = hd.x, s0 = hd.y, s1 = hd.z, s2 = hd.w;
+        const uint8_t *qs = p + 16 + 32 * (j >> 1);
+        const int sh = 4 * (j & 1);
+        o.w[0] = (int)((rfk_ld32_a4(qs + 4 * q) >> sh) & 0x0F0F0F0Fu);
+        o.w[1] = (int)((rfk_ld32_a4(qs + 16 + 4 * q) >> sh) & 0x0F0F0F0Fu);
+        int sc, mn;
+        if (j < 4) {
+            sc = rfk_k4_sbyte(s0, s1, s2, j) & 63;
+            mn = rfk_k4_sbyte(s0, s1, s2, j + 4) & 63;
+        } else {
+            const int hi = rfk_k4_sbyte(s0, s1, s2, j + 4);
+            sc = (hi & 0x0F) | ((rfk_k4_sbyte(s0, s1, s2, j - 4) >> 6) << 4);
+            mn = (hi >> 4) | ((rfk_k4_sbyte(s0, s1, s2, j) >> 6) << 4);
+        }
+        o.s = rfk_h2f((unsigned short)(h0 & 0xFFFF)) * (float)sc;
+        o.m = rfk_h2f((unsigned short)(h0 >> 16)) * (float)mn;
+    }
+};
+
+template <> struct mq<14> { /* Q6_K: ql[128], qh[64], int8 scales[16], d; see quant.cuh */
+    static constexpr bool split = true;
+    static __device__ __forceinline__ void row(const uint8_t *r, int64_t b, int q, mq_row &o) {
+        const uint8_t *p = r + (b >> 3) * 210;
+        const int j = (int)(b & 7), h = j / 4, t = j % 4;
+        const uint8_t *ql = p + 64 * h + 32 * (t % 2), *qh = p + 128 + 32 * h;
+        const int sl = 4 * (t / 2), sh = 2 * t;
+#pragma unroll
+        for (int k = 0; k < 2; k++) {
+            const uint32_t lo = rfk_ld32_a2(ql + 16 * k + 4 * q), hi = rfk_ld32_a2(qh + 16 * k + 4 * q);
+            o.w[k] = mq_s6(((lo >> sl) & 0x0F0F0F0Fu) | (((hi >> sh) & 0x03030303u) << 4));
+        }
+        const uint32_t sc = *(const uint16_t *)(p + 192 + 2 * j);
+        o.s0 = (int)(int8_t)(sc & 0xFF);
+        o.s1 = (int)(int8_t)(sc >> 8);
+        o.s = rfk_ldh(p + 208);
+        o.m = 0.0f;
+    }
+};
+
+/* Rows [16 MT blockIdx.x, +16 MT) of y[t][r] for t < nt (<= 8 NT8). xq: nt
+ * rows of nb * 8 ints (the q8 bytes), xd: nt rows of nb (d, d * sum). */
+template <int T, int MT, int NT8>
+__global__ void __launch_bounds__(MQ_BLOCK)
+    k_mmq(const uint8_t *__restrict__ w, size_t row_bytes, int64_t nb, int64_t rows, const int *__restrict__ xq,
+          const float2 *__restrict__ xd, rfk_mm_out y, int nt) {
+    typedef mq<T> Q;
+    __shared__ float red[MQ_GROUPS][MT * NT8 * 4 * 32];
+    const int lane = threadIdx.x % 32, grp = threadIdx.x / 32, g = lane / 4, q = lane % 4;
+    const int64_t r0 = (int64_t)blockIdx.x * (16 * MT);
+    const uint8_t *rp[MT][2];
+#pragma unroll
+    for (int m = 0; m < MT; m++)
+#pragma unroll
+        for (int h = 0; h < 2; h++) {
+            const int64_t r = r0 + 16 * m + 8 * h + g;
+            rp[m][h] = w + (size_t)(r < rows ? r : rows - 1) * row_bytes;
+        }
+    /* the tokens this lane reads: B column g + 8n, C columns 2q, 2q + 1 (+ 8n),
+     * as offsets into xq (ints) and xd */
+    const int cpt = (int)nb * 8;
+    int ob[NT8], o0[NT8], o1[NT8];
+#pragma unroll
+    for (int n = 0; n < NT8; n++) {
+        const int tb = 8 * n + g, t0 = 8 * n + 2 * q;
+        ob[n] = (tb < nt ? tb : nt - 1) * cpt + q;
+        o0[n] = (t0 < nt ? t0 : nt - 1) * (int)nb;
+        o1[n] = (t0 + 1 < nt ? t0 + 1 : nt - 1) * (int)nb;
+    }
+    float acc[MT][NT8][4];
+#pragma unroll
+    for (int m = 0; m < MT; m++)
+#pragma unroll
+        for (int n = 0; n < NT8; n++)
+#pragma unroll
+            for (int i = 0; i < 4; i++) acc[m][n][i] = 0.0f;
+
+    auto step = [&](int b) {
+        int bf[NT8][2];
+        float2 d0[NT8], d1[NT8];
+#pragma unroll
+        for (int n = 0; n < NT8; n++) {
+            bf[n][0] = xq[ob[n] + b * 8];
+            bf[n][1] = xq[ob[n] + b * 8 + 4];
+            d0[n] = xd[o0[n] + b];
+            d1[n] = xd[o1[n] + b];
+        }
+#pragma unroll
+        for (int m = 0; m < MT; m++) {
+            mq_row A0, A1; /* rows g and g + 8 of this m-tile */
+            Q::row(rp[m][0], b, q, A0);
+            Q::row(rp[m][1], b, q, A1);
+#pragma unroll
+            for (int n = 0; n < NT8; n++) {
+                int c[4] = {0, 0, 0, 0};
+                if constexpr (Q::split) {
+                    int cl[4] = {0, 0, 0, 0};
+                    const int alo[2] = {A0.w[0], A1.w[0]}, ahi[2] = {A0.w[1], A1.w[1]};
+                    rfk_mma_i8_k16<true>(cl, alo, bf[n][0]);
+                    rfk_mma_i8_k16<true>(c, ahi, bf[n][1]);
+                    c[0] = cl[0] * A0.s0 + c[0] * A0.s1;
+                    c[1] = cl[1] * A0.s0 + c[1] * A0.s1;
+                    c[2] = cl[2] * A1.s0 + c[2] * A1.s1;
+                    c[3] = cl[3] * A1.s0 + c[3] * A1.s1;
+                } else {
+                    const int a[4] = {A0.w[0], A1.w[0], A0.w[1], A1.w[1]};
+                    rfk_mma_i8_k32<true>(c, a, bf[n]);
+                }
+                acc[m][n][0] += A0.s * d0[n].x * (float)c[0] - A0.m * d0[n].y;
+                acc[m][n][1] += A0.s * d1[n].x * (float)c[1] - A0.m * d1[n].y;
+                acc[m][n][2] += A1.s * d0[n].x * (float)c[2] - A1.m * d0[n].y;
+                acc[m][n][3] += A1.s * d1[n].x * (float)c[3] - A1.m * d1[n].y;
+            }
+        }
+    };
+    /* two blocks' loads in flight per group where registers allow (written
+     * out: the emulated product's shuffles keep compilers from unrolling) */
+    int b = grp;
+    if constexpr (MT * NT8 <= 2)
+        for (; b + MQ_GROUPS < (int)nb; b += 2 * MQ_GROUPS) {
+            step(b);
+            step(b + MQ_GROUPS);
+        }
+    for (; b < (int)nb; b += MQ_GROUPS) step(b);
+
+    /* the groups' partial sums, added in a fixed order */
+#pragma unroll
+    for (int m = 0; m < MT; m++)
+#pragma unroll
+        for (int n = 0; n < NT8; n++)
+#pragma unroll
+            for (int i = 0; i < 4; i++) red[grp][((m * NT8 + n) * 4 + i) * 32 + lane] = acc[m][n][i];
+    __syncthreads();
+    for (int e = threadIdx.x; e < MT * NT8 * 4 * 32; e += MQ_BLOCK) {
+        float s = 0.0f;
+#pragma unroll
+        for (int k = 0; k < MQ_GROUPS; k++) s += red[k][e];
+        const int l = e % 32, i = (e / 32) % 4, n = (e / 128) % NT8, m = e / (128 * NT8);
+        const int64_t r = r0 + 16 * m + 8 * (i / 2) + l / 4;
+        const int t = 8 * n + 2 * (l % 4) + (i % 2);
+        if (r < rows && t < nt) rfk_mm_store(y, r, t, s);
+    }
+}
+
+/* ---- launch -------------------------------------------------------------- */
+
+template <int T, int MT, int NT8>
+static int mmq_launch(const rfk_ctx *ctx, void *stream, const uint8_t *w, size_t row_bytes, int64_t nb, int64_t rows,
+                      const int *xq, const float2 *xd, const rfk_mm_out &y, int nt) {
+    RFK_LAUNCH(ctx, "mmq", (k_mmq<T, MT, NT8>), rfk_d3((rows + 16 * MT - 1) / (16 * MT)), rfk_d3(MQ_BLOCK), 0, stream,
+               w, row_bytes, nb, rows, xq, xd, y, nt);
+    return RFK_OK;
+}
+
+/* Tokens per launch: 8, 16, 32 (two row tiles per group, so the activation
+ * words are read once for 32 rows) or 64. */
+template <int T>
+static int mmq_type(const rfk_ctx *ctx, void *stream, const uint8_t *w, size_t row_bytes, int64_t nb, int64_t rows,
+                    const int *xq, const float2 *xd, const rfk_mm_out &y, int nt) {
+    if (nt <= 8) return mmq_launch<T, 1, 1>(ctx, stream, w, row_bytes, nb, rows, xq, xd, y, nt);
+    if (nt <= 16) return mmq_launch<T, 1, 2>(ctx, stream, w, row_bytes, nb, rows, xq, xd, y, nt);
+    if (nt <= 32) return mmq_launch<T, 2, 4>(ctx, stream, w, row_bytes, nb, rows, xq, xd, y, nt);
+    return mmq_launch<T, 1, 8>(ctx, stream, w, row_bytes, nb, rows, xq, xd, y, nt);
+}
+
+bool rfk_mmq_supports(uint32_t type) { return type == 2 || type == 3 || type == 8 || type == 12 || type == 14; }
+
+int rfk_mmq(const rfk_ctx *ctx, void *stream, uint32_t type, const uint8_t *w, size_t row_bytes, int64_t cols,
+            int64_t rows, const int *xq, const float2 *xd, const rfk_mm_out &y, int64_t n_tok) {
+    /* offsets into xq are ints: 64 tokens of up to 2^26 columns */
+    if (n_tok < 1 || n_tok > RFK_MMQ_MAX_N || cols % 32 || rows < 1 || cols > ((int64_t)1 << 26)) return RFK_E_INVAL;
+    const int64_t nb = cols / 32;
+    const int nt = (int)n_tok;
+    switch (type) {
+    case 2: return mmq_type<2>(ctx, stream, w, row_bytes, nb, rows, xq, xd, y, nt);
+    case 3: return mmq_type<3>(ctx, stream, w, row_bytes, nb, rows, xq, xd, y, nt);
+    case 8: return mmq_type<8>(ctx, stream, w, row_bytes, nb, rows, xq, xd, y, nt);
+    case 12: return mmq_type<12>(ctx, stream, w, row_bytes, nb, rows, xq, xd, y, nt);
+    case 14: return mmq_type<14>(ctx, stream, w, row_bytes, nb, rows, xq, xd, y, nt);
+    default: return RFK_E_UNSUPPORTED;
+    }
+}
+
+/* ---- the primitive's self-test -------------------------------------------
+ * One group: the k32 and k16 products of random int8 fragments through the
+ * instruction (where the target has it) and through the emulation. */
+__global__ void k_mma_selftest(const int *__restrict__ a, const int *__restrict__ b, int *__restrict__ out) {
+    const int l = threadIdx.x % 32;
+    if (threadIdx.x >= 32) return;
+    const int av[4] = {a[4 * l], a[4 * l + 1], a[4 * l + 2], a[4 * l + 3]}, bv[2] = {b[2 * l], b[2 * l + 1]};
+    int c[4][4] = {{1, 2, 3, 4}, {1, 2, 3, 4}, {-5, 6, -7, 8}, {-5, 6, -7, 8}};
+    rfk_mma_i8_k32<true>(c[0], av, bv);
+    rfk_mma_i8_k32<false>(c[1], av, bv);
+    rfk_mma_i8_k16<true>(c[2], av, bv[0]);
+    rfk_mma_i8_k16<false>(c[3], av, bv[0]);
+#pragma unroll
+    for (int k = 0; k < 4; k++)
+#pragma unroll
+        for (int i = 0; i < 4; i++) out[(k * 32 + l) * 4 + i] = c[k][i];
+}
+
+extern "C" int rfk_mma_selftest(const rfk_ctx *ctx, void *stream, const int *a, const int *b, int *out) {
+    int st = rfk_warp_status(ctx);
+    if (st) return st;
+    if (!a || !b || !out) return RFK_E_INVAL;
+    RFK_LAUNCH(ctx, "mma_selftest", k_mma_selftest, rfk_d3(1), rfk_d3(ctx->warp_size), 0, stream, a, b, out);
+    return RFK_OK;
+}
