@@ -159,6 +159,7 @@ static rf_status gpu_open(int device, rf_gpu **out, rf_error *err) {
     g->kctx.warp_size = (int)g->info.lim.warp_size;
     g->kctx.check = check_launch;
     g->kctx.check_user = g;
+    g->kctx.n_units = g->info.n_units;
     if (g->kctx.warp_size != 32 && g->kctx.warp_size != 64) {
         rfg_err(err, RF_E_UNSUPPORTED, "%s device %d \"%s\" (%s): warp size %d (kernels run 32 or 64)", RFG_VENDOR,
                 g->device, name, arch, g->kctx.warp_size);

@@ -948,7 +948,7 @@ int main(int argc, char **argv) {
     rng_state = seed_env ? strtoull(seed_env, NULL, 10) : (uint64_t)time(NULL) * 2654435761u;
     if (!rng_state) rng_state = 1;
     char name[256];
-    int st = rfk_rt_init(&kctx.warp_size, name, sizeof name);
+    int st = rfk_rt_init(&kctx.warp_size, &kctx.n_units, name, sizeof name);
     if (st) {
         fprintf(stderr, "op_suite: no GPU: %s\n", rfk_rt_error_str(st));
         return 2;
@@ -1006,6 +1006,19 @@ int main(int argc, char **argv) {
             test_matmul_split(t, parts, 3 * blk, 1);
             test_matmul_split(t, parts, 3 * blk, 5);
         }
+    }
+    { /* the wide mat-vecs with several rows per warp: on a pretend one-multiprocessor
+         device the grid is what one holds, so each warp takes rows r, r + stride, ...
+         (uneven counts: 129, 1000, 300 rows) */
+        const int units = kctx.n_units;
+        kctx.n_units = 1;
+        static const rf_type st[] = {RF_TYPE_Q4_0, RF_TYPE_Q8_0, RF_TYPE_Q4_K};
+        for (size_t i = 0; i < RF_ARRAY_LEN(st); i++) {
+            test_matmul(st[i], 129, 4352, 1, true);
+            test_matmul(st[i], 1000, 4352, 1, true);
+            test_matmul(st[i], 300, 2048, 1, true);
+        }
+        kctx.n_units = units;
     }
     test_f32_to_f16(4);
     test_f32_to_f16(77 * 4096 + 4);

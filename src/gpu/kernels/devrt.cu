@@ -12,12 +12,13 @@
 static rfk_rt_event ev_start, ev_stop;
 static int ev_made;
 
-extern "C" int rfk_rt_init(int *warp_size, char *name, size_t name_len) {
+extern "C" int rfk_rt_init(int *warp_size, int *n_units, char *name, size_t name_len) {
     int st = (int)RT(SetDevice)(0);
     if (st) return st;
     rfk_rt_prop prop;
     if ((st = (int)RT(GetDeviceProperties)(&prop, 0))) return st;
     if (warp_size) *warp_size = prop.warpSize;
+    if (n_units) *n_units = prop.multiProcessorCount;
     if (name && name_len) {
         strncpy(name, prop.name, name_len - 1);
         name[name_len - 1] = 0;

@@ -15,7 +15,7 @@ extern "C" {
 #endif
 
 /* Selects device 0; fills its warp width and name (name_len bytes). */
-int rfk_rt_init(int *warp_size, char *name, size_t name_len);
+int rfk_rt_init(int *warp_size, int *n_units, char *name, size_t name_len);
 /* Device memory; NULL on failure. rfk_rt_free accepts NULL. */
 void *rfk_rt_alloc(size_t bytes);
 void rfk_rt_free(void *p);

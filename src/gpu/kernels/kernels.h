@@ -70,6 +70,7 @@ typedef struct rfk_ctx {
     int warp_size;             /* 32 or 64: the device's warp/wavefront width */
     rfk_launch_check_fn check; /* optional (NULL: no check) */
     void *check_user;          /* passed to check */
+    int n_units;               /* multiprocessors (SMs / CUs); 0 = unknown. Sizes persistent grids */
 } rfk_ctx;
 
 /* Human-readable text of a status: the RFK_E_* codes; "vendor runtime

@@ -217,26 +217,34 @@ __global__ void __launch_bounds__(MV_BLOCK)
         constexpr int VPL = (TV + W - 1) / W; /* per lane */
         __shared__ uint4 sm[MV_BLOCK / W][TV + 1]; /* +1: the last block's word reads may pass the tile */
         const int lane = threadIdx.x % W, wi = threadIdx.x / W;
-        const int64_t r = (int64_t)blockIdx.x * (MV_BLOCK / W) + wi;
-        if (r >= rows) return; /* whole warps; no block-wide barrier follows */
-        const uint4 *row = (const uint4 *)(w + (size_t)r * row_bytes);
-        const int64_t row_vecs = (int64_t)(row_bytes / 16);
+        /* rows r0, r0 + stride, ... of this warp (one row when the grid has
+         * a warp per row), tile after tile; the next tile's loads are
+         * issued before the current one is decoded */
+        const int64_t r0 = (int64_t)blockIdx.x * (MV_BLOCK / W) + wi, stride = (int64_t)gridDim.x * (MV_BLOCK / W);
+        if (r0 >= rows) return; /* whole warps; no block-wide barrier follows */
+        const int64_t row_vecs = (int64_t)(row_bytes / 16), n_tiles = (nb + MVS_TILE - 1) / MVS_TILE;
         uint4 *s = sm[wi];
         const uint32_t *sw = (const uint32_t *)s;
-        float acc[NT];
-#pragma unroll
-        for (int t = 0; t < NT; t++) acc[t] = 0.0f;
-        for (int64_t b0 = 0; b0 < nb; b0 += MVS_TILE) {
-            const int64_t v0 = b0 * B / 16;
-            const int64_t nv = row_vecs - v0 < TV ? row_vecs - v0 : TV;
-            uint4 tmp[VPL];
+        uint4 tmp[VPL];
+        auto fetch = [&](int64_t r, int64_t tile) {
+            const uint4 *row = (const uint4 *)(w + (size_t)r * row_bytes);
+            const int64_t v0 = tile * TV, nv = row_vecs - v0 < TV ? row_vecs - v0 : TV;
 #pragma unroll
             for (int i = 0; i < VPL; i++)
                 if (lane + i * W < nv) tmp[i] = row[v0 + lane + i * W];
+        };
+        float acc[NT];
+#pragma unroll
+        for (int t = 0; t < NT; t++) acc[t] = 0.0f;
+        fetch(r0, 0);
+        for (int64_t r = r0, tile = 0;;) {
 #pragma unroll
             for (int i = 0; i < VPL; i++)
-                if (lane + i * W < nv) s[lane + i * W] = tmp[i];
+                if (lane + i * W < TV) s[lane + i * W] = tmp[i]; /* past a partial tile: unread */
             rfk_syncwarp();
+            const int64_t r2 = tile + 1 < n_tiles ? r : r + stride, t2 = tile + 1 < n_tiles ? tile + 1 : 0;
+            if (r2 < rows) fetch(r2, t2);
+            const int64_t b0 = tile * MVS_TILE;
 #pragma unroll
             for (int i = 0; i < MVS_TILE / W; i++) {
                 const int bl = lane + i * W;
@@ -276,11 +284,16 @@ __global__ void __launch_bounds__(MV_BLOCK)
                 }
             }
             rfk_syncwarp(); /* the next tile overwrites s */
-        }
+            if (t2 == 0) { /* row r done */
 #pragma unroll
-        for (int t = 0; t < NT; t++) {
-            float sum = rfk_warp_sum<W>(acc[t]);
-            if (lane == 0 && t < nt) rfk_mm_store(y, r, t, sum);
+                for (int t = 0; t < NT; t++) {
+                    const float sum = rfk_warp_sum<W>(acc[t]);
+                    if (lane == 0 && t < nt) rfk_mm_store(y, r, t, sum);
+                    acc[t] = 0.0f;
+                }
+            }
+            if (r2 >= rows) break;
+            r = r2, tile = t2;
         }
     }
 }
@@ -293,59 +306,80 @@ __global__ void __launch_bounds__(MV_BLOCK)
         rfk_trap();
     } else {
         const int lane = threadIdx.x % W, k = lane % 8, j = k / 2, h = k % 2;
-        const int64_t r = (int64_t)blockIdx.x * (MV_BLOCK / W) + threadIdx.x / W;
-        if (r >= rows) return;
-        const uint8_t *row = w + (size_t)r * row_bytes;
+        /* rows r0, r0 + stride, ... of this warp (as k_mv_staged) in steps
+         * of SPI blocks; the next step's two loads are issued before the
+         * current step is decoded */
+        const int64_t r0 = (int64_t)blockIdx.x * (MV_BLOCK / W) + threadIdx.x / W,
+                      stride = (int64_t)gridDim.x * (MV_BLOCK / W);
+        if (r0 >= rows) return;
         const int64_t n_chunks = nsb * 8;
+        constexpr int SPI = W / 8; /* blocks per warp step */
+        const int64_t steps = (nsb + SPI - 1) / SPI;
         float acc[NT];
 #pragma unroll
         for (int t = 0; t < NT; t++) acc[t] = 0.0f;
-        constexpr int SPI = W / 8; /* blocks per warp step */
-#pragma unroll 2
-        for (int64_t sb = lane / 8; sb < nsb; sb += SPI) {
-            const uint8_t *b = row + sb * 144;
-            const uint4 hd = *(const uint4 *)b;
-            const uint4 qv = *(const uint4 *)(b + 16 + 16 * k);
-            const float d = rfk_h2f((unsigned short)(hd.x & 0xFFFF)), dmin = rfk_h2f((unsigned short)(hd.x >> 16));
-            /* scale / min of sub-blocks 2j (low nibbles) and 2j + 1 (high) */
-            int sc[2], mn[2];
-#pragma unroll
-            for (int u = 0; u < 2; u++) {
-                const int sbi = 2 * j + u;
-                if (sbi < 4) {
-                    sc[u] = rfk_k4_sbyte(hd.y, hd.z, hd.w, sbi) & 63;
-                    mn[u] = rfk_k4_sbyte(hd.y, hd.z, hd.w, sbi + 4) & 63;
-                } else {
-                    const int hi = rfk_k4_sbyte(hd.y, hd.z, hd.w, sbi + 4);
-                    sc[u] = (hi & 0x0F) | ((rfk_k4_sbyte(hd.y, hd.z, hd.w, sbi - 4) >> 6) << 4);
-                    mn[u] = (hi >> 4) | ((rfk_k4_sbyte(hd.y, hd.z, hd.w, sbi) >> 6) << 4);
-                }
+        uint4 hd = make_uint4(0, 0, 0, 0), qv = hd;
+        auto fetch = [&](int64_t r, int64_t st) {
+            const int64_t sb = st * SPI + lane / 8;
+            if (sb < nsb) {
+                const uint8_t *b = w + (size_t)r * row_bytes + sb * 144;
+                hd = *(const uint4 *)b;
+                qv = *(const uint4 *)(b + 16 + 16 * k);
             }
-            const uint32_t qw[4] = {qv.x, qv.y, qv.z, qv.w};
+        };
+        fetch(r0, 0);
+        for (int64_t r = r0, st = 0;;) {
+            const uint4 chd = hd, cqv = qv;
+            const int64_t r2 = st + 1 < steps ? r : r + stride, st2 = st + 1 < steps ? st + 1 : 0;
+            if (r2 < rows) fetch(r2, st2);
+            const int64_t sb = st * SPI + lane / 8;
+            if (sb < nsb) {
+                const float d = rfk_h2f((unsigned short)(chd.x & 0xFFFF)), dmin = rfk_h2f((unsigned short)(chd.x >> 16));
+                /* scale / min of sub-blocks 2j (low nibbles) and 2j + 1 (high) */
+                int sc[2], mn[2];
 #pragma unroll
-            for (int t = 0; t < NT; t++) {
-                if (t < nt) {
-                    const int64_t c = t * n_chunks + sb * 8 + 2 * j; /* chunk of sub-block 2j */
-                    const int4 xl = *(const int4 *)(xq + c * 8 + 4 * h), xh = *(const int4 *)(xq + (c + 1) * 8 + 4 * h);
-                    const float4 dd = *(const float4 *)(xd + c); /* (d, d * sum) of chunks c and c + 1 */
-                    const int xlv[4] = {xl.x, xl.y, xl.z, xl.w}, xhv[4] = {xh.x, xh.y, xh.z, xh.w};
-                    int lo = 0, hi = 0;
-#pragma unroll
-                    for (int u = 0; u < 4; u++) {
-                        lo = rfk_dp4a((int)(qw[u] & 0x0F0F0F0Fu), xlv[u], lo);
-                        hi = rfk_dp4a((int)((qw[u] >> 4) & 0x0F0F0F0Fu), xhv[u], hi);
+                for (int u = 0; u < 2; u++) {
+                    const int sbi = 2 * j + u;
+                    if (sbi < 4) {
+                        sc[u] = rfk_k4_sbyte(chd.y, chd.z, chd.w, sbi) & 63;
+                        mn[u] = rfk_k4_sbyte(chd.y, chd.z, chd.w, sbi + 4) & 63;
+                    } else {
+                        const int hi = rfk_k4_sbyte(chd.y, chd.z, chd.w, sbi + 4);
+                        sc[u] = (hi & 0x0F) | ((rfk_k4_sbyte(chd.y, chd.z, chd.w, sbi - 4) >> 6) << 4);
+                        mn[u] = (hi >> 4) | ((rfk_k4_sbyte(chd.y, chd.z, chd.w, sbi) >> 6) << 4);
                     }
-                    float f = d * ((float)sc[0] * dd.x * (float)lo + (float)sc[1] * dd.z * (float)hi);
-                    /* the mins: whole-chunk sums, so one lane of the pair adds them */
-                    if (h == 0) f -= dmin * ((float)mn[0] * dd.y + (float)mn[1] * dd.w);
-                    acc[t] += f;
+                }
+                const uint32_t qw[4] = {cqv.x, cqv.y, cqv.z, cqv.w};
+#pragma unroll
+                for (int t = 0; t < NT; t++) {
+                    if (t < nt) {
+                        const int64_t c = t * n_chunks + sb * 8 + 2 * j; /* chunk of sub-block 2j */
+                        const int4 xl = *(const int4 *)(xq + c * 8 + 4 * h), xh = *(const int4 *)(xq + (c + 1) * 8 + 4 * h);
+                        const float4 dd = *(const float4 *)(xd + c); /* (d, d * sum) of chunks c and c + 1 */
+                        const int xlv[4] = {xl.x, xl.y, xl.z, xl.w}, xhv[4] = {xh.x, xh.y, xh.z, xh.w};
+                        int lo = 0, hi = 0;
+#pragma unroll
+                        for (int u = 0; u < 4; u++) {
+                            lo = rfk_dp4a((int)(qw[u] & 0x0F0F0F0Fu), xlv[u], lo);
+                            hi = rfk_dp4a((int)((qw[u] >> 4) & 0x0F0F0F0Fu), xhv[u], hi);
+                        }
+                        float f = d * ((float)sc[0] * dd.x * (float)lo + (float)sc[1] * dd.z * (float)hi);
+                        /* the mins: whole-chunk sums, so one lane of the pair adds them */
+                        if (h == 0) f -= dmin * ((float)mn[0] * dd.y + (float)mn[1] * dd.w);
+                        acc[t] += f;
+                    }
                 }
             }
-        }
+            if (st2 == 0) { /* row r done */
 #pragma unroll
-        for (int t = 0; t < NT; t++) {
-            float sum = rfk_warp_sum<W>(acc[t]);
-            if (lane == 0 && t < nt) rfk_mm_store(y, r, t, sum);
+                for (int t = 0; t < NT; t++) {
+                    const float sum = rfk_warp_sum<W>(acc[t]);
+                    if (lane == 0 && t < nt) rfk_mm_store(y, r, t, sum);
+                    acc[t] = 0.0f;
+                }
+            }
+            if (r2 >= rows) break;
+            r = r2, st = st2;
         }
     }
 }
@@ -471,22 +505,49 @@ static bool mv_wide_ok(const mm_args *a) {
     return !off && a->row_bytes % 16 == 0;
 }
 
+/* Blocks of the wide mat-vecs: a warp per row while the rows fit in what
+ * the device holds resident at once; past that, as many blocks as are
+ * resident (kernel occupancy x multiprocessors), each warp streaming rows
+ * r, r + stride, ... with the next tile in flight, instead of waves of
+ * short-lived warps and a partial last wave (ROCMFORGE_GPU_MV_PERSIST=0:
+ * always a warp per row). */
+static bool mv_persist_off(void) {
+    static int off = -1;
+    if (off < 0) {
+        const char *e = getenv("ROCMFORGE_GPU_MV_PERSIST");
+        off = e && e[0] == '0';
+    }
+    return off;
+}
+
+template <typename K> static int64_t mv_blocks(const rfk_ctx *ctx, K kernel, int64_t rows, int W, int *occ) {
+    const int64_t rpb = MV_BLOCK / W, one_per_row = (rows + rpb - 1) / rpb;
+    if (*occ < 0 && RFK_RT(OccupancyMaxActiveBlocksPerMultiprocessor)(occ, kernel, MV_BLOCK, 0) != RFK_RT(Success))
+        *occ = 0;
+    if (mv_persist_off() || ctx->n_units <= 0 || *occ <= 0) return one_per_row;
+    const int64_t resident = (int64_t)*occ * ctx->n_units;
+    return one_per_row < resident ? one_per_row : resident;
+}
+
 template <int T, int W, int NT> static int launch_matvec_q8_nt(const mm_args *a, int64_t t0, int nt) {
     const int64_t rows_per_block = MV_BLOCK / W, n_chunks = a->cols / 32;
     if constexpr (T == 2 || T == 8) {
         if (mv_wide_ok(a)) {
-            RFK_LAUNCH(a->ctx, "matvec_q8", (k_mv_staged<T, W, NT>),
-                       rfk_d3((a->rows + rows_per_block - 1) / rows_per_block), rfk_d3(MV_BLOCK), 0, a->stream, a->w,
-                       a->row_bytes, n_chunks, a->rows, a->xq + t0 * n_chunks * 8, a->xd + t0 * n_chunks,
+            static int occ = -1;
+            const int64_t blocks = mv_blocks(a->ctx, k_mv_staged<T, W, NT>, a->rows, W, &occ);
+            RFK_LAUNCH(a->ctx, "matvec_q8", (k_mv_staged<T, W, NT>), rfk_d3(blocks), rfk_d3(MV_BLOCK), 0, a->stream,
+                       a->w, a->row_bytes, n_chunks, a->rows, a->xq + t0 * n_chunks * 8, a->xd + t0 * n_chunks,
                        mv_out_at(a, t0), nt);
             return RFK_OK;
         }
     }
     if constexpr (T == 12) {
         if (mv_wide_ok(a)) {
-            RFK_LAUNCH(a->ctx, "matvec_q8", (k_mv_q4k<W, NT>), rfk_d3((a->rows + rows_per_block - 1) / rows_per_block),
-                       rfk_d3(MV_BLOCK), 0, a->stream, a->w, a->row_bytes, n_chunks / 8, a->rows,
-                       a->xq + t0 * n_chunks * 8, a->xd + t0 * n_chunks, mv_out_at(a, t0), nt);
+            static int occ = -1;
+            const int64_t blocks = mv_blocks(a->ctx, k_mv_q4k<W, NT>, a->rows, W, &occ);
+            RFK_LAUNCH(a->ctx, "matvec_q8", (k_mv_q4k<W, NT>), rfk_d3(blocks), rfk_d3(MV_BLOCK), 0, a->stream, a->w,
+                       a->row_bytes, n_chunks / 8, a->rows, a->xq + t0 * n_chunks * 8, a->xd + t0 * n_chunks,
+                       mv_out_at(a, t0), nt);
             return RFK_OK;
         }
     }
