@@ -82,7 +82,7 @@ struct rf_gpu_layers {
 #define GRAPH_MAX_N 64 /* batches up to this size are captured */
 /* Batches up to this size (ROCMFORGE_GPU_MV_MAX_N, 1..64) run on q8
  * activations: the mat-vec kernels (one launch per 8 tokens, each reading
- * the weights once) or, from 2 tokens on, the int8 matrix-product kernel
+ * the weights once) or, from 8 tokens on, the int8 matrix-product kernel
  * (one launch) where every weight's type has it; larger ones the vendor
  * BLAS GEMM (or the plugin's tiled kernel without it). */
 #define MV_MAX_N_DEFAULT 16 /* H200, 8B Q4_0, 32 sequences: BLAS 1774 t/s, 4 mat-vec launches 1134 */

@@ -998,6 +998,7 @@ int main(int argc, char **argv) {
             for (size_t j = 0; j < RF_ARRAY_LEN(nts); j++) test_matmul(t, 129, 4352, nts[j], true);
             static const int64_t parts[3] = {128, 64, 33};
             test_matmul_split(t, parts, 2048, 2);
+            test_matmul_split(t, parts, 2048, 20); /* the int8 matrix-product kernel where the type has one */
         }
         test_get_rows(t, 50, 5 * blk, 7);
         test_dequant_f16(t, 37, 3 * blk);

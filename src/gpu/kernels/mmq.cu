@@ -14,14 +14,16 @@
  * type has one), the same arithmetic as k_matvec_q8, so results agree with
  * it to float rounding.
  *
- * A block is MQ_GROUPS groups of 32 lanes on the same 16 * MT rows; group i
- * takes the 32-column blocks i, i + MQ_GROUPS, ... (a split of K, so a
- * 4096-row matrix still makes 256 blocks of 8 groups), and the groups' sums
- * are added in shared memory at the end. On a wave64 device a wavefront
- * holds two groups. Weight words are loaded straight from global memory
- * (the groups of a block read neighbouring blocks of the same rows, which
- * L1 serves); a row past the end re-reads the last row and is not stored,
- * and a token past n_tok re-reads the last token and is not stored.
+ * A block is MQ_GROUPS groups of 32 lanes on the same 16 * MT rows and
+ * 8 * NT8 tokens; group i takes the 32-column blocks i, i + MQ_GROUPS, ...
+ * (a split of K, so a 4096-row matrix still makes 256 blocks of 8 groups),
+ * and the groups' sums are added in shared memory at the end. On a wave64
+ * device a wavefront holds two groups. The block copies its rows' weights
+ * into shared memory a stage of 512 or 1024 columns at a time with
+ * coalesced loads, the next stage in flight while the current one is
+ * multiplied (rows of whole 4-byte words; other rows are read by each lane
+ * from global memory). A row past the end re-reads the last row and a token
+ * past n_tok the last token; neither is stored.
  *
  * Types: Q4_0, Q4_1, Q8_0, Q4_K, Q6_K (Q6_K's two 16-element scales per 32
  * columns take two k16 products). Q4_0 and Q6_K are made signed (q - 8,
@@ -54,6 +56,7 @@ static __device__ __forceinline__ int mq_s6(uint32_t v) { return (int)((v + 0x60
 template <int T> struct mq;
 
 template <> struct mq<2> { /* Q4_0: d, qs[16]; low nibbles 0..15, high 16..31 */
+    static constexpr int stage_cols = 1024, stage_bytes = 18 * 32; /* a row's stage (ST kernels) */
     static constexpr bool split = false;
     static __device__ __forceinline__ void row(const uint8_t *r, int64_t b, int q, mq_row &o) {
         const uint8_t *p = r + b * 18;
@@ -66,6 +69,7 @@ template <> struct mq<2> { /* Q4_0: d, qs[16]; low nibbles 0..15, high 16..31 */
 };
 
 template <> struct mq<3> { /* Q4_1: d, m, qs[16]; value d * q + m */
+    static constexpr int stage_cols = 1024, stage_bytes = 20 * 32; /* a row's stage (ST kernels) */
     static constexpr bool split = false;
     static __device__ __forceinline__ void row(const uint8_t *r, int64_t b, int q, mq_row &o) {
         const uint8_t *p = r + b * 20;
@@ -78,6 +82,7 @@ template <> struct mq<3> { /* Q4_1: d, m, qs[16]; value d * q + m */
 };
 
 template <> struct mq<8> { /* Q8_0: d, qs[32] */
+    static constexpr int stage_cols = 512, stage_bytes = 34 * 16; /* a row's stage (ST kernels) */
     static constexpr bool split = false;
     static __device__ __forceinline__ void row(const uint8_t *r, int64_t b, int q, mq_row &o) {
         const uint8_t *p = r + b * 34;
@@ -89,12 +94,12 @@ template <> struct mq<8> { /* Q8_0: d, qs[32] */
 };
 
 template <> struct mq<12> { /* Q4_K: d, dmin, scales[12], qs[128]; sub-block j of 32 */
+    static constexpr int stage_cols = 1024, stage_bytes = 144 * 4; /* a row's stage (ST kernels) */
     static constexpr bool split = false;
     static __device__ __forceinline__ void row(const uint8_t *r, int64_t b, int q, mq_row &o) {
         const uint8_t *p = r + (b >> 3) * 144;
         const int j = (int)(b & 7);
-        const uint4 hd = *(const uint4 *)p; /* d, dmin, scales: 144-byte blocks keep 16-byte alignment */
-        const uint32_t h0 = hd.x, s0 = hd.y, s1 = hd.z, s2 = hd.w;
+        const uint32_t h0 = rfk_ld32_a4(p), s0 = rfk_ld32_a4(p + 4), s1 = rfk_ld32_a4(p + 8), s2 = rfk_ld32_a4(p + 12);
         const uint8_t *qs = p + 16 + 32 * (j >> 1);
         const int sh = 4 * (j & 1);
         o.w[0] = (int)((rfk_ld32_a4(qs + 4 * q) >> sh) & 0x0F0F0F0Fu);
@@ -114,6 +119,7 @@ template <> struct mq<12> { /* Q4_K: d, dmin, scales[12], qs[128]; sub-block j o
 };
 
 template <> struct mq<14> { /* Q6_K: ql[128], qh[64], int8 scales[16], d; see quant.cuh */
+    static constexpr int stage_cols = 512, stage_bytes = 210 * 2; /* a row's stage (ST kernels) */
     static constexpr bool split = true;
     static __device__ __forceinline__ void row(const uint8_t *r, int64_t b, int q, mq_row &o) {
         const uint8_t *p = r + (b >> 3) * 210;
@@ -133,32 +139,44 @@ template <> struct mq<14> { /* Q6_K: ql[128], qh[64], int8 scales[16], d; see qu
     }
 };
 
-/* Rows [16 MT blockIdx.x, +16 MT) of y[t][r] for t < nt (<= 8 NT8). xq: nt
- * rows of nb * 8 ints (the q8 bytes), xd: nt rows of nb (d, d * sum). */
-template <int T, int MT, int NT8>
+/* Rows [16 MT blockIdx.x, +16 MT) of y[t][r] for tokens [8 NT8 blockIdx.y,
+ * +8 NT8) below nt. xq: nt rows of nb * 8 ints (the q8 bytes), xd: nt rows
+ * of nb (d, d * sum).
+ * ST (staged): the block copies the tile's rows, Q::stage_cols columns (512
+ * or 1024, about 600 bytes) at a time, into shared memory with coalesced 4-byte loads (the next stage's
+ * words are loaded into registers while the current one is multiplied),
+ * and the groups decode their fragments from there; rows must be whole
+ * 4-byte words. Otherwise each lane loads its fragment words from global
+ * memory (2-byte loads spread over 8 rows: ~0.6 TB/s on an H200). */
+#define MQ_SMEM_BYTES 36864
+
+template <int T, int MT, int NT8, bool ST>
 __global__ void __launch_bounds__(MQ_BLOCK)
     k_mmq(const uint8_t *__restrict__ w, size_t row_bytes, int64_t nb, int64_t rows, const int *__restrict__ xq,
           const float2 *__restrict__ xd, rfk_mm_out y, int nt) {
     typedef mq<T> Q;
-    __shared__ float red[MQ_GROUPS][MT * NT8 * 4 * 32];
+    constexpr int R = 16 * MT;                       /* rows of the tile */
+    constexpr int SW = Q::stage_bytes / 4;           /* words of a row's full stage */
+    constexpr int SB = Q::stage_cols / 32;           /* its 32-column blocks */
+    constexpr int PITCH = SW + 1;                    /* padded: rows g and g + 1 in other banks */
+    constexpr int WPT = (R * SW + MQ_BLOCK - 1) / MQ_BLOCK; /* stage words per thread */
+    constexpr int RED = MQ_GROUPS * MT * NT8 * 4 * 32;      /* floats of the groups' partial sums */
+    static_assert((ST ? R * PITCH * 4 : 0) <= MQ_SMEM_BYTES && RED * 4 <= MQ_SMEM_BYTES, "shared memory");
+    __shared__ __align__(16) uint32_t smem[MQ_SMEM_BYTES / 4]; /* the stage, then the partial sums */
     const int lane = threadIdx.x % 32, grp = threadIdx.x / 32, g = lane / 4, q = lane % 4;
-    const int64_t r0 = (int64_t)blockIdx.x * (16 * MT);
-    const uint8_t *rp[MT][2];
-#pragma unroll
-    for (int m = 0; m < MT; m++)
-#pragma unroll
-        for (int h = 0; h < 2; h++) {
-            const int64_t r = r0 + 16 * m + 8 * h + g;
-            rp[m][h] = w + (size_t)(r < rows ? r : rows - 1) * row_bytes;
-        }
+    const int64_t r0 = (int64_t)blockIdx.x * R;
+    const int tb = blockIdx.y * 8 * NT8; /* first token of the block */
+    xq += (int64_t)tb * nb * 8;
+    xd += (int64_t)tb * nb;
+    nt -= tb;
     /* the tokens this lane reads: B column g + 8n, C columns 2q, 2q + 1 (+ 8n),
      * as offsets into xq (ints) and xd */
     const int cpt = (int)nb * 8;
     int ob[NT8], o0[NT8], o1[NT8];
 #pragma unroll
     for (int n = 0; n < NT8; n++) {
-        const int tb = 8 * n + g, t0 = 8 * n + 2 * q;
-        ob[n] = (tb < nt ? tb : nt - 1) * cpt + q;
+        const int tk = 8 * n + g, t0 = 8 * n + 2 * q;
+        ob[n] = (tk < nt ? tk : nt - 1) * cpt + q;
         o0[n] = (t0 < nt ? t0 : nt - 1) * (int)nb;
         o1[n] = (t0 + 1 < nt ? t0 + 1 : nt - 1) * (int)nb;
     }
@@ -170,15 +188,17 @@ __global__ void __launch_bounds__(MQ_BLOCK)
 #pragma unroll
             for (int i = 0; i < 4; i++) acc[m][n][i] = 0.0f;
 
-    auto step = [&](int b) {
+    /* one 32-column block: rp[m][h] = rows 16m + 8h + g of the tile, b their
+     * block index from rp, bg its index in the row (for the activations) */
+    auto step = [&](const uint8_t *const (&rp)[MT][2], int b, int bg) {
         int bf[NT8][2];
         float2 d0[NT8], d1[NT8];
 #pragma unroll
         for (int n = 0; n < NT8; n++) {
-            bf[n][0] = xq[ob[n] + b * 8];
-            bf[n][1] = xq[ob[n] + b * 8 + 4];
-            d0[n] = xd[o0[n] + b];
-            d1[n] = xd[o1[n] + b];
+            bf[n][0] = xq[ob[n] + bg * 8];
+            bf[n][1] = xq[ob[n] + bg * 8 + 4];
+            d0[n] = xd[o0[n] + bg];
+            d1[n] = xd[o1[n] + bg];
         }
 #pragma unroll
         for (int m = 0; m < MT; m++) {
@@ -208,32 +228,74 @@ __global__ void __launch_bounds__(MQ_BLOCK)
             }
         }
     };
-    /* two blocks' loads in flight per group where registers allow (written
-     * out: the emulated product's shuffles keep compilers from unrolling) */
-    int b = grp;
-    if constexpr (MT * NT8 <= 2)
-        for (; b + MQ_GROUPS < (int)nb; b += 2 * MQ_GROUPS) {
-            step(b);
-            step(b + MQ_GROUPS);
+
+    if constexpr (ST) {
+        const int64_t n_stages = (nb + SB - 1) / SB;
+        uint32_t pre[WPT];
+        /* thread i takes words i, i + MQ_BLOCK, ... of the stage, row-major */
+        auto fetch = [&](int64_t s) {
+            const int64_t off = s * Q::stage_bytes;
+            const int len = (int)((int64_t)row_bytes - off < Q::stage_bytes ? ((int64_t)row_bytes - off) / 4 : SW);
+#pragma unroll
+            for (int i = 0; i < WPT; i++) {
+                const int e = threadIdx.x + i * MQ_BLOCK, rr = e / SW, ww = e % SW;
+                if (rr < R && ww < len) {
+                    const int64_t r = r0 + rr < rows ? r0 + rr : rows - 1;
+                    pre[i] = ((const uint32_t *)(w + (size_t)r * row_bytes + off))[ww];
+                }
+            }
+        };
+        const uint8_t *rp[MT][2];
+#pragma unroll
+        for (int m = 0; m < MT; m++)
+#pragma unroll
+            for (int h = 0; h < 2; h++) rp[m][h] = (const uint8_t *)(smem + (16 * m + 8 * h + g) * PITCH);
+        fetch(0);
+        for (int64_t s = 0; s < n_stages; s++) {
+            __syncthreads(); /* the previous stage is consumed */
+#pragma unroll
+            for (int i = 0; i < WPT; i++) {
+                const int e = threadIdx.x + i * MQ_BLOCK, rr = e / SW, ww = e % SW;
+                if (rr < R) smem[rr * PITCH + ww] = pre[i]; /* past a partial stage: unread */
+            }
+            __syncthreads();
+            if (s + 1 < n_stages) fetch(s + 1);
+#pragma unroll
+            for (int u = 0; u < SB / MQ_GROUPS; u++) {
+                const int b = grp + MQ_GROUPS * u;
+                if (s * SB + b < nb) step(rp, b, (int)(s * SB + b));
+            }
         }
-    for (; b < (int)nb; b += MQ_GROUPS) step(b);
+        __syncthreads(); /* smem becomes the partial sums */
+    } else {
+        const uint8_t *rp[MT][2];
+#pragma unroll
+        for (int m = 0; m < MT; m++)
+#pragma unroll
+            for (int h = 0; h < 2; h++) {
+                const int64_t r = r0 + 16 * m + 8 * h + g;
+                rp[m][h] = w + (size_t)(r < rows ? r : rows - 1) * row_bytes;
+            }
+        for (int b = grp; b < (int)nb; b += MQ_GROUPS) step(rp, b, b);
+    }
 
     /* the groups' partial sums, added in a fixed order */
+    float *red = (float *)smem;
 #pragma unroll
     for (int m = 0; m < MT; m++)
 #pragma unroll
         for (int n = 0; n < NT8; n++)
 #pragma unroll
-            for (int i = 0; i < 4; i++) red[grp][((m * NT8 + n) * 4 + i) * 32 + lane] = acc[m][n][i];
+            for (int i = 0; i < 4; i++) red[((grp * MT + m) * NT8 + n) * 128 + i * 32 + lane] = acc[m][n][i];
     __syncthreads();
-    for (int e = threadIdx.x; e < MT * NT8 * 4 * 32; e += MQ_BLOCK) {
-        float s = 0.0f;
+    for (int e = threadIdx.x; e < MT * NT8 * 128; e += MQ_BLOCK) {
+        float sum = 0.0f;
 #pragma unroll
-        for (int k = 0; k < MQ_GROUPS; k++) s += red[k][e];
+        for (int k = 0; k < MQ_GROUPS; k++) sum += red[k * MT * NT8 * 128 + e];
         const int l = e % 32, i = (e / 32) % 4, n = (e / 128) % NT8, m = e / (128 * NT8);
         const int64_t r = r0 + 16 * m + 8 * (i / 2) + l / 4;
         const int t = 8 * n + 2 * (l % 4) + (i % 2);
-        if (r < rows && t < nt) rfk_mm_store(y, r, t, s);
+        if (r < rows && t < nt) rfk_mm_store(y, r, tb + t, sum);
     }
 }
 
@@ -242,20 +304,26 @@ __global__ void __launch_bounds__(MQ_BLOCK)
 template <int T, int MT, int NT8>
 static int mmq_launch(const rfk_ctx *ctx, void *stream, const uint8_t *w, size_t row_bytes, int64_t nb, int64_t rows,
                       const int *xq, const float2 *xd, const rfk_mm_out &y, int nt) {
-    RFK_LAUNCH(ctx, "mmq", (k_mmq<T, MT, NT8>), rfk_d3((rows + 16 * MT - 1) / (16 * MT)), rfk_d3(MQ_BLOCK), 0, stream,
-               w, row_bytes, nb, rows, xq, xd, y, nt);
+    const rfk_dim3 grid = rfk_d3((rows + 16 * MT - 1) / (16 * MT), (nt + 8 * NT8 - 1) / (8 * NT8));
+    if (row_bytes % 4 == 0 && ((uintptr_t)w & 3) == 0) {
+        RFK_LAUNCH(ctx, "mmq", (k_mmq<T, MT, NT8, true>), grid, rfk_d3(MQ_BLOCK), 0, stream, w, row_bytes, nb, rows,
+                   xq, xd, y, nt);
+    } else {
+        RFK_LAUNCH(ctx, "mmq", (k_mmq<T, MT, NT8, false>), grid, rfk_d3(MQ_BLOCK), 0, stream, w, row_bytes, nb, rows,
+                   xq, xd, y, nt);
+    }
     return RFK_OK;
 }
 
-/* Tokens per launch: 8, 16, 32 (two row tiles per group, so the activation
- * words are read once for 32 rows) or 64. */
+/* Tokens per block: 8, 16 or 32 (two row tiles per group then, so the
+ * activation words are read once for 32 rows); more than 32 tokens take
+ * blocks of 32 side by side (grid y), each reading the weights. */
 template <int T>
 static int mmq_type(const rfk_ctx *ctx, void *stream, const uint8_t *w, size_t row_bytes, int64_t nb, int64_t rows,
                     const int *xq, const float2 *xd, const rfk_mm_out &y, int nt) {
     if (nt <= 8) return mmq_launch<T, 1, 1>(ctx, stream, w, row_bytes, nb, rows, xq, xd, y, nt);
     if (nt <= 16) return mmq_launch<T, 1, 2>(ctx, stream, w, row_bytes, nb, rows, xq, xd, y, nt);
-    if (nt <= 32) return mmq_launch<T, 2, 4>(ctx, stream, w, row_bytes, nb, rows, xq, xd, y, nt);
-    return mmq_launch<T, 1, 8>(ctx, stream, w, row_bytes, nb, rows, xq, xd, y, nt);
+    return mmq_launch<T, 2, 4>(ctx, stream, w, row_bytes, nb, rows, xq, xd, y, nt);
 }
 
 bool rfk_mmq_supports(uint32_t type) { return type == 2 || type == 3 || type == 8 || type == 12 || type == 14; }
