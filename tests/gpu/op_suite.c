@@ -996,6 +996,8 @@ int main(int argc, char **argv) {
                           136 blocks of 32 = a full staged tile and a partial one, 17 of 256 */
             static const int64_t nts[] = {1, 3, 8, 16, 32, 40};
             for (size_t j = 0; j < RF_ARRAY_LEN(nts); j++) test_matmul(t, 129, 4352, nts[j], true);
+            test_matmul(t, 67, 10240, 1, true); /* Q6_K's rows are whole 16-byte vectors at 8 blocks */
+            test_matmul(t, 67, 10240, 5, true);
             static const int64_t parts[3] = {128, 64, 33};
             test_matmul_split(t, parts, 2048, 2);
             test_matmul_split(t, parts, 2048, 20); /* the int8 matrix-product kernel where the type has one */
@@ -1013,9 +1015,9 @@ int main(int argc, char **argv) {
          (uneven counts: 129, 1000, 300 rows) */
         const int units = kctx.n_units;
         kctx.n_units = 1;
-        static const rf_type st[] = {RF_TYPE_Q4_0, RF_TYPE_Q8_0, RF_TYPE_Q4_K};
+        static const rf_type st[] = {RF_TYPE_Q4_0, RF_TYPE_Q8_0, RF_TYPE_Q4_K, RF_TYPE_Q6_K};
         for (size_t i = 0; i < RF_ARRAY_LEN(st); i++) {
-            test_matmul(st[i], 129, 4352, 1, true);
+            test_matmul(st[i], 129, 10240, 1, true); /* 2.5 tiles of every wide kernel */
             test_matmul(st[i], 1000, 4352, 1, true);
             test_matmul(st[i], 300, 2048, 1, true);
         }

@@ -184,7 +184,7 @@ __global__ void __launch_bounds__(MV_BLOCK)
     }
 }
 
-/* ---- wide-load mat-vecs: Q4_0 and Q8_0 staged, Q4_K direct ---------------
+/* ---- wide-load mat-vecs: Q4_0, Q8_0 and Q6_K staged, Q4_K direct ----------
  * The kernels above issue a 2- or 4-byte load per few weights (Q4_0 and
  * Q8_0 blocks are only 2-byte aligned) and measure 1.2-1.8 TB/s. These read
  * weights with 16-byte loads: every load instruction of a warp moves 512
@@ -193,18 +193,76 @@ __global__ void __launch_bounds__(MV_BLOCK)
  *    shared memory with 16-byte loads (a row of 16-byte multiple size starts
  *    16-byte aligned, and so does every tile), then lane l decodes blocks
  *    l, l + W, ... from there: the block's words by 4-byte reads and one
- *    funnel shift each for the 2-byte offset of odd blocks.
+ *    funnel shift each for the 2-byte offset of odd blocks. Q6_K the same
+ *    in tiles of MVS6_TILE super-blocks, eight lanes per super-block.
  *  - Q4_K (144-byte blocks, 16-byte aligned): eight lanes per block, lane k
  *    takes qs bytes 16k .. 16k + 15 (32 weights: half of sub-block 2(k/2) in
  *    the low nibbles, the same half of the next sub-block in the high ones)
  *    with one 16-byte load, the block's 16-byte header (d, dmin, scales) with
- *    another that the eight lanes share. */
+ *    another that the eight lanes share.
+ * Past what the device holds resident, each warp walks several rows with
+ * the next tile (step) in flight (mv_blocks). */
 #define MVS_TILE 128 /* legacy blocks per staged tile */
+#define MVS6_TILE 16 /* Q6_K super-blocks per staged tile */
 
 template <int T> struct mvs;
-template <> struct mvs<2> { static constexpr int bytes = 18, qwords = 4; }; /* Q4_0 */
-template <> struct mvs<8> { static constexpr int bytes = 34, qwords = 8; }; /* Q8_0 */
+template <> struct mvs<2> { static constexpr int bytes = 18, qwords = 4, tile_vecs = MVS_TILE * 18 / 16; }; /* Q4_0 */
+template <> struct mvs<8> { static constexpr int bytes = 34, qwords = 8, tile_vecs = MVS_TILE * 34 / 16; }; /* Q8_0 */
+template <> struct mvs<14> { static constexpr int tile_vecs = MVS6_TILE * 210 / 16; };                     /* Q6_K */
 
+/* Eight consecutive words of shared memory from a 2-byte aligned byte
+ * offset o: nine word reads and a funnel shift each when o is not 4-byte
+ * aligned. */
+static __device__ __forceinline__ void mvs_words8(const uint32_t *sw, int o, uint32_t out[8]) {
+    const int a = o >> 2;
+    const unsigned sh = (o & 2) ? 16u : 0u;
+    uint32_t wd[9];
+#pragma unroll
+    for (int k = 0; k < 9; k++) wd[k] = sw[a + k];
+#pragma unroll
+    for (int k = 0; k < 8; k++) out[k] = rfk_fshr_clamp(wd[k], wd[k + 1], sh);
+}
+
+/* The staged mat-vecs' walk: the warp's rows r0, r0 + stride, ... (one row
+ * when the grid has a warp per row), each in tiles of TV 16-byte vectors
+ * copied to the warp's shared memory s; the next tile's loads are issued
+ * before tile(sw, t) decodes the current one (t its index in the row), and
+ * done(r) follows a row's last tile. */
+template <int W, int TV, typename Tile, typename Done>
+static __device__ __forceinline__ void mvs_walk(const uint8_t *__restrict__ w, size_t row_bytes, int64_t rows,
+                                                int64_t n_tiles, uint4 *s, Tile tile, Done done) {
+    constexpr int VPL = (TV + W - 1) / W; /* vectors per lane */
+    const int lane = threadIdx.x % W;
+    const int64_t r0 = (int64_t)blockIdx.x * (MV_BLOCK / W) + threadIdx.x / W, stride = (int64_t)gridDim.x * (MV_BLOCK / W);
+    if (r0 >= rows) return; /* whole warps; no block-wide barrier follows */
+    const int64_t row_vecs = (int64_t)(row_bytes / 16);
+    uint4 tmp[VPL];
+    auto fetch = [&](int64_t r, int64_t t) {
+        const uint4 *row = (const uint4 *)(w + (size_t)r * row_bytes);
+        const int64_t v0 = t * TV, nv = row_vecs - v0 < TV ? row_vecs - v0 : TV;
+#pragma unroll
+        for (int i = 0; i < VPL; i++)
+            if (lane + i * W < nv) tmp[i] = row[v0 + lane + i * W];
+    };
+    fetch(r0, 0);
+    for (int64_t r = r0, t = 0;;) {
+#pragma unroll
+        for (int i = 0; i < VPL; i++)
+            if (lane + i * W < TV) s[lane + i * W] = tmp[i]; /* past a partial tile: unread */
+        rfk_syncwarp();
+        const int64_t r2 = t + 1 < n_tiles ? r : r + stride, t2 = t + 1 < n_tiles ? t + 1 : 0;
+        if (r2 < rows) fetch(r2, t2);
+        tile((const uint32_t *)s, t);
+        rfk_syncwarp(); /* the next tile overwrites s */
+        if (t2 == 0) done(r);
+        if (r2 >= rows) break;
+        r = r2, t = t2;
+    }
+}
+
+/* Q4_0 and Q8_0: lane l decodes blocks l, l + W, ... of each tile from
+ * shared memory (4-byte reads, a funnel shift for odd blocks' 2-byte
+ * offset) against q8 activation blocks. */
 template <int T, int W, int NT>
 __global__ void __launch_bounds__(MV_BLOCK)
     k_mv_staged(const uint8_t *__restrict__ w, size_t row_bytes, int64_t nb, int64_t rows, const int *__restrict__ xq,
@@ -212,89 +270,129 @@ __global__ void __launch_bounds__(MV_BLOCK)
     if constexpr (!rfk_warp_matches<W>()) {
         rfk_trap();
     } else {
-        constexpr int B = mvs<T>::bytes, QW = mvs<T>::qwords;
-        constexpr int TV = MVS_TILE * B / 16;   /* 16-byte vectors per full tile */
-        constexpr int VPL = (TV + W - 1) / W; /* per lane */
+        constexpr int B = mvs<T>::bytes, QW = mvs<T>::qwords, TV = mvs<T>::tile_vecs;
         __shared__ uint4 sm[MV_BLOCK / W][TV + 1]; /* +1: the last block's word reads may pass the tile */
-        const int lane = threadIdx.x % W, wi = threadIdx.x / W;
-        /* rows r0, r0 + stride, ... of this warp (one row when the grid has
-         * a warp per row), tile after tile; the next tile's loads are
-         * issued before the current one is decoded */
-        const int64_t r0 = (int64_t)blockIdx.x * (MV_BLOCK / W) + wi, stride = (int64_t)gridDim.x * (MV_BLOCK / W);
-        if (r0 >= rows) return; /* whole warps; no block-wide barrier follows */
-        const int64_t row_vecs = (int64_t)(row_bytes / 16), n_tiles = (nb + MVS_TILE - 1) / MVS_TILE;
-        uint4 *s = sm[wi];
-        const uint32_t *sw = (const uint32_t *)s;
-        uint4 tmp[VPL];
-        auto fetch = [&](int64_t r, int64_t tile) {
-            const uint4 *row = (const uint4 *)(w + (size_t)r * row_bytes);
-            const int64_t v0 = tile * TV, nv = row_vecs - v0 < TV ? row_vecs - v0 : TV;
-#pragma unroll
-            for (int i = 0; i < VPL; i++)
-                if (lane + i * W < nv) tmp[i] = row[v0 + lane + i * W];
-        };
+        const int lane = threadIdx.x % W;
         float acc[NT];
 #pragma unroll
         for (int t = 0; t < NT; t++) acc[t] = 0.0f;
-        fetch(r0, 0);
-        for (int64_t r = r0, tile = 0;;) {
-#pragma unroll
-            for (int i = 0; i < VPL; i++)
-                if (lane + i * W < TV) s[lane + i * W] = tmp[i]; /* past a partial tile: unread */
-            rfk_syncwarp();
-            const int64_t r2 = tile + 1 < n_tiles ? r : r + stride, t2 = tile + 1 < n_tiles ? tile + 1 : 0;
-            if (r2 < rows) fetch(r2, t2);
-            const int64_t b0 = tile * MVS_TILE;
+        auto tile = [&](const uint32_t *sw, int64_t ti) {
+            const int64_t b0 = ti * MVS_TILE;
 #pragma unroll
             for (int i = 0; i < MVS_TILE / W; i++) {
                 const int bl = lane + i * W;
                 const int64_t b = b0 + bl;
-                if (b < nb) {
-                    const int o = bl * B, a = o >> 2;
-                    const unsigned sh = (o & 3) ? 32u : 16u; /* qs at byte 4 (odd blocks) or 2 of word a */
-                    uint32_t wd[QW + 1];
+                if (b >= nb) continue;
+                const int o = bl * B, a = o >> 2;
+                const unsigned sh = (o & 3) ? 32u : 16u; /* qs at byte 4 (odd blocks) or 2 of word a */
+                uint32_t wd[QW + 1];
 #pragma unroll
-                    for (int k = 0; k <= QW; k++) wd[k] = sw[a + k];
-                    const float d = rfk_h2f((unsigned short)(wd[0] >> (sh - 16u)));
-                    int q[QW];
+                for (int k = 0; k <= QW; k++) wd[k] = sw[a + k];
+                const float d = rfk_h2f((unsigned short)(wd[0] >> (sh - 16u)));
+                int q[QW];
 #pragma unroll
-                    for (int k = 0; k < QW; k++) q[k] = (int)rfk_fshr_clamp(wd[k], wd[k + 1], sh);
+                for (int k = 0; k < QW; k++) q[k] = (int)rfk_fshr_clamp(wd[k], wd[k + 1], sh);
 #pragma unroll
-                    for (int t = 0; t < NT; t++) {
-                        if (t < nt) {
-                            const int4 *xp = (const int4 *)(xq + (t * nb + b) * 8);
-                            const int4 x0 = xp[0], x1 = xp[1];
-                            const int xv[8] = {x0.x, x0.y, x0.z, x0.w, x1.x, x1.y, x1.z, x1.w};
-                            const float2 dx = xd[t * nb + b];
-                            int dot = 0;
-                            if constexpr (T == 2) {
+                for (int t = 0; t < NT; t++) {
+                    if (t < nt) {
+                        const int4 *xp = (const int4 *)(xq + (t * nb + b) * 8);
+                        const int4 x0 = xp[0], x1 = xp[1];
+                        const int xv[8] = {x0.x, x0.y, x0.z, x0.w, x1.x, x1.y, x1.z, x1.w};
+                        const float2 dx = xd[t * nb + b];
+                        int dot = 0;
+                        if constexpr (T == 2) {
 #pragma unroll
-                                for (int k = 0; k < 4; k++) {
-                                    dot = rfk_dp4a((int)((unsigned)q[k] & 0x0F0F0F0Fu), xv[k], dot);
-                                    dot = rfk_dp4a((int)(((unsigned)q[k] >> 4) & 0x0F0F0F0Fu), xv[k + 4], dot);
-                                }
-                                acc[t] += d * (dx.x * (float)dot - 8.0f * dx.y);
-                            } else {
-#pragma unroll
-                                for (int k = 0; k < 8; k++) dot = rfk_dp4a(q[k], xv[k], dot);
-                                acc[t] += d * dx.x * (float)dot;
+                            for (int k = 0; k < 4; k++) {
+                                dot = rfk_dp4a((int)((unsigned)q[k] & 0x0F0F0F0Fu), xv[k], dot);
+                                dot = rfk_dp4a((int)(((unsigned)q[k] >> 4) & 0x0F0F0F0Fu), xv[k + 4], dot);
                             }
+                            acc[t] += d * (dx.x * (float)dot - 8.0f * dx.y);
+                        } else {
+#pragma unroll
+                            for (int k = 0; k < 8; k++) dot = rfk_dp4a(q[k], xv[k], dot);
+                            acc[t] += d * dx.x * (float)dot;
                         }
                     }
                 }
             }
-            rfk_syncwarp(); /* the next tile overwrites s */
-            if (t2 == 0) { /* row r done */
+        };
+        auto done = [&](int64_t r) {
+#pragma unroll
+            for (int t = 0; t < NT; t++) {
+                const float sum = rfk_warp_sum<W>(acc[t]);
+                if (lane == 0 && t < nt) rfk_mm_store(y, r, t, sum);
+                acc[t] = 0.0f;
+            }
+        };
+        mvs_walk<W, TV>(w, row_bytes, rows, (nb + MVS_TILE - 1) / MVS_TILE, sm[threadIdx.x / W], tile, done);
+    }
+}
+
+/* Q6_K (210-byte super-blocks, 2-byte aligned): tiles of MVS6_TILE blocks;
+ * lane l always takes 32-element chunk j = l % 8 (half h = j / 4, quarter
+ * t = j % 4: low nibbles of ql[64h + 32(t % 2) ..] shifted by 4(t / 2),
+ * bits 2t of qh[32h ..]) of blocks l / 8, l / 8 + W / 8, ..., as q - 32 in
+ * signed bytes; the chunk's two 16-element halves are scaled by their own
+ * int8 scales after the byte dots. */
+template <int W, int NT>
+__global__ void __launch_bounds__(MV_BLOCK)
+    k_mv_q6k(const uint8_t *__restrict__ w, size_t row_bytes, int64_t nsb, int64_t rows, const int *__restrict__ xq,
+             const float2 *__restrict__ xd, rfk_mm_out y, int nt) {
+    if constexpr (!rfk_warp_matches<W>()) {
+        rfk_trap();
+    } else {
+        constexpr int TV = mvs<14>::tile_vecs;
+        __shared__ uint4 sm[MV_BLOCK / W][TV + 1];
+        const int lane = threadIdx.x % W, j = lane % 8, h = j / 4, tq = j % 4;
+        const int64_t n_chunks = nsb * 8;
+        float acc[NT];
+#pragma unroll
+        for (int t = 0; t < NT; t++) acc[t] = 0.0f;
+        auto tile = [&](const uint32_t *sw, int64_t ti) {
+#pragma unroll
+            for (int i = 0; i < MVS6_TILE * 8 / W; i++) {
+                const int bl = lane / 8 + i * (W / 8);
+                const int64_t sb = ti * MVS6_TILE + bl;
+                if (sb >= nsb) continue;
+                const int o = bl * 210;
+                uint32_t ql[8], qh[8];
+                mvs_words8(sw, o + 64 * h + 32 * (tq % 2), ql);
+                mvs_words8(sw, o + 128 + 32 * h, qh);
+                const int so = o + 192 + 2 * j, dof = o + 208;
+                const uint32_t scw = sw[so >> 2] >> (8 * (so & 3)), dw = sw[dof >> 2] >> (8 * (dof & 3));
+                const int s0 = (int)(int8_t)(scw & 0xFF), s1 = (int)(int8_t)((scw >> 8) & 0xFF);
+                const float d = rfk_h2f((unsigned short)(dw & 0xFFFF));
+                int v[8];
+#pragma unroll
+                for (int k = 0; k < 8; k++)
+                    v[k] = (int)(((((ql[k] >> (4 * (tq / 2))) & 0x0F0F0F0Fu) | (((qh[k] >> (2 * tq)) & 0x03030303u) << 4)) +
+                                  0x60606060u) ^
+                                 0x80808080u); /* q - 32 per byte, no carries (q < 64) */
 #pragma unroll
                 for (int t = 0; t < NT; t++) {
-                    const float sum = rfk_warp_sum<W>(acc[t]);
-                    if (lane == 0 && t < nt) rfk_mm_store(y, r, t, sum);
-                    acc[t] = 0.0f;
+                    if (t < nt) {
+                        const int64_t c = t * n_chunks + sb * 8 + j;
+                        const int4 *xp = (const int4 *)(xq + c * 8);
+                        const int4 x0 = xp[0], x1 = xp[1];
+                        int lo = 0, hi = 0;
+                        lo = rfk_dp4a(v[0], x0.x, lo), lo = rfk_dp4a(v[1], x0.y, lo);
+                        lo = rfk_dp4a(v[2], x0.z, lo), lo = rfk_dp4a(v[3], x0.w, lo);
+                        hi = rfk_dp4a(v[4], x1.x, hi), hi = rfk_dp4a(v[5], x1.y, hi);
+                        hi = rfk_dp4a(v[6], x1.z, hi), hi = rfk_dp4a(v[7], x1.w, hi);
+                        acc[t] += d * xd[c].x * (float)(s0 * lo + s1 * hi);
+                    }
                 }
             }
-            if (r2 >= rows) break;
-            r = r2, tile = t2;
-        }
+        };
+        auto done = [&](int64_t r) {
+#pragma unroll
+            for (int t = 0; t < NT; t++) {
+                const float sum = rfk_warp_sum<W>(acc[t]);
+                if (lane == 0 && t < nt) rfk_mm_store(y, r, t, sum);
+                acc[t] = 0.0f;
+            }
+        };
+        mvs_walk<W, TV>(w, row_bytes, rows, (nsb + MVS6_TILE - 1) / MVS6_TILE, sm[threadIdx.x / W], tile, done);
     }
 }
 
@@ -537,6 +635,16 @@ template <int T, int W, int NT> static int launch_matvec_q8_nt(const mm_args *a,
             const int64_t blocks = mv_blocks(a->ctx, k_mv_staged<T, W, NT>, a->rows, W, &occ);
             RFK_LAUNCH(a->ctx, "matvec_q8", (k_mv_staged<T, W, NT>), rfk_d3(blocks), rfk_d3(MV_BLOCK), 0, a->stream,
                        a->w, a->row_bytes, n_chunks, a->rows, a->xq + t0 * n_chunks * 8, a->xd + t0 * n_chunks,
+                       mv_out_at(a, t0), nt);
+            return RFK_OK;
+        }
+    }
+    if constexpr (T == 14) {
+        if (mv_wide_ok(a)) {
+            static int occ = -1;
+            const int64_t blocks = mv_blocks(a->ctx, k_mv_q6k<W, NT>, a->rows, W, &occ);
+            RFK_LAUNCH(a->ctx, "matvec_q8", (k_mv_q6k<W, NT>), rfk_d3(blocks), rfk_d3(MV_BLOCK), 0, a->stream, a->w,
+                       a->row_bytes, n_chunks / 8, a->rows, a->xq + t0 * n_chunks * 8, a->xd + t0 * n_chunks,
                        mv_out_at(a, t0), nt);
             return RFK_OK;
         }
