@@ -1023,6 +1023,11 @@ int main(int argc, char **argv) {
         }
         kctx.n_units = units;
     }
+    /* RF_OPS_MATMUL_ONLY: the cases above alone, for a time-limited device call
+       after a matmul change; a full run is the default and what gpu-check's ops do */
+    const char *mm_env = getenv("RF_OPS_MATMUL_ONLY");
+    const bool mm_only = mm_env && mm_env[0] && mm_env[0] != '0';
+    if (mm_only) goto done;
     test_f32_to_f16(4);
     test_f32_to_f16(77 * 4096 + 4);
     test_add_rmsnorm_q8(1, 4096, true, true);
@@ -1076,7 +1081,8 @@ int main(int argc, char **argv) {
         const int64_t one[] = {1};
         test_attention(2, 1, 64, 1, one, 1, 0);
     }
-    printf("op_suite: %d passed, %d failed\n", n_pass, n_fail);
+done:
+    printf("op_suite: %d passed, %d failed%s\n", n_pass, n_fail, mm_only ? " (matmul cases only)" : "");
     rf_cpu_ref_ctx_free(ref_ctx);
     rf_threadpool_free(tp);
     return n_fail ? 1 : 0;

@@ -188,18 +188,24 @@ __global__ void __launch_bounds__(MQ_BLOCK)
 #pragma unroll
             for (int i = 0; i < 4; i++) acc[m][n][i] = 0.0f;
 
-    /* one 32-column block: rp[m][h] = rows 16m + 8h + g of the tile, b their
-     * block index from rp, bg its index in the row (for the activations) */
-    auto step = [&](const uint8_t *const (&rp)[MT][2], int b, int bg) {
+    /* one 32-column block's B fragments and activation scales (bg: the
+     * block's index in the row) ... */
+    struct bops {
         int bf[NT8][2];
         float2 d0[NT8], d1[NT8];
+    };
+    auto load_b = [&](int bg, bops &o) {
 #pragma unroll
         for (int n = 0; n < NT8; n++) {
-            bf[n][0] = xq[ob[n] + bg * 8];
-            bf[n][1] = xq[ob[n] + bg * 8 + 4];
-            d0[n] = xd[o0[n] + bg];
-            d1[n] = xd[o1[n] + bg];
+            o.bf[n][0] = xq[ob[n] + bg * 8];
+            o.bf[n][1] = xq[ob[n] + bg * 8 + 4];
+            o.d0[n] = xd[o0[n] + bg];
+            o.d1[n] = xd[o1[n] + bg];
         }
+    };
+    /* ... times its weights: rp[m][h] = rows 16m + 8h + g of the tile, b the
+     * block's index from rp */
+    auto mul = [&](const uint8_t *const (&rp)[MT][2], int b, const bops &o) {
 #pragma unroll
         for (int m = 0; m < MT; m++) {
             mq_row A0, A1; /* rows g and g + 8 of this m-tile */
@@ -211,20 +217,20 @@ __global__ void __launch_bounds__(MQ_BLOCK)
                 if constexpr (Q::split) {
                     int cl[4] = {0, 0, 0, 0};
                     const int alo[2] = {A0.w[0], A1.w[0]}, ahi[2] = {A0.w[1], A1.w[1]};
-                    rfk_mma_i8_k16<true>(cl, alo, bf[n][0]);
-                    rfk_mma_i8_k16<true>(c, ahi, bf[n][1]);
+                    rfk_mma_i8_k16<true>(cl, alo, o.bf[n][0]);
+                    rfk_mma_i8_k16<true>(c, ahi, o.bf[n][1]);
                     c[0] = cl[0] * A0.s0 + c[0] * A0.s1;
                     c[1] = cl[1] * A0.s0 + c[1] * A0.s1;
                     c[2] = cl[2] * A1.s0 + c[2] * A1.s1;
                     c[3] = cl[3] * A1.s0 + c[3] * A1.s1;
                 } else {
                     const int a[4] = {A0.w[0], A1.w[0], A0.w[1], A1.w[1]};
-                    rfk_mma_i8_k32<true>(c, a, bf[n]);
+                    rfk_mma_i8_k32<true>(c, a, o.bf[n]);
                 }
-                acc[m][n][0] += A0.s * d0[n].x * (float)c[0] - A0.m * d0[n].y;
-                acc[m][n][1] += A0.s * d1[n].x * (float)c[1] - A0.m * d1[n].y;
-                acc[m][n][2] += A1.s * d0[n].x * (float)c[2] - A1.m * d0[n].y;
-                acc[m][n][3] += A1.s * d1[n].x * (float)c[3] - A1.m * d1[n].y;
+                acc[m][n][0] += A0.s * o.d0[n].x * (float)c[0] - A0.m * o.d0[n].y;
+                acc[m][n][1] += A0.s * o.d1[n].x * (float)c[1] - A0.m * o.d1[n].y;
+                acc[m][n][2] += A1.s * o.d0[n].x * (float)c[2] - A1.m * o.d0[n].y;
+                acc[m][n][3] += A1.s * o.d1[n].x * (float)c[3] - A1.m * o.d1[n].y;
             }
         }
     };
@@ -260,10 +266,22 @@ __global__ void __launch_bounds__(MQ_BLOCK)
             }
             __syncthreads();
             if (s + 1 < n_stages) fetch(s + 1);
+            /* the group's blocks of the stage, PU at a time: their activation
+             * loads are issued together, then multiplied */
+            constexpr int U = SB / MQ_GROUPS, PU = NT8 >= 4 ? 1 : U < 4 / NT8 ? U : 4 / NT8;
 #pragma unroll
-            for (int u = 0; u < SB / MQ_GROUPS; u++) {
-                const int b = grp + MQ_GROUPS * u;
-                if (s * SB + b < nb) step(rp, b, (int)(s * SB + b));
+            for (int u0 = 0; u0 < U; u0 += PU) {
+                bops o[PU];
+#pragma unroll
+                for (int u = 0; u < PU; u++) {
+                    const int b = grp + MQ_GROUPS * (u0 + u);
+                    if (s * SB + b < nb) load_b((int)(s * SB + b), o[u]);
+                }
+#pragma unroll
+                for (int u = 0; u < PU; u++) {
+                    const int b = grp + MQ_GROUPS * (u0 + u);
+                    if (s * SB + b < nb) mul(rp, b, o[u]);
+                }
             }
         }
         __syncthreads(); /* smem becomes the partial sums */
@@ -276,7 +294,11 @@ __global__ void __launch_bounds__(MQ_BLOCK)
                 const int64_t r = r0 + 16 * m + 8 * h + g;
                 rp[m][h] = w + (size_t)(r < rows ? r : rows - 1) * row_bytes;
             }
-        for (int b = grp; b < (int)nb; b += MQ_GROUPS) step(rp, b, b);
+        for (int b = grp; b < (int)nb; b += MQ_GROUPS) {
+            bops o;
+            load_b(b, o);
+            mul(rp, b, o);
+        }
     }
 
     /* the groups' partial sums, added in a fixed order */
@@ -301,11 +323,19 @@ __global__ void __launch_bounds__(MQ_BLOCK)
 
 /* ---- launch -------------------------------------------------------------- */
 
+/* Switches for comparing configurations (op_suite --bench-batch): set and
+ * not "0"; each use keeps its first reading. */
+static bool mmq_env(const char *name) {
+    const char *e = getenv(name);
+    return e && e[0] && e[0] != '0';
+}
+
 template <int T, int MT, int NT8>
 static int mmq_launch(const rfk_ctx *ctx, void *stream, const uint8_t *w, size_t row_bytes, int64_t nb, int64_t rows,
                       const int *xq, const float2 *xd, const rfk_mm_out &y, int nt) {
     const rfk_dim3 grid = rfk_d3((rows + 16 * MT - 1) / (16 * MT), (nt + 8 * NT8 - 1) / (8 * NT8));
-    if (row_bytes % 4 == 0 && ((uintptr_t)w & 3) == 0) {
+    static const bool direct = mmq_env("ROCMFORGE_GPU_MMQ_DIRECT"); /* the unstaged kernel only */
+    if (row_bytes % 4 == 0 && ((uintptr_t)w & 3) == 0 && !direct) {
         RFK_LAUNCH(ctx, "mmq", (k_mmq<T, MT, NT8, true>), grid, rfk_d3(MQ_BLOCK), 0, stream, w, row_bytes, nb, rows,
                    xq, xd, y, nt);
     } else {
@@ -323,6 +353,8 @@ static int mmq_type(const rfk_ctx *ctx, void *stream, const uint8_t *w, size_t r
                     const int *xq, const float2 *xd, const rfk_mm_out &y, int nt) {
     if (nt <= 8) return mmq_launch<T, 1, 1>(ctx, stream, w, row_bytes, nb, rows, xq, xd, y, nt);
     if (nt <= 16) return mmq_launch<T, 1, 2>(ctx, stream, w, row_bytes, nb, rows, xq, xd, y, nt);
+    static const bool mt1 = mmq_env("ROCMFORGE_GPU_MMQ_MT1"); /* one row tile per group at 32 tokens */
+    if (mt1) return mmq_launch<T, 1, 4>(ctx, stream, w, row_bytes, nb, rows, xq, xd, y, nt);
     return mmq_launch<T, 2, 4>(ctx, stream, w, row_bytes, nb, rows, xq, xd, y, nt);
 }
 
