@@ -56,6 +56,7 @@ static __device__ __forceinline__ int mq_s6(uint32_t v) { return (int)((v + 0x60
 template <int T> struct mq;
 
 template <> struct mq<2> { /* Q4_0: d, qs[16]; low nibbles 0..15, high 16..31 */
+    static constexpr bool stage_mt2 = false; /* staged at 32 tokens too (see mmq_launch) */
     static constexpr int stage_cols = 1024, stage_bytes = 18 * 32; /* a row's stage (ST kernels) */
     static constexpr bool split = false;
     static __device__ __forceinline__ void row(const uint8_t *r, int64_t b, int q, mq_row &o) {
@@ -69,6 +70,7 @@ template <> struct mq<2> { /* Q4_0: d, qs[16]; low nibbles 0..15, high 16..31 */
 };
 
 template <> struct mq<3> { /* Q4_1: d, m, qs[16]; value d * q + m */
+    static constexpr bool stage_mt2 = false; /* staged at 32 tokens too (see mmq_launch) */
     static constexpr int stage_cols = 1024, stage_bytes = 20 * 32; /* a row's stage (ST kernels) */
     static constexpr bool split = false;
     static __device__ __forceinline__ void row(const uint8_t *r, int64_t b, int q, mq_row &o) {
@@ -82,6 +84,7 @@ template <> struct mq<3> { /* Q4_1: d, m, qs[16]; value d * q + m */
 };
 
 template <> struct mq<8> { /* Q8_0: d, qs[32] */
+    static constexpr bool stage_mt2 = false; /* staged at 32 tokens too (see mmq_launch) */
     static constexpr int stage_cols = 512, stage_bytes = 34 * 16; /* a row's stage (ST kernels) */
     static constexpr bool split = false;
     static __device__ __forceinline__ void row(const uint8_t *r, int64_t b, int q, mq_row &o) {
@@ -94,6 +97,7 @@ template <> struct mq<8> { /* Q8_0: d, qs[32] */
 };
 
 template <> struct mq<12> { /* Q4_K: d, dmin, scales[12], qs[128]; sub-block j of 32 */
+    static constexpr bool stage_mt2 = true; /* staged at 32 tokens too (see mmq_launch) */
     static constexpr int stage_cols = 1024, stage_bytes = 144 * 4; /* a row's stage (ST kernels) */
     static constexpr bool split = false;
     static __device__ __forceinline__ void row(const uint8_t *r, int64_t b, int q, mq_row &o) {
@@ -119,6 +123,7 @@ template <> struct mq<12> { /* Q4_K: d, dmin, scales[12], qs[128]; sub-block j o
 };
 
 template <> struct mq<14> { /* Q6_K: ql[128], qh[64], int8 scales[16], d; see quant.cuh */
+    static constexpr bool stage_mt2 = true; /* staged at 32 tokens too (see mmq_launch) */
     static constexpr int stage_cols = 512, stage_bytes = 210 * 2; /* a row's stage (ST kernels) */
     static constexpr bool split = true;
     static __device__ __forceinline__ void row(const uint8_t *r, int64_t b, int q, mq_row &o) {
@@ -334,8 +339,12 @@ template <int T, int MT, int NT8>
 static int mmq_launch(const rfk_ctx *ctx, void *stream, const uint8_t *w, size_t row_bytes, int64_t nb, int64_t rows,
                       const int *xq, const float2 *xd, const rfk_mm_out &y, int nt) {
     const rfk_dim3 grid = rfk_d3((rows + 16 * MT - 1) / (16 * MT), (nt + 8 * NT8 - 1) / (8 * NT8));
-    static const bool direct = mmq_env("ROCMFORGE_GPU_MMQ_DIRECT"); /* the unstaged kernel only */
-    if (row_bytes % 4 == 0 && ((uintptr_t)w & 3) == 0 && !direct) {
+    /* Staging pays at 8-16 tokens for every type and at 32 for the K-quants;
+     * the 32-block types ran 14336x4096 at 32 tokens faster unstaged (H200:
+     * Q4_0 76 vs 94 us, Q8_0 96 vs 127; Q4_K 102 staged vs 105, Q6_K 121 vs
+     * 148). ROCMFORGE_GPU_MMQ_DIRECT: never staged. */
+    static const bool direct = mmq_env("ROCMFORGE_GPU_MMQ_DIRECT");
+    if (row_bytes % 4 == 0 && ((uintptr_t)w & 3) == 0 && !direct && (MT == 1 || mq<T>::stage_mt2)) {
         RFK_LAUNCH(ctx, "mmq", (k_mmq<T, MT, NT8, true>), grid, rfk_d3(MQ_BLOCK), 0, stream, w, row_bytes, nb, rows,
                    xq, xd, y, nt);
     } else {
