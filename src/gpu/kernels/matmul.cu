@@ -210,6 +210,18 @@ template <> struct mvs<2> { static constexpr int bytes = 18, qwords = 4, tile_ve
 template <> struct mvs<8> { static constexpr int bytes = 34, qwords = 8, tile_vecs = MVS_TILE * 34 / 16; }; /* Q8_0 */
 template <> struct mvs<14> { static constexpr int tile_vecs = MVS6_TILE * 210 / 16; };                     /* Q6_K */
 
+/* A row's sums over the warp to y (tokens t < nt), and the accumulators
+ * cleared for the next row. */
+template <int W, int NT>
+static __device__ __forceinline__ void mv_flush(float (&acc)[NT], int lane, int nt, const rfk_mm_out &y, int64_t r) {
+#pragma unroll
+    for (int t = 0; t < NT; t++) {
+        const float sum = rfk_warp_sum<W>(acc[t]);
+        if (lane == 0 && t < nt) rfk_mm_store(y, r, t, sum);
+        acc[t] = 0.0f;
+    }
+}
+
 /* Eight consecutive words of shared memory from a 2-byte aligned byte
  * offset o: nine word reads and a funnel shift each when o is not 4-byte
  * aligned. */
@@ -316,14 +328,7 @@ __global__ void __launch_bounds__(MV_BLOCK)
                 }
             }
         };
-        auto done = [&](int64_t r) {
-#pragma unroll
-            for (int t = 0; t < NT; t++) {
-                const float sum = rfk_warp_sum<W>(acc[t]);
-                if (lane == 0 && t < nt) rfk_mm_store(y, r, t, sum);
-                acc[t] = 0.0f;
-            }
-        };
+        auto done = [&](int64_t r) { mv_flush<W, NT>(acc, lane, nt, y, r); };
         mvs_walk<W, TV>(w, row_bytes, rows, (nb + MVS_TILE - 1) / MVS_TILE, sm[threadIdx.x / W], tile, done);
     }
 }
@@ -384,14 +389,7 @@ __global__ void __launch_bounds__(MV_BLOCK)
                 }
             }
         };
-        auto done = [&](int64_t r) {
-#pragma unroll
-            for (int t = 0; t < NT; t++) {
-                const float sum = rfk_warp_sum<W>(acc[t]);
-                if (lane == 0 && t < nt) rfk_mm_store(y, r, t, sum);
-                acc[t] = 0.0f;
-            }
-        };
+        auto done = [&](int64_t r) { mv_flush<W, NT>(acc, lane, nt, y, r); };
         mvs_walk<W, TV>(w, row_bytes, rows, (nsb + MVS6_TILE - 1) / MVS6_TILE, sm[threadIdx.x / W], tile, done);
     }
 }
@@ -468,14 +466,7 @@ __global__ void __launch_bounds__(MV_BLOCK)
                     }
                 }
             }
-            if (st2 == 0) { /* row r done */
-#pragma unroll
-                for (int t = 0; t < NT; t++) {
-                    const float sum = rfk_warp_sum<W>(acc[t]);
-                    if (lane == 0 && t < nt) rfk_mm_store(y, r, t, sum);
-                    acc[t] = 0.0f;
-                }
-            }
+            if (st2 == 0) mv_flush<W, NT>(acc, lane, nt, y, r); /* row r done */
             if (r2 >= rows) break;
             r = r2, st = st2;
         }
