@@ -1042,6 +1042,7 @@ int main(int argc, char **argv) {
     test_rope_kv_store(9, 8, 2, 64, 64, RF_ROPE_NEOX);
     test_rope_kv_store(5, 4, 4, 256, 64, RF_ROPE_NEOX); /* partial rotation */
     test_rope_kv_store(3, 6, 2, 80, 80, RF_ROPE_NORMAL);
+    test_rope_kv_store(37, 4, 2, 32, 32, RF_ROPE_NORMAL); /* head_dim 32 */
     static const int64_t dims[] = {1, 64, 4096, 4097, 5120, 8192, 8196}; /* 8192: the register path's largest row */
     for (size_t i = 0; i < RF_ARRAY_LEN(dims); i++) {
         test_rmsnorm(3, dims[i], true);
@@ -1065,6 +1066,7 @@ int main(int argc, char **argv) {
         test_attention(8, 2, 128, 4, dec, 0, 100);
         test_attention(4, 1, 256, 4, dec, 0, 0);
         test_attention(6, 2, 80, 4, dec, 0, 0);
+        test_attention(4, 2, 32, 4, dec, 0, 0); /* head_dim 32: gpu-check's serve model */
         const int64_t pre[] = {77, 5};
         test_attention(8, 2, 128, 2, pre, 77, 0);
         test_attention(8, 8, 64, 2, pre, 3, 0);
