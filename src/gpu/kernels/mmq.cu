@@ -148,11 +148,11 @@ template <> struct mq<14> { /* Q6_K: ql[128], qh[64], int8 scales[16], d; see qu
  * +8 NT8) below nt. xq: nt rows of nb * 8 ints (the q8 bytes), xd: nt rows
  * of nb (d, d * sum).
  * ST (staged): the block copies the tile's rows, Q::stage_cols columns (512
- * or 1024, about 600 bytes) at a time, into shared memory with coalesced 4-byte loads (the next stage's
- * words are loaded into registers while the current one is multiplied),
- * and the groups decode their fragments from there; rows must be whole
- * 4-byte words. Otherwise each lane loads its fragment words from global
- * memory (2-byte loads spread over 8 rows: ~0.6 TB/s on an H200). */
+ * or 1024, about 600 bytes) at a time, into shared memory with coalesced
+ * 4-byte loads (the next stage's words are loaded into registers while the
+ * current one is multiplied), and the groups decode their fragments from
+ * there; rows must be whole 4-byte words. Otherwise each lane loads its
+ * fragment words from global memory (2-byte loads spread over 8 rows). */
 #define MQ_SMEM_BYTES 36864
 
 template <int T, int MT, int NT8, bool ST>
