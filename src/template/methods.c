@@ -383,9 +383,11 @@ int str_percent(rx *x, tv fmt, tv args, tv *out) {
             i++;
             if (next >= nitems || items[next].k != V_INT) { rc = rx_fail(x, "* wants int"); break; }
             width = items[next++].u.i;
+            if (width < -(1 << 20)) width = INT64_MAX; /* refused below, and never negated */
             if (width < 0) { left = true; width = -width; }
-        } else {
-            for (; i < f->len && f->s[i] >= '0' && f->s[i] <= '9'; i++) width = (width < 0 ? 0 : width) * 10 + (f->s[i] - '0');
+        } else { /* digits saturate past the limit below, so a long run cannot overflow */
+            for (; i < f->len && f->s[i] >= '0' && f->s[i] <= '9'; i++)
+                width = width > (1 << 20) ? width : (width < 0 ? 0 : width) * 10 + (f->s[i] - '0');
         }
         if (i < f->len && f->s[i] == '.') {
             i++;
@@ -395,7 +397,8 @@ int str_percent(rx *x, tv fmt, tv args, tv *out) {
                 if (next >= nitems || items[next].k != V_INT) { rc = rx_fail(x, "* wants int"); break; }
                 prec = items[next++].u.i;
             } else {
-                for (; i < f->len && f->s[i] >= '0' && f->s[i] <= '9'; i++) prec = prec * 10 + (f->s[i] - '0');
+                for (; i < f->len && f->s[i] >= '0' && f->s[i] <= '9'; i++)
+                    prec = prec > (1 << 20) ? prec : prec * 10 + (f->s[i] - '0');
             }
         }
         if (width > 1 << 20 || prec > 1 << 20) { rc = rx_fail(x, "width or precision too large"); break; }

@@ -206,6 +206,11 @@ static void test_limits(void) {
     EXPECT_ERR("{% macro f(n) %}{{ f(n) }}{% endmacro %}{{ f(1) }}", "nested too deeply");
     EXPECT_ERR("{{ range(1000000)|list }}", "Range too big");
     EXPECT_ERR("{{ 'x' * 100000000000 }}", "too long");
+    /* '%' widths and precisions past int64 (the fuzzer's UBSan find: the digits overflowed) */
+    EXPECT_ERR("{{ '%11111111111111111111111111111111105.1f' % 3.5 }}", "width or precision too large");
+    EXPECT_ERR("{{ '%5.99999999999999999999999f' % 3.5 }}", "width or precision too large");
+    EXPECT_ERR("{{ '%*d' % (-9223372036854775807 - 1, 3) }}", "width or precision too large");
+    EXPECT("{{ '%*d|' % (-4, 7) }}", "7   |");
     rf_tmpl_opts small = {.has_now = true, .limits = {.max_output = 1 << 20, .max_alloc = 64 << 20}};
     rf_error e = {0};
     char *out = render_opts("{% for i in range(100000) %}{{ 'x' * 100 }}{% endfor %}", CTX, &small, &e);
