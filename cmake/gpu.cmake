@@ -140,16 +140,18 @@ if(RF_HIP)
 endif()
 
 # Failing stand-ins for the plugin (tests/fakegpu), for the CPU-fallback tests:
-# build-dir/fake-gpu/{fail,abi,nosym}/librocmforge-cuda.so. Plain C, always built
+# build-dir/fake-gpu/{fail,abi,nosym,upload}/librocmforge-cuda.so. Plain C, always built
 # (outside the plugin-only project).
 if(TARGET rocmforge)
-  foreach(mode fail abi nosym)
+  foreach(mode fail abi nosym upload)
     if(mode STREQUAL "fail")
       set(n 1)
     elseif(mode STREQUAL "abi")
       set(n 2)
-    else()
+    elseif(mode STREQUAL "nosym")
       set(n 3)
+    else()
+      set(n 4)
     endif()
     add_library(rf_fake_gpu_${mode} SHARED ${RF_GPU_SOURCE_DIR}/tests/fakegpu/fake_plugin.c)
     target_include_directories(rf_fake_gpu_${mode} PRIVATE ${RF_GPU_SOURCE_DIR}/include ${RF_GPU_SOURCE_DIR}/src)

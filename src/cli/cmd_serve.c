@@ -240,7 +240,7 @@ static int run(int argc, char **argv) {
     if (n_ctx == 0) n_ctx = e->model->hp.n_ctx_train > 0 && e->model->hp.n_ctx_train < 4096 ? e->model->hp.n_ctx_train : 4096;
     rf_ctx_params cp = {.n_ctx = n_ctx, .n_seq = parallel, .n_batch = n_batch, .n_kv_blocks = kv_blocks};
     if (rf_ctx_create(e->model, &cp, &e->be, &ctx, &err) != RF_OK ||
-        rf_offload_attach(e->offload, ctx, &err) != RF_OK) {
+        rf_engine_attach(e, ctx, &err) != RF_OK) {
         rf_cli_error("%s", err.msg);
         goto out;
     }

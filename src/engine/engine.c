@@ -53,6 +53,12 @@ int rf_engine_repack(rf_model *m, rf_backend *cpu, const rf_offload *off) {
     return n;
 }
 
+rf_status rf_engine_attach(rf_engine *e, rf_ctx *ctx, rf_error *err) {
+    rf_status st = rf_offload_attach(e->offload, ctx, err);
+    if (st == RF_OK) rf_engine_repack(e->model, &e->be, e->offload);
+    return st;
+}
+
 rf_status rf_engine_open(const rf_engine_opts *o, rf_engine **out, rf_error *err) {
     *out = NULL;
     double t0 = rf_time_now();
@@ -78,8 +84,8 @@ rf_status rf_engine_open(const rf_engine_opts *o, rf_engine **out, rf_error *err
     if ((st = rf_ctx_create(e->model, &cp, &e->be, &e->ctx, err)) != RF_OK) goto fail;
     rf_offload_opts go = o->gpu_set ? o->gpu : (rf_offload_opts){.device = RF_DEVICE_CPU, .gpu_device = -1};
     if ((st = rf_offload_open(e->model, &go, &e->offload, err)) != RF_OK) goto fail;
-    if (!o->gpu_defer && (st = rf_offload_attach(e->offload, e->ctx, err)) != RF_OK) goto fail;
-    rf_engine_repack(e->model, &e->be, e->offload);
+    /* deferred (serve): rf_engine_attach repacks once the GPU has taken its layers */
+    if (!o->gpu_defer && (st = rf_engine_attach(e, e->ctx, err)) != RF_OK) goto fail;
     e->hist = rf_calloc((size_t)n_seq, sizeof *e->hist);
     e->n_hist = rf_calloc((size_t)n_seq, sizeof *e->n_hist);
     e->logits = rf_malloc((size_t)e->model->hp.n_vocab * sizeof(float));

@@ -25,7 +25,7 @@ typedef struct rf_engine_opts {
     rf_offload_opts gpu; /* zeroed: --device auto, but see gpu_set */
     bool gpu_set;       /* false: CPU only (callers that parse no --device keep the old behaviour) */
     bool gpu_defer;     /* the engine's own context stays on the CPU; the caller attaches its
-                           contexts with rf_offload_attach(e->offload, ...) (serve) */
+                           contexts with rf_engine_attach (serve) */
 } rf_engine_opts;
 
 typedef struct rf_engine {
@@ -46,11 +46,17 @@ typedef struct rf_engine {
 } rf_engine;
 
 rf_status rf_engine_open(const rf_engine_opts *o, rf_engine **out, rf_error *err);
+/* Gives ctx the GPU layers (rf_offload_attach; the first attach places and
+ * uploads them), then repacks what the CPU keeps (rf_engine_repack). The
+ * order matters: the GPU uploads the file's row layout, so no weight may be
+ * repacked before the placement is known. rf_engine_open calls it for its
+ * own context unless gpu_defer. */
+rf_status rf_engine_attach(rf_engine *e, rf_ctx *ctx, rf_error *err);
 /* Rearranges the model's matmul weights into the CPU backend's X16 layout
  * (rf_cpu_backend_repack) when the CPU runs every layer (no GPU offload),
  * the weights are a private copy (not ROCMFORGE_MMAP=1) and ROCMFORGE_REPACK
- * is not 0. Returns the number of tensors repacked. rf_engine_open calls it;
- * bench, which builds its own context, too. */
+ * is not 0. Returns the number of tensors repacked. rf_engine_attach calls
+ * it; bench, which builds its own context, too. */
 int rf_engine_repack(rf_model *m, rf_backend *cpu, const rf_offload *off);
 void rf_engine_close(rf_engine *e); /* accepts NULL */
 

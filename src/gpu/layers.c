@@ -92,6 +92,8 @@ struct rf_gpu_layers {
 /* ---- what a layer needs -------------------------------------------------- */
 
 static bool wsup(const rf_wview *w) { return !w->data || rfk_matmul_supports(w->type); }
+/* in the file's row layout: the kernels read no backend's rearrangement */
+static bool wrows(const rf_wview *w) { return !w->data || w->layout == RF_WLAYOUT_ROWS; }
 
 bool rfg_layer_supported(rf_gpu *g, const rf_model *m, int il, const char **why) {
     const rf_hparams *hp = &m->hp;
@@ -102,6 +104,8 @@ bool rfg_layer_supported(rf_gpu *g, const rf_model *m, int il, const char **why)
     const rf_wview *ws[] = {&ly->wq, &ly->wk, &ly->wv, &ly->wo, &ly->wqkv, &ly->ffn_gate, &ly->ffn_up, &ly->ffn_down};
     for (size_t i = 0; i < RF_ARRAY_LEN(ws); i++)
         if (!wsup(ws[i])) { *why = "a weight type has no GPU matmul kernel"; return false; }
+    for (size_t i = 0; i < RF_ARRAY_LEN(ws); i++)
+        if (!wrows(ws[i])) { *why = "its weights were rearranged for the CPU (X16 layout) before placement"; return false; }
     if (!ly->wo.data || !ly->ffn_up.data || !ly->ffn_down.data) { *why = "missing weights"; return false; }
     (void)g;
     return true;
@@ -336,7 +340,7 @@ rf_status rfg_weights_create(rf_gpu *g, const rf_model *m, int l0, int l1, rf_gp
     W->m = m;
     W->l0 = l0;
     W->l1 = l1;
-    W->head = l1 == m->hp.n_layer && rfk_matmul_supports(m->output.type) && m->output_norm;
+    W->head = l1 == m->hp.n_layer && rfk_matmul_supports(m->output.type) && wrows(&m->output) && m->output_norm;
     W->ly = calloc((size_t)(l1 - l0), sizeof *W->ly);
     if (!W->ly) { free(W); return rfg_err(err, RF_E_NOMEM, "out of memory"); }
     rf_status st = upload_all(W, err); /* sizing */

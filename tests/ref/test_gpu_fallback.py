@@ -149,3 +149,30 @@ def test_chat_device_options(tmp_path):
     assert cp.returncode == 2 and "--device gpu: no usable GPU: no GPU plugin" in cp.stderr, cp.stderr
     cp = rocmforge(*chat, "--gpu-layers", "lots", input=question, check=False)
     assert cp.returncode == 1 and "--gpu-layers: 'lots'" in cp.stderr, cp.stderr
+
+
+def test_upload_sees_the_files_layout(cpu_text):
+    """A plugin must be handed weights in the file's row layout: the CPU's
+    repack (X16 interleave, in place) may only run once the GPU has taken its
+    layers. `serve` attaches its context after the engine opened, and once
+    repacked first, so that the GPU read scrambled rows (empty answers).
+    The stand-in of mode "upload" takes every layer, checks each weight's
+    layout at upload, and fails saying what it found."""
+    from test_server import Server, post
+
+    d = BIN_DIR / "fake-gpu" / "upload"
+    assert (d / "librocmforge-cuda.so").exists(), f"stand-in plugin not built: {d}"
+    ok = "fake upload: 210 weights of layers 0-29 and the output, all in the file's rows"
+    cp = run_env(d, *GEN)
+    assert [l for l in gpu_lines(cp.stderr)] == [f"rocmforge: warn: gpu: using the CPU backend: {ok}"], cp.stderr
+    assert cp.stdout == cpu_text  # and the CPU, which repacked after, answers as before
+    srv = Server("--parallel", "2", env={"ROCMFORGE_GPU_PLUGIN_DIR": str(d)})
+    try:
+        st, _, r = post(srv, "/v1/chat/completions", {"messages": [{"role": "user", "content": "Name a colour."}],
+                                                      "max_tokens": 8, "temperature": 0})
+        assert st == 200 and r["choices"][0]["message"]["content"].strip(), r
+    finally:
+        srv.stop()
+    log = srv.text()
+    assert f"gpu: using the CPU backend: {ok}" in log, log
+    assert "backend cpu (GPU upload failed)" in log, log
