@@ -160,9 +160,6 @@ static rf_status gpu_open(int device, rf_gpu **out, rf_error *err) {
     g->kctx.check = check_launch;
     g->kctx.check_user = g;
     g->kctx.n_units = g->info.n_units;
-    /* ROCMFORGE_GPU_PDL=0: every kernel waits for the previous one's end (compare, or bisect) */
-    const char *pdl = getenv("ROCMFORGE_GPU_PDL");
-    g->kctx.pdl = rfg_pdl_supported(g->device) && !(pdl && strcmp(pdl, "0") == 0);
     if (g->kctx.warp_size != 32 && g->kctx.warp_size != 64) {
         rfg_err(err, RF_E_UNSUPPORTED, "%s device %d \"%s\" (%s): warp size %d (kernels run 32 or 64)", RFG_VENDOR,
                 g->device, name, arch, g->kctx.warp_size);

@@ -55,7 +55,7 @@ static void expect(bool cond, const char *what) {
     } while (0)
 
 static void check_width(int W) {
-    rfk_ctx c = {W, record, NULL, 0, 0};
+    rfk_ctx c = {W, record, NULL, 0};
     void *w = (void *)0x100000, *x = (void *)0x200000, *y = (void *)0x300000, *sc = (void *)0x400000;
     const int64_t rows = 1000, cols = 4096;
     const unsigned rpb = 256 / (unsigned)W; /* mat-vec rows per block */
@@ -129,7 +129,7 @@ static void check_width(int W) {
 int rfk_host_checks(void);
 int rfk_host_checks(void) {
     check_width(32);
-    rfk_ctx c64 = {64, record, NULL, 0, 0};
+    rfk_ctx c64 = {64, record, NULL, 0};
     seen s = {0};
     c64.check_user = &s;
     const int st = rfk_add(&c64, NULL, (const float *)0x1000, (const float *)0x1000, (float *)0x1000, 8);
@@ -141,7 +141,7 @@ int rfk_host_checks(void) {
     } else {
         check_width(64);
     }
-    rfk_ctx bad = {48, record, &s, 0, 0};
+    rfk_ctx bad = {48, record, &s, 0};
     expect(rfk_matmul(&bad, NULL, 2, (void *)0x1000, 18, 32, 1, (const float *)0x1000, (float *)0x1000, 1, NULL, 0) ==
                RFK_E_WARP,
            "warp 48 refused");

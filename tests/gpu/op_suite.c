@@ -953,9 +953,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "op_suite: no GPU: %s\n", rfk_rt_error_str(st));
         return 2;
     }
-    kctx.pdl = rfk_rt_pdl();
-    printf("op_suite: device %s, warp %d, dependent launch %s, seed %llu\n", name, kctx.warp_size,
-           kctx.pdl ? "on" : "off", (unsigned long long)rng_state);
+    printf("op_suite: device %s, warp %d, seed %llu\n", name, kctx.warp_size, (unsigned long long)rng_state);
     if (argc == 6 && strcmp(argv[1], "--bench-one") == 0) { /* TYPE ROWS COLS N_TOK, for profilers */
         rf_type t;
         if (!rf_type_from_name(argv[2], &t)) return 2;

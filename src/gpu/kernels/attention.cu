@@ -28,7 +28,6 @@
 __global__ void k_kv_store(uint16_t *kc, uint16_t *vc, const int32_t *__restrict__ tables, int64_t max_blocks,
                            int64_t kv_dim, int bs, const float *__restrict__ k, const float *__restrict__ v,
                            const int32_t *__restrict__ pos, const int32_t *__restrict__ seq) {
-    RFK_KERNEL_ENTRY();
     const int64_t t = blockIdx.x;
     const int32_t p = pos[t];
     const int32_t blk = tables[(int64_t)seq[t] * max_blocks + p / bs];
@@ -74,7 +73,6 @@ __global__ void __launch_bounds__(NWARP * W)
                 const int32_t *__restrict__ seq, const uint16_t *__restrict__ kc, const uint16_t *__restrict__ vc,
                 const int32_t *__restrict__ tables, int64_t max_blocks, int64_t kv_dim, int bs, int64_t n_head,
                 int64_t group, int hd, float scale, int64_t window, float *__restrict__ part) {
-    RFK_KERNEL_ENTRY();
     if constexpr (!rfk_warp_matches<W>()) {
         rfk_trap();
     } else {
@@ -188,7 +186,6 @@ __global__ void __launch_bounds__(NWARP * W)
  * sum_s e_s l_s with e_s = exp(m_s - max m). */
 __global__ void k_attn_combine(const float *__restrict__ part, float *__restrict__ out, int64_t n_head, int hd,
                                int n_split) {
-    RFK_KERNEL_ENTRY();
     const int64_t rows = gridDim.y * n_head, r = blockIdx.y * n_head + blockIdx.x;
     float mx = -INFINITY, den = 0.0f;
     for (int sp = 0; sp < n_split; sp++) mx = fmaxf(mx, part[2 * (sp * rows + r)]);
@@ -229,7 +226,6 @@ __global__ void __launch_bounds__(FA_THREADS)
                    const int32_t *__restrict__ seq, int64_t n_tok, int64_t n_head, int group, float scale,
                    int64_t window, const uint16_t *__restrict__ kc, const uint16_t *__restrict__ vc,
                    const int32_t *__restrict__ tables, int64_t max_blocks, int64_t kv_dim, int bs) {
-    RFK_KERNEL_ENTRY();
     if constexpr (!rfk_warp_matches<W>()) {
         rfk_trap();
     } else {

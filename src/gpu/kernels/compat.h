@@ -15,8 +15,6 @@
  *   rfk_syncwarp()                         one warp's shared-memory stores before its loads
  *   RFK_HAS_MMA_I8, rfk_mma_hw_i8_k32/_k16 int8 matrix instructions where the target has
  *                                          them (kcommon.cuh's rfk_mma_i8_* emulate them)
- *   RFK_PDL_WAIT(), RFK_PDL_TRIGGER(),     programmatic dependent launch (kcommon.cuh's
- *   RFK_VENDOR_LAUNCH_PDL(...)             RFK_KERNEL_ENTRY): no-ops / a plain launch on HIP
  *   RFK_RT(x), rfk_rt_prop, rfk_rt_event   runtime names for the op suite's shim
  * Names are rfk_* / RFK_* so they cannot collide with the host side's rfg_*.
  */

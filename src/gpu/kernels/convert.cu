@@ -19,7 +19,6 @@ template <int T>
 __global__ void __launch_bounds__(CV_BLOCK)
     k_dequant_f16(const uint8_t *__restrict__ w, size_t row_bytes, int64_t quads_per_row, int64_t n_quads,
                   uint2 *__restrict__ out) {
-    RFK_KERNEL_ENTRY();
     for (int64_t i = (int64_t)blockIdx.x * CV_BLOCK + threadIdx.x; i < n_quads; i += (int64_t)gridDim.x * CV_BLOCK) {
         const int64_t r = i / quads_per_row, q = i % quads_per_row;
         float v[4];
@@ -30,7 +29,6 @@ __global__ void __launch_bounds__(CV_BLOCK)
 }
 
 __global__ void __launch_bounds__(CV_BLOCK) k_f32_to_f16(const float4 *__restrict__ x, int64_t n4, uint2 *__restrict__ out) {
-    RFK_KERNEL_ENTRY();
     for (int64_t i = (int64_t)blockIdx.x * CV_BLOCK + threadIdx.x; i < n4; i += (int64_t)gridDim.x * CV_BLOCK) {
         const float4 v = x[i];
         out[i] = make_uint2((uint32_t)rfk_f2h(v.x) | ((uint32_t)rfk_f2h(v.y) << 16),

@@ -2,7 +2,6 @@
  * devrt.cu - the runtime shim of devrt.h (test and benchmark support),
  * written once over the vendor headers' runtime names (RFK_RT).
  */
-#include <stdlib.h>
 #include <string.h>
 
 #include "compat.h"
@@ -25,11 +24,6 @@ extern "C" int rfk_rt_init(int *warp_size, int *n_units, char *name, size_t name
         name[name_len - 1] = 0;
     }
     return 0;
-}
-
-extern "C" int rfk_rt_pdl(void) {
-    const char *e = getenv("ROCMFORGE_GPU_PDL");
-    return !(e && strcmp(e, "0") == 0) && rfg_pdl_supported(0);
 }
 
 extern "C" void *rfk_rt_alloc(size_t bytes) {

@@ -16,9 +16,6 @@ extern "C" {
 
 /* Selects device 0; fills its warp width and name (name_len bytes). */
 int rfk_rt_init(int *warp_size, int *n_units, char *name, size_t name_len);
-/* 1 when device 0 takes programmatic dependent launches (rfk_ctx.pdl) and
- * ROCMFORGE_GPU_PDL is not 0, as the backend decides. */
-int rfk_rt_pdl(void);
 /* Device memory; NULL on failure. rfk_rt_free accepts NULL. */
 void *rfk_rt_alloc(size_t bytes);
 void rfk_rt_free(void *p);

@@ -22,7 +22,6 @@ template <int W>
 __global__ void __launch_bounds__(FROW_BLOCK)
     k_add_rmsnorm_q8(float *x, const float *__restrict__ delta, const float *__restrict__ w, float *__restrict__ y,
                      int64_t dim, float eps, int *__restrict__ xq, float2 *__restrict__ xd) {
-    RFK_KERNEL_ENTRY();
     if constexpr (!rfk_warp_matches<W>()) {
         rfk_trap();
     } else {
@@ -67,7 +66,6 @@ template <int W>
 __global__ void __launch_bounds__(RFK_NORM_BLOCK)
     k_add_rmsnorm_rq(float *x, const float *delta, const float *__restrict__ w, float *y, int64_t dim, float eps,
                      int *xq, float2 *xd) {
-    RFK_KERNEL_ENTRY();
     if constexpr (!rfk_warp_matches<W>()) {
         rfk_trap();
     } else {
@@ -128,7 +126,6 @@ static __device__ __forceinline__ float glu_act(int act, float g) {
 template <int W>
 __global__ void __launch_bounds__(256) k_glu_q8(int act, const float *gate, const float *up, float *out,
                                                 int64_t n_quads, int *__restrict__ xq, float2 *__restrict__ xd) {
-    RFK_KERNEL_ENTRY();
     if constexpr (!rfk_warp_matches<W>()) {
         rfk_trap();
     } else {
@@ -181,7 +178,6 @@ __global__ void k_rope_kv_store(float *q, const float *__restrict__ k, const flo
                                 int64_t n_rot, int neox, uint16_t *kc, uint16_t *vc, const int32_t *__restrict__ tables,
                                 int64_t max_blocks, int bs, const int32_t *__restrict__ pos,
                                 const int32_t *__restrict__ seq) {
-    RFK_KERNEL_ENTRY();
     const int64_t nh = n_head + n_head_kv, t = blockIdx.x / nh, h = blockIdx.x % nh;
     const float *c = cs + t * n_rot;
     const int64_t half = n_rot / 2;

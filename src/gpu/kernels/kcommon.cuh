@@ -37,27 +37,10 @@ static inline int rfk_warp_status(const rfk_ctx *c) {
             int st_ = (ctx)->check((ctx)->check_user, (name), g_, b_, (size_t)(smem));                \
             if (st_) return st_;                                                                      \
         }                                                                                             \
-        int le_;                                                                                      \
-        if ((ctx)->pdl) {                                                                             \
-            le_ = RFK_VENDOR_LAUNCH_PDL(kern, dim3(g_.x, g_.y, g_.z), dim3(b_.x, b_.y, b_.z), (size_t)(smem), \
-                                        (rfk_stream_t)(stream), __VA_ARGS__);                          \
-        } else {                                                                                      \
-            kern<<<dim3(g_.x, g_.y, g_.z), dim3(b_.x, b_.y, b_.z), (size_t)(smem), (rfk_stream_t)(stream)>>>( \
-                __VA_ARGS__);                                                                         \
-            le_ = rfk_last_error();                                                                   \
-        }                                                                                             \
+        kern<<<dim3(g_.x, g_.y, g_.z), dim3(b_.x, b_.y, b_.z), (size_t)(smem), (rfk_stream_t)(stream)>>>( \
+            __VA_ARGS__);                                                                             \
+        int le_ = rfk_last_error();                                                                   \
         if (le_) return le_;                                                                          \
-    } while (0)
-
-/* The first statement of every kernel: with programmatic dependent launch
- * (rfk_ctx.pdl) a kernel may be running before the previous one on its
- * stream has finished, so it waits for it here, then lets the next kernel
- * start launching (that one waits in turn). Weight reads, which no kernel
- * writes, may come before it (RFK_PDL_WAIT alone, later). */
-#define RFK_KERNEL_ENTRY() \
-    do {                   \
-        RFK_PDL_WAIT();    \
-        RFK_PDL_TRIGGER(); \
     } while (0)
 
 /* Statements for the W = 64 instantiation, present only in builds whose

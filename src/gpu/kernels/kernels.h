@@ -71,9 +71,6 @@ typedef struct rfk_ctx {
     rfk_launch_check_fn check; /* optional (NULL: no check) */
     void *check_user;          /* passed to check */
     int n_units;               /* multiprocessors (SMs / CUs); 0 = unknown. Sizes persistent grids */
-    int pdl;                   /* 1: launch with programmatic dependent launch (NVIDIA sm_90+): each
-                                  kernel may start while the previous one drains, and waits for it
-                                  (RFK_PDL_WAIT) before it touches anything that one wrote */
 } rfk_ctx;
 
 /* Human-readable text of a status: the RFK_E_* codes; "vendor runtime

@@ -49,7 +49,6 @@ template <int T, int W, int NT>
 __global__ void __launch_bounds__(MV_BLOCK)
     k_matvec(const uint8_t *__restrict__ w, size_t row_bytes, int64_t n_chunks, int64_t rows,
              const float *__restrict__ x, int64_t cols, rfk_mm_out y, int nt) {
-    RFK_KERNEL_ENTRY();
     if constexpr (!rfk_warp_matches<W>()) {
         rfk_trap(); /* never launched: the wrapper picked W from the device */
     } else {
@@ -111,7 +110,6 @@ __global__ void __launch_bounds__(MV_BLOCK)
 template <int W>
 __global__ void k_quantize_q8(const float *__restrict__ x, int64_t n_blocks, int *__restrict__ xq,
                               float2 *__restrict__ xd) {
-    RFK_KERNEL_ENTRY();
     if constexpr (!rfk_warp_matches<W>()) {
         rfk_trap();
     } else {
@@ -132,7 +130,6 @@ template <int T, int W, int NT>
 __global__ void __launch_bounds__(MV_BLOCK)
     k_matvec_q8(const uint8_t *__restrict__ w, size_t row_bytes, int64_t n_chunks, int64_t rows,
                 const int *__restrict__ xq, const float2 *__restrict__ xd, rfk_mm_out y, int nt) {
-    RFK_KERNEL_ENTRY();
     if constexpr (!rfk_warp_matches<W>()) {
         rfk_trap();
     } else {
@@ -260,9 +257,6 @@ static __device__ __forceinline__ void mvs_walk(const uint8_t *__restrict__ w, s
             if (lane + i * W < nv) tmp[i] = row[v0 + lane + i * W];
     };
     fetch(r0, 0);
-    /* weights are never written by a kernel: the first tile's loads are in
-     * flight while the previous kernel drains (rfk_ctx.pdl) */
-    RFK_PDL_WAIT();
     for (int64_t r = r0, t = 0;;) {
 #pragma unroll
         for (int i = 0; i < VPL; i++)
@@ -285,7 +279,6 @@ template <int T, int W, int NT>
 __global__ void __launch_bounds__(MV_BLOCK)
     k_mv_staged(const uint8_t *__restrict__ w, size_t row_bytes, int64_t nb, int64_t rows, const int *__restrict__ xq,
                 const float2 *__restrict__ xd, rfk_mm_out y, int nt) {
-    RFK_PDL_TRIGGER(); /* the wait follows the first weight loads */
     if constexpr (!rfk_warp_matches<W>()) {
         rfk_trap();
     } else {
@@ -350,7 +343,6 @@ template <int W, int NT>
 __global__ void __launch_bounds__(MV_BLOCK)
     k_mv_q6k(const uint8_t *__restrict__ w, size_t row_bytes, int64_t nsb, int64_t rows, const int *__restrict__ xq,
              const float2 *__restrict__ xd, rfk_mm_out y, int nt) {
-    RFK_PDL_TRIGGER(); /* the wait follows the first weight loads */
     if constexpr (!rfk_warp_matches<W>()) {
         rfk_trap();
     } else {
@@ -406,7 +398,6 @@ template <int W, int NT>
 __global__ void __launch_bounds__(MV_BLOCK)
     k_mv_q4k(const uint8_t *__restrict__ w, size_t row_bytes, int64_t nsb, int64_t rows, const int *__restrict__ xq,
              const float2 *__restrict__ xd, rfk_mm_out y, int nt) {
-    RFK_PDL_TRIGGER(); /* the wait follows the first weight loads */
     if constexpr (!rfk_warp_matches<W>()) {
         rfk_trap();
     } else {
@@ -433,7 +424,6 @@ __global__ void __launch_bounds__(MV_BLOCK)
             }
         };
         fetch(r0, 0);
-        RFK_PDL_WAIT(); /* after the first weight loads, as mvs_walk */
         for (int64_t r = r0, st = 0;;) {
             const uint4 chd = hd, cqv = qv;
             const int64_t r2 = st + 1 < steps ? r : r + stride, st2 = st + 1 < steps ? st + 1 : 0;
@@ -487,7 +477,6 @@ template <int T>
 __global__ void __launch_bounds__(256)
     k_mm_tiled(const uint8_t *__restrict__ w, size_t row_bytes, int64_t n_chunks, int64_t rows,
                const float *__restrict__ x, int64_t cols, float *__restrict__ y, int64_t n_tok) {
-    RFK_KERNEL_ENTRY();
     /* [k][row] and [k][token]: the inner loop reads 4 consecutive rows and
      * 4 consecutive tokens per k; +4 keeps float4 alignment, shifts banks. */
     __shared__ __align__(16) float ws[32][TL_M + 4];
@@ -551,7 +540,6 @@ __global__ void __launch_bounds__(256)
 template <int T>
 __global__ void k_get_rows(const uint8_t *__restrict__ w, size_t row_bytes, int64_t n_chunks, int64_t rows,
                            const int32_t *__restrict__ ids, float *__restrict__ out) {
-    RFK_KERNEL_ENTRY();
     const int64_t t = blockIdx.x;
     const int32_t id = ids[t];
     float4 *o = (float4 *)(out + t * n_chunks * 32);

@@ -159,7 +159,6 @@ template <int T, int MT, int NT8, bool ST>
 __global__ void __launch_bounds__(MQ_BLOCK)
     k_mmq(const uint8_t *__restrict__ w, size_t row_bytes, int64_t nb, int64_t rows, const int *__restrict__ xq,
           const float2 *__restrict__ xd, rfk_mm_out y, int nt) {
-    RFK_PDL_TRIGGER(); /* staged: the wait follows the first stage's weight loads */
     typedef mq<T> Q;
     constexpr int R = 16 * MT;                       /* rows of the tile */
     constexpr int SW = Q::stage_bytes / 4;           /* words of a row's full stage */
@@ -263,7 +262,6 @@ __global__ void __launch_bounds__(MQ_BLOCK)
 #pragma unroll
             for (int h = 0; h < 2; h++) rp[m][h] = (const uint8_t *)(smem + (16 * m + 8 * h + g) * PITCH);
         fetch(0);
-        RFK_PDL_WAIT(); /* weights are never written by a kernel (rfk_ctx.pdl) */
         for (int64_t s = 0; s < n_stages; s++) {
             __syncthreads(); /* the previous stage is consumed */
 #pragma unroll
@@ -293,7 +291,6 @@ __global__ void __launch_bounds__(MQ_BLOCK)
         }
         __syncthreads(); /* smem becomes the partial sums */
     } else {
-        RFK_PDL_WAIT();
         const uint8_t *rp[MT][2];
 #pragma unroll
         for (int m = 0; m < MT; m++)
@@ -392,7 +389,6 @@ int rfk_mmq(const rfk_ctx *ctx, void *stream, uint32_t type, const uint8_t *w, s
  * One group: the k32 and k16 products of random int8 fragments through the
  * instruction (where the target has it) and through the emulation. */
 __global__ void k_mma_selftest(const int *__restrict__ a, const int *__restrict__ b, int *__restrict__ out) {
-    RFK_KERNEL_ENTRY();
     const int l = threadIdx.x % 32;
     if (threadIdx.x >= 32) return;
     const int av[4] = {a[4 * l], a[4 * l + 1], a[4 * l + 2], a[4 * l + 3]}, bv[2] = {b[2 * l], b[2 * l + 1]};

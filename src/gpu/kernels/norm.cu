@@ -32,7 +32,6 @@ static rfk_dim3 ew_grid(int64_t n) {
 template <int W>
 __global__ void __launch_bounds__(ROW_BLOCK)
     k_rmsnorm(const float *x, const float *__restrict__ w, float *y, int64_t dim, float eps) {
-    RFK_KERNEL_ENTRY();
     if constexpr (!rfk_warp_matches<W>()) {
         rfk_trap();
     } else {
@@ -52,7 +51,6 @@ __global__ void __launch_bounds__(ROW_BLOCK)
 template <int W>
 __global__ void __launch_bounds__(RFK_NORM_BLOCK)
     k_rmsnorm_rq(const float *x, const float *__restrict__ w, float *y, int64_t dim, float eps) {
-    RFK_KERNEL_ENTRY();
     if constexpr (!rfk_warp_matches<W>()) {
         rfk_trap();
     } else {
@@ -87,7 +85,6 @@ extern "C" int rfk_rmsnorm(const rfk_ctx *ctx, void *stream, const float *x, con
 
 template <int W>
 __global__ void __launch_bounds__(ROW_BLOCK) k_softmax(const float *x, float *y, int64_t n_cols, float scale) {
-    RFK_KERNEL_ENTRY();
     if constexpr (!rfk_warp_matches<W>()) {
         rfk_trap();
     } else {
@@ -130,7 +127,6 @@ extern "C" int rfk_softmax(const rfk_ctx *ctx, void *stream, const float *x, flo
 /* One block per (token, head); threads over the n_rot / 2 rotated pairs. */
 __global__ void k_rope(float *x, const float *__restrict__ cs, int64_t n_heads, int64_t head_dim, int64_t n_rot,
                        int neox) {
-    RFK_KERNEL_ENTRY();
     const int64_t th = blockIdx.x, t = th / n_heads;
     float *v = x + th * head_dim;
     const float *c = cs + t * n_rot;
@@ -159,7 +155,6 @@ extern "C" int rfk_rope(const rfk_ctx *ctx, void *stream, float *x, const float 
 /* ---- GLU and add ----------------------------------------------------------- */
 
 __global__ void k_glu(int act, const float *gate, const float *up, float *out, int64_t n) {
-    RFK_KERNEL_ENTRY();
     for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
         const float g = gate[i];
         float a;
@@ -178,7 +173,6 @@ extern "C" int rfk_glu(const rfk_ctx *ctx, void *stream, int act, const float *g
 }
 
 __global__ void k_add(const float *a, const float *b, float *out, int64_t n) {
-    RFK_KERNEL_ENTRY();
     for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
         out[i] = a[i] + b[i];
 }

@@ -97,12 +97,6 @@ static inline rfg_error rfg_device_name_arch(int dev, char *name, size_t nn, cha
     return cudaSuccess;
 }
 
-/* Whether the device can take programmatic dependent launches (sm_90+). */
-static inline int rfg_pdl_supported(int dev) {
-    int major = 0;
-    return cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess && major >= 9;
-}
-
 /* ---- vendor BLAS, loaded at run time (blas.c) ------------------------------
  * cuBLAS is not linked: blas.c dlopens the first of RFG_BLAS_LIBS and
  * resolves four entry points by name. The enum values passed are the
@@ -166,32 +160,6 @@ static __device__ __forceinline__ void rfk_mma_hw_i8_k16(int c[4], const int a[2
 #else
 #define RFK_HAS_MMA_I8 0
 #endif
-/* Programmatic dependent launch (sm_90+): a kernel launched with
- * RFK_VENDOR_LAUNCH_PDL may start while the one before it on the stream
- * finishes; RFK_PDL_WAIT blocks until that one has completed and its writes
- * are visible, RFK_PDL_TRIGGER lets the next kernel start launching. Both
- * are no-ops on older targets (and when the launch had no attribute). */
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-#define RFK_PDL_WAIT() asm volatile("griddepcontrol.wait;" ::: "memory")
-#define RFK_PDL_TRIGGER() asm volatile("griddepcontrol.launch_dependents;" ::: "memory")
-#else
-#define RFK_PDL_WAIT() ((void)0)
-#define RFK_PDL_TRIGGER() ((void)0)
-#endif
-#define RFK_VENDOR_LAUNCH_PDL(kern_, grid_, block_, smem_, strm_, ...)                                             \
-    ([&]() -> int {                                                                                   \
-        cudaLaunchConfig_t cfg_ = {};                                                                 \
-        cudaLaunchAttribute at_[1];                                                                   \
-        at_[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;                               \
-        at_[0].val.programmaticStreamSerializationAllowed = 1;                                        \
-        cfg_.gridDim = (grid_);                                                                           \
-        cfg_.blockDim = (block_);                                                                          \
-        cfg_.dynamicSmemBytes = (smem_);                                                               \
-        cfg_.stream = (strm_);                                                                       \
-        cfg_.attrs = at_;                                                                             \
-        cfg_.numAttrs = 1;                                                                            \
-        return (int)cudaLaunchKernelEx(&cfg_, kern_, __VA_ARGS__);                                     \
-    }())
 /* the runtime's names, for the op suite's shim (devrt.cu) */
 #define RFK_RT(x) cuda##x
 typedef cudaDeviceProp rfk_rt_prop;

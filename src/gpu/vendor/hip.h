@@ -101,9 +101,6 @@ static inline rfg_error rfg_device_name_arch(int dev, char *name, size_t nn, cha
     return hipSuccess;
 }
 
-/* HIP has no programmatic dependent launch. */
-static inline int rfg_pdl_supported(int dev) { return (void)dev, 0; }
-
 /* ---- vendor BLAS, loaded at run time (blas.c) ------------------------------
  * rocBLAS (what hipBLAS calls on AMD; its gemm_ex ABI has been stable since
  * ROCm 3) is not linked: blas.c dlopens the first of RFG_BLAS_LIBS and
@@ -170,14 +167,6 @@ static __device__ __forceinline__ void rfk_syncwarp(void) {
 /* No int8 matrix instruction is wired up yet (gfx90a's MFMA has other
  * fragment layouts; gfx1030 has none): kcommon.cuh's emulation runs. */
 #define RFK_HAS_MMA_I8 0
-/* No programmatic dependent launch on HIP: kernels launch in stream order. */
-#define RFK_PDL_WAIT() ((void)0)
-#define RFK_PDL_TRIGGER() ((void)0)
-#define RFK_VENDOR_LAUNCH_PDL(kern_, grid_, block_, smem_, strm_, ...) \
-    ([&]() -> int {                                          \
-        kern_<<<(grid_), (block_), (smem_), (strm_)>>>(__VA_ARGS__);   \
-        return rfk_last_error();                             \
-    }())
 /* the runtime's names, for the op suite's shim (devrt.cu) */
 #define RFK_RT(x) hip##x
 typedef hipDeviceProp_t rfk_rt_prop;
