@@ -10,17 +10,18 @@
 #include "cli.h"
 #include "model/synth.h"
 
-enum { O_SHAPE, O_CONFIG, O_TYPE, O_OUT, O_VOCAB, O_SEED, O_THREADS, O_LAYERS, O_COUNT };
+enum { O_SHAPE, O_CONFIG, O_TYPE, O_OUT, O_VOCAB, O_SEED, O_THREADS, O_LAYERS, O_POOL, O_COUNT };
 static const rf_opt opts[O_COUNT] = {
     [O_SHAPE] = {"--shape", NULL, true},     [O_CONFIG] = {"--config", NULL, true},
     [O_TYPE] = {"--type", "-t", true},       [O_OUT] = {"--out", "-o", true},
     [O_VOCAB] = {"--vocab", NULL, true},     [O_SEED] = {"--seed", NULL, true},
     [O_THREADS] = {"--threads", NULL, true}, [O_LAYERS] = {"--layers", NULL, true},
+    [O_POOL] = {"--row-pool", NULL, true},
 };
 
 static void usage(FILE *out) {
     fprintf(out, "usage: rocmforge synth (--shape NAME | --config FILE.json) --type TYPE -o OUT.gguf\n"
-                 "                       [--vocab VOCAB.gguf] [--seed N] [--threads N] [--layers N]\n\n"
+                 "                       [--vocab VOCAB.gguf] [--seed N] [--threads N] [--layers N] [--row-pool N]\n\n"
                  "Writes a model with random weights and the real tensor shapes and metadata.\n"
                  "  --shape NAME     one of:");
     size_t n;
@@ -37,7 +38,9 @@ static void usage(FILE *out) {
                  "                   of the shape's size: specials, 256 byte tokens, filler pieces)\n"
                  "  --seed N         random seed (default: from the clock)\n"
                  "  --threads N      worker threads (default: physical cores)\n"
-                 "  --layers N       write only N layers (quick tests of big shapes)\n");
+                 "  --layers N       write only N layers (quick tests of big shapes)\n"
+                 "  --row-pool N     each matrix repeats N distinct random rows in a seeded order\n"
+                 "                   (benchmark models: quantized in seconds at any type, the same speed to run)\n");
 }
 
 static int run(int argc, char **argv) {
@@ -75,6 +78,10 @@ static int run(int argc, char **argv) {
     if (a.val[O_LAYERS]) {
         if (!rf_arg_long("--layers", a.val[O_LAYERS], 1, 100000, &v)) return RF_EXIT_USAGE;
         o.n_layer_override = v;
+    }
+    if (a.val[O_POOL]) {
+        if (!rf_arg_long("--row-pool", a.val[O_POOL], 1, 1 << 20, &v)) return RF_EXIT_USAGE;
+        o.row_pool = v;
     }
     if (a.val[O_SEED]) {
         char *end;

@@ -25,4 +25,13 @@ rf_status rf_convert_tensor(rf_gguf_writer *w, rf_threadpool *tp, rf_type type, 
                             rf_row_source_fn src, void *src_ctx, rf_convert_progress_fn progress,
                             void *progress_ctx, rf_error *err);
 
+/* The same tensor built from `pool` distinct rows: rows 0..pool-1 of the
+ * source are quantized once, and row r of the output is a copy of pool row
+ * splitmix64(pick_seed, r) % pool. For benchmark models, whose speed does
+ * not depend on the values: the K-quants' fitting is what makes a large
+ * random model slow to write. pool >= nrows: rf_convert_tensor. */
+rf_status rf_convert_tensor_pooled(rf_gguf_writer *w, rf_threadpool *tp, rf_type type, int64_t ne0, int64_t nrows,
+                                   int64_t pool, uint64_t pick_seed, rf_row_source_fn src, void *src_ctx,
+                                   rf_convert_progress_fn progress, void *progress_ctx, rf_error *err);
+
 #endif

@@ -7,7 +7,9 @@
  * layers, so a forward pass over a synth model is numerically sane); norm
  * weights are 1 + small noise; biases small. Row r of tensor t is drawn from
  * a generator seeded by (seed, t, r), so a file does not depend on the
- * thread count.
+ * thread count. With a row pool (rf_synth_opts.row_pool, `synth --row-pool`)
+ * each matrix holds that many distinct rows in a seeded order instead:
+ * benchmark models of the K-quants are written in seconds, not minutes.
  */
 #include "synth.h"
 
@@ -484,7 +486,10 @@ rf_status rf_synth_write(const rf_synth_opts *o, rf_error *err) {
         row_gen g = {o->seed, i, t->ne[0], t->kind, t->kind == W_BIAS ? 0.02f : 1.0f / sqrtf((float)t->ne[0]),
                      s->rope_base, s->rope_scale_llama3};
         int64_t rows = t->ne[1] * t->ne[2];
-        st = rf_convert_tensor(w, tp, t->type, t->ne[0], rows, gen_row, &g, on_progress, &pc, err);
+        st = t->kind == W_MATRIX && o->row_pool > 0
+                 ? rf_convert_tensor_pooled(w, tp, t->type, t->ne[0], rows, o->row_pool, o->seed ^ (i * 0xa24baed4963ee407ull),
+                                            gen_row, &g, on_progress, &pc, err)
+                 : rf_convert_tensor(w, tp, t->type, t->ne[0], rows, gen_row, &g, on_progress, &pc, err);
         if (st != RF_OK) goto out;
         pc.base += rf_row_size(t->type, t->ne[0]) * (uint64_t)rows;
     }

@@ -47,6 +47,8 @@ typedef struct rf_synth_opts {
     uint64_t seed;
     int n_threads;
     int64_t n_layer_override; /* > 0: fewer layers (quick tests of big shapes) */
+    int64_t row_pool;         /* > 0: each matrix repeats this many distinct rows (benchmark models:
+                                 rf_convert_tensor_pooled); 0: every row drawn */
     bool progress;
 } rf_synth_opts;
 

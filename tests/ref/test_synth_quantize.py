@@ -63,6 +63,42 @@ def test_synth_shapes_load_in_gguf_and_llamacpp(shape, tmp_path):
     assert np.all(np.isfinite(logits)) and logits.std() > 0
 
 
+def test_synth_row_pool(tmp_path):
+    """--row-pool N (benchmark models): each matrix repeats at most N distinct
+    rows, in a seeded order, of the same scale as fully drawn rows; the file
+    has the same tensors and sizes, and llama.cpp runs it."""
+    rng = np.random.default_rng()
+    seed, pool = int(rng.integers(1, 2**31)), 8
+    full, pooled = tmp_path / "full.gguf", tmp_path / "pooled.gguf"
+    common = ["synth", "--shape", "smollm2-135m", "--type", "Q4_K_M", "--layers", 2, "--seed", seed]
+    rocmforge(*common, "-o", full)
+    rocmforge(*common, "--row-pool", pool, "-o", pooled)
+    rf, rp = gguf.GGUFReader(full), gguf.GGUFReader(pooled)
+    tf = {t.name: t for t in rf.tensors}
+    assert sorted(tf) == sorted(t.name for t in rp.tensors)
+    n_matrices = 0
+    for t in rp.tensors:
+        f = tf[t.name]
+        assert (t.tensor_type, list(t.shape), t.n_bytes) == (f.tensor_type, list(f.shape), f.n_bytes), t.name
+        w = gguf.quants.dequantize(t.data, t.tensor_type)
+        assert np.all(np.isfinite(w)), t.name
+        if w.ndim != 2 or w.shape[0] <= pool or "norm" in t.name:
+            continue
+        n_matrices += 1
+        distinct = np.unique(w, axis=0).shape[0]
+        assert 1 < distinct <= pool, (t.name, distinct)
+        # the pool's rows are drawn like any row: the same spread as the full file's
+        wf = gguf.quants.dequantize(f.data, f.tensor_type)
+        assert abs(w.std() / wf.std() - 1) < 0.25, (t.name, w.std(), wf.std())
+    assert n_matrices >= 7
+    rocmforge(*common, "--row-pool", pool, "-o", tmp_path / "again.gguf")
+    assert (tmp_path / "again.gguf").read_bytes() == pooled.read_bytes()  # the order is seeded
+    logits, _ = llama_logits(pooled, [1] + rng.integers(3, 49152, size=7).tolist())
+    assert np.all(np.isfinite(logits)) and logits.std() > 0
+    cp = rocmforge("synth", "--shape", "smollm2-135m", "--row-pool", "0", "-o", tmp_path / "x.gguf", check=False)
+    assert cp.returncode != 0 and "--row-pool" in cp.stderr
+
+
 @pytest.mark.parametrize("qtype", ["Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q2_K", "Q3_K", "Q4_K",
                                    "Q5_K", "Q6_K", "IQ4_NL", "IQ4_XS", "F16", "BF16",
                                    "Q3_K_M", "Q4_K_S", "Q4_K_M", "Q5_K_M"])
