@@ -25,8 +25,8 @@
  * GPU forward pass on a new thread (the server's scheduler thread is not
  * the one that loaded the plugin). Prints one line per
  * step and a summary; exit 0 when every row is within its bound, 1 when not, 2 on an error (no GPU: the error names why). With
- * --device auto a model none of whose layers the GPU can run (MoE) passes
- * on the CPU alone, as the engine would run it. Run by scripts/gpu-check on
+ * --device auto a model none of whose layers the GPU can run passes on the
+ * CPU alone, as the engine would run it. Run by scripts/gpu-check on
  * the GPU machine.
  */
 #include <math.h>
