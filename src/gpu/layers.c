@@ -36,6 +36,8 @@ typedef struct dw {
 typedef struct dlayer {
     const rf_layer *src;
     dw wq, wk, wv, wo, wqkv, gate, up, down;
+    dw router, xg, xu, xd;  /* MoE: the router and the expert stacks (expert 0's view) */
+    size_t xstride[3];      /* bytes between experts of xg, xu, xd */
     dw qkv_cat, gu_cat; /* q|k|v and gate|up back to back (d NULL when not) */
     const float *attn_norm, *ffn_norm, *post_attn_norm, *post_ffn_norm, *q_norm, *k_norm, *bq, *bk, *bv;
 } dlayer;
@@ -77,6 +79,10 @@ struct rf_gpu_layers {
     struct { int64_t n, n_out, max_pos, n_seq; bool swa_cs, logits; } gkey;
     int64_t n_seq;       /* this step's distinct sequences: picks the prefill attention */
     uint8_t *seen;       /* [kc.n_seq] scratch of that count */
+    /* MoE: router logits [B][n_expert], each token's k experts and weights,
+     * the experts' down outputs [B * k][n_embd] (gate and up use L->gate) */
+    float *router, *selw, *de;
+    int32_t *sel;
 };
 
 #define GRAPH_MAX_N 64 /* batches up to this size are captured */
@@ -99,14 +105,30 @@ bool rfg_layer_supported(rf_gpu *g, const rf_model *m, int il, const char **why)
     const rf_hparams *hp = &m->hp;
     const rf_layer *ly = &m->layers[il];
     *why = NULL;
-    if (hp->n_expert) { *why = "mixture-of-experts FFN has no GPU path"; return false; }
     if (hp->head_dim > 256 || hp->head_dim % 2) { *why = "head_dim > 256 or odd (attention kernel)"; return false; }
-    const rf_wview *ws[] = {&ly->wq, &ly->wk, &ly->wv, &ly->wo, &ly->wqkv, &ly->ffn_gate, &ly->ffn_up, &ly->ffn_down};
+    const rf_wview *ws[] = {&ly->wq, &ly->wk, &ly->wv, &ly->wo, &ly->wqkv, &ly->ffn_gate, &ly->ffn_up, &ly->ffn_down,
+                            &ly->ffn_gate_inp, &ly->gate_exps.w, &ly->up_exps.w, &ly->down_exps.w};
     for (size_t i = 0; i < RF_ARRAY_LEN(ws); i++)
         if (!wsup(ws[i])) { *why = "a weight type has no GPU matmul kernel"; return false; }
     for (size_t i = 0; i < RF_ARRAY_LEN(ws); i++)
         if (!wrows(ws[i])) { *why = "its weights were rearranged for the CPU (X16 layout) before placement"; return false; }
-    if (!ly->wo.data || !ly->ffn_up.data || !ly->ffn_down.data) { *why = "missing weights"; return false; }
+    if (hp->n_expert) {
+        const rf_wstack *xs[] = {&ly->gate_exps, &ly->up_exps, &ly->down_exps};
+        if (!ly->ffn_gate_inp.data || !ly->gate_exps.w.data || !ly->up_exps.w.data || !ly->down_exps.w.data) {
+            *why = "missing expert weights";
+            return false;
+        }
+        if (hp->n_expert > RFK_MOE_MAX_EXPERTS || hp->n_expert_used < 1 || hp->n_expert_used > RFK_MOE_MAX_K) {
+            *why = "more experts than the GPU routing takes (1024, 16 a token)";
+            return false;
+        }
+        for (size_t i = 0; i < RF_ARRAY_LEN(xs); i++)
+            if (xs[i]->stride % 16 || xs[i]->w.cols % 32) { *why = "expert matrices not 16-byte aligned"; return false; }
+        if (!ly->wo.data) { *why = "missing weights"; return false; }
+    } else if (!ly->wo.data || !ly->ffn_up.data || !ly->ffn_down.data) {
+        *why = "missing weights";
+        return false;
+    }
     (void)g;
     return true;
 }
@@ -122,6 +144,11 @@ uint64_t rfg_layer_weight_bytes(rf_gpu *g, const rf_model *m, int il) {
     const rf_wview *ws[] = {&ly->wq, &ly->wk, &ly->wv, &ly->wo, &ly->wqkv, &ly->ffn_gate, &ly->ffn_up, &ly->ffn_down};
     uint64_t n = 0;
     for (size_t i = 0; i < RF_ARRAY_LEN(ws); i++) n += al(wbytes(ws[i]));
+    if (hp->n_expert) {
+        const rf_wstack *xs[] = {&ly->gate_exps, &ly->up_exps, &ly->down_exps};
+        for (size_t i = 0; i < RF_ARRAY_LEN(xs); i++) n += al((uint64_t)hp->n_expert * xs[i]->stride);
+        n += al(wbytes(&ly->ffn_gate_inp));
+    }
     const float *vs[] = {ly->attn_norm, ly->ffn_norm, ly->post_attn_norm, ly->post_ffn_norm};
     for (size_t i = 0; i < RF_ARRAY_LEN(vs); i++) n += vs[i] ? al(E * 4) : 0;
     n += (ly->q_norm ? al(hd * 4) : 0) + (ly->k_norm ? al(hd * 4) : 0);
@@ -139,12 +166,24 @@ static int64_t max_ff(const rf_model *m, int l0, int l1) {
     return ff;
 }
 
+/* Floats per batch entry of L->gate: gate and up side by side, or for MoE
+ * the k chosen experts' gate and up outputs. */
+static int64_t ff_width(const rf_model *m, int l0, int l1) {
+    int64_t w = 2 * max_ff(m, l0, l1);
+    for (int il = l0; il < l1 && m->hp.n_expert; il++) {
+        const int64_t x = 2 * m->hp.n_expert_used * m->layers[il].gate_exps.w.rows;
+        if (x > w) w = x;
+    }
+    return w;
+}
+
 /* Matmul scratch for every weight of the range (and the head) at n_tok. */
 static size_t mm_scratch(const rf_model *m, int l0, int l1, bool head, int64_t n_tok) {
     size_t mx = 0;
     for (int il = l0; il < l1; il++) {
         const rf_layer *ly = &m->layers[il];
-        const rf_wview *ws[] = {&ly->wq, &ly->wk, &ly->wv, &ly->wo, &ly->wqkv, &ly->ffn_gate, &ly->ffn_up, &ly->ffn_down};
+        const rf_wview *ws[] = {&ly->wq, &ly->wk, &ly->wv, &ly->wo, &ly->wqkv, &ly->ffn_gate, &ly->ffn_up, &ly->ffn_down,
+                                &ly->ffn_gate_inp};
         for (size_t i = 0; i < RF_ARRAY_LEN(ws); i++) {
             if (!ws[i]->data) continue;
             size_t s = rfk_matmul_scratch_bytes(ws[i]->type, ws[i]->cols, n_tok);
@@ -209,6 +248,10 @@ static void carve_layers(rf_gpu_layers *L, const rf_model *m) {
     F(L->cs[0], B * hp->n_rot); F(L->cs[1], B * hp->n_rot);
     F(L->pos, B); F(L->seq, B);
     F(L->tables, (int64_t)L->kc.n_seq * L->kc.max_blocks_per_seq);
+    if (hp->n_expert) {
+        const int64_t k = hp->n_expert_used;
+        F(L->router, B * hp->n_expert); F(L->sel, B * k); F(L->selw, B * k); F(L->de, B * k * E);
+    }
     if (L->w->head) {
         int64_t h = B < HEAD_ROWS ? B : HEAD_ROWS;
         F(L->hid, B * E);
@@ -224,7 +267,7 @@ static void carve_layers(rf_gpu_layers *L, const rf_model *m) {
 
 uint64_t rfg_ctx_scratch_bytes(rf_gpu *g, const rf_model *m, int64_t n_batch) {
     rf_gpu_weights w = {.g = g, .m = m, .l0 = 0, .l1 = 0, .head = true};
-    rf_gpu_layers L = {.w = &w, .g = g, .B = n_batch, .ffw = 2 * max_ff(m, 0, (int)m->hp.n_layer), .mv_max_n = mv_max_n(m, 0, (int)m->hp.n_layer, true)};
+    rf_gpu_layers L = {.w = &w, .g = g, .B = n_batch, .ffw = ff_width(m, 0, (int)m->hp.n_layer), .mv_max_n = mv_max_n(m, 0, (int)m->hp.n_layer, true)};
     L.kc.n_seq = 1;
     L.mm_scratch_bytes = mm_scratch(m, 0, (int)m->hp.n_layer, true, n_batch);
     f16_sizes(&L, m, 0, (int)m->hp.n_layer);
@@ -313,6 +356,16 @@ static rf_status upload_all(rf_gpu_weights *W, rf_error *err) {
         T(up_w(W, &ly->wo, &d->wo, err)); T(up_w(W, &ly->wqkv, &d->wqkv, err));
         T(up_cat(W, gu, dgu, 2, &d->gu_cat, err));
         T(up_w(W, &ly->ffn_down, &d->down, err));
+        if (hp->n_expert) {
+            const rf_wstack *xs[] = {&ly->gate_exps, &ly->up_exps, &ly->down_exps};
+            dw *dx[] = {&d->xg, &d->xu, &d->xd};
+            for (int i = 0; i < 3; i++) {
+                *dx[i] = (dw){NULL, xs[i]->w.type, xs[i]->w.cols, xs[i]->w.rows, xs[i]->w.row_bytes};
+                d->xstride[i] = xs[i]->stride;
+                T(up_bytes(W, xs[i]->w.data, (size_t)hp->n_expert * xs[i]->stride, &dx[i]->d, err));
+            }
+            T(up_w(W, &ly->ffn_gate_inp, &d->router, err));
+        }
         T(up_v(W, ly->attn_norm, E, &d->attn_norm, err)); T(up_v(W, ly->ffn_norm, E, &d->ffn_norm, err));
         T(up_v(W, ly->post_attn_norm, E, &d->post_attn_norm, err));
         T(up_v(W, ly->post_ffn_norm, E, &d->post_ffn_norm, err));
@@ -384,7 +437,7 @@ rf_status rfg_layers_create(rf_gpu_weights *W, const rf_kv_config *kc, int64_t n
     L->g = W->g;
     L->kc = *kc;
     L->B = n_batch;
-    L->ffw = 2 * max_ff(W->m, W->l0, W->l1);
+    L->ffw = ff_width(W->m, W->l0, W->l1);
     L->mv_max_n = mv_max_n(W->m, W->l0, W->l1, W->head);
     L->seen = calloc((size_t)(kc->n_seq > 0 ? kc->n_seq : 1), 1);
     if (!L->seen) {
@@ -529,6 +582,35 @@ static int mm_parts(rf_gpu_layers *L, const dw *w, const float *x, const rfk_mm_
 
 static bool mm_xq(rf_gpu_layers *L, const dw *w, int64_t n) { return n <= L->mv_max_n && L->mm_scratch && int_dot(w); }
 
+/* The mixture-of-experts FFN of layer j (forward.c's ffn_block): the norm
+ * (float activations: the experts' mat-vecs read float32), the router, the
+ * routing, every (token, expert) pair's gate and up, GLU, down, and the
+ * weighted sum of each token's experts into L->tmp (left pending). */
+static rf_status moe_ffn(rf_gpu_layers *L, int j, int64_t n, const float **pending, rf_error *err) {
+    rf_gpu *g = L->g;
+    const rfk_ctx *kc = &g->kctx;
+    void *s = g->stream;
+    const rf_hparams *hp = &L->w->m->hp;
+    const dlayer *d = &L->w->ly[j];
+    int il = L->w->l0 + j;
+    const int64_t E = hp->n_embd, k = hp->n_expert_used, ne = hp->n_expert, eff = d->xg.rows, np = n * k;
+    K(rfk_add_rmsnorm_q8(kc, s, L->x, L->tmp, d->ffn_norm, L->xb, n, E, hp->norm_eps, NULL, 0));
+    K(mm(L, &d->router, L->xb, L->router, n));
+    K(rfk_moe_route(kc, s, L->router, n, ne, k, hp->expert_gating, hp->expert_norm, L->sel, L->selw));
+    float *ge = L->gate, *ue = L->gate + np * eff;
+    K(rfk_matmul_id(kc, s, d->xg.type, d->xg.d, d->xstride[0], ne, d->xg.row_bytes, d->xg.cols, eff, L->xb, (int)k,
+                    L->sel, np, ge));
+    K(rfk_matmul_id(kc, s, d->xu.type, d->xu.d, d->xstride[1], ne, d->xu.row_bytes, d->xu.cols, d->xu.rows, L->xb,
+                    (int)k, L->sel, np, ue));
+    K(rfk_glu(kc, s, (int)hp->act, ge, ue, ge, np * eff));
+    K(rfk_matmul_id(kc, s, d->xd.type, d->xd.d, d->xstride[2], ne, d->xd.row_bytes, d->xd.cols, d->xd.rows, ge, 1,
+                    L->sel, np, L->de));
+    K(rfk_moe_combine(kc, s, L->de, L->sel, L->selw, n, k, E, L->tmp));
+    if (d->post_ffn_norm) K(rfk_rmsnorm(kc, s, L->tmp, d->post_ffn_norm, L->tmp, n, E, hp->norm_eps));
+    *pending = L->tmp;
+    return RF_OK;
+}
+
 /* One layer. `pending` (in/out): a block output not yet added to the
  * residual stream L->x; the next norm adds it in the same launch
  * (rfk_add_rmsnorm_q8), which also writes the q8 blocks the following
@@ -582,6 +664,7 @@ static rf_status layer(rf_gpu_layers *L, int j, int64_t n, int64_t max_pos, bool
     K(mm(L, &d->wo, L->att, L->tmp, n));
     if (d->post_attn_norm) K(rfk_rmsnorm(kc, s, L->tmp, d->post_attn_norm, L->tmp, n, E, eps));
 
+    if (hp->n_expert) return moe_ffn(L, j, n, pending, err);
     /* FFN: the attention output joins the residual in the norm's launch */
     K(rfk_add_rmsnorm_q8(kc, s, L->x, L->tmp, d->ffn_norm, L->xb, n, E, eps, q8, q8b));
     int64_t ff = d->down.cols;

@@ -17,6 +17,7 @@
  */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "model.h"
@@ -39,6 +40,8 @@ struct rf_ctx {
     float *rope_cs;   /* [n_batch][n_rot / 2][2]: cos, sin of the current layer kind */
     rf_layers_backend dev; /* layers [dev.l0, dev.l1) on a device; ops NULL: none */
     float *rope_cs_swa;    /* [n_batch][n_rot]: second table for the device (sliding-window layers) */
+    float *route_gap;      /* rf_ctx_watch_routing's array, or NULL */
+    float *route_sorted;   /* [n_expert] scratch for it */
 };
 
 #define OP(c, name, ...) (c)->be->ops->name((c)->be->ctx, __VA_ARGS__)
@@ -50,6 +53,7 @@ void rf_ctx_free(rf_ctx *c) {
     if (!c) return;
     if (c->dev.ops && c->dev.ops->release) c->dev.ops->release(c->dev.ctx);
     rf_free(c->rope_cs_swa);
+    free(c->route_sorted);
     rf_kv_free(c->kv);
     float *fs[] = {c->x, c->xb, c->q, c->k, c->v, c->att, c->tmp, c->gate, c->up, c->qkv, c->router, c->selw,
                    c->xe, c->ge, c->ue, c->de, c->out_x};
@@ -226,12 +230,31 @@ static void attention_block(rf_ctx *c, const rf_layer *ly, int il, int64_t n) {
     add_into(c->x, c->tmp, n * hp->n_embd);
 }
 
+static int desc_float(const void *a, const void *b) {
+    const float x = *(const float *)a, y = *(const float *)b;
+    return (x < y) - (x > y);
+}
+
+rf_status rf_ctx_watch_routing(rf_ctx *c, float *gap) {
+    c->route_gap = gap;
+    if (!gap || c->route_sorted || !c->m->hp.n_expert) return RF_OK;
+    c->route_sorted = malloc((size_t)c->m->hp.n_expert * sizeof(float));
+    return c->route_sorted ? RF_OK : RF_E_NOMEM;
+}
+
 /* Chooses the top-k experts of each token and their weights. */
 static void route(rf_ctx *c, int64_t n) {
     const rf_hparams *hp = &c->m->hp;
     int64_t ne = hp->n_expert, k = hp->n_expert_used;
     for (int64_t t = 0; t < n; t++) {
         float *r = c->router + t * ne;
+        if (c->route_gap && c->route_sorted && k < ne) {
+            float *s = c->route_sorted;
+            memcpy(s, r, (size_t)ne * sizeof(float));
+            qsort(s, (size_t)ne, sizeof(float), desc_float);
+            const float spread = s[0] - s[ne - 1], gap = spread > 0 ? (s[k - 1] - s[k]) / spread : 0.0f;
+            if (gap < c->route_gap[t]) c->route_gap[t] = gap;
+        }
         if (hp->expert_gating == 2) {
             for (int64_t e = 0; e < ne; e++) r[e] = 1.0f / (1.0f + expf(-r[e]));
         } else {

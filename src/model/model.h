@@ -99,6 +99,11 @@ rf_status rf_ctx_create(const rf_model *m, const rf_ctx_params *p, rf_backend *b
 void rf_ctx_free(rf_ctx *c);
 rf_kv_cache *rf_ctx_kv(rf_ctx *c);
 const rf_model *rf_ctx_model(const rf_ctx *c);
+/* A test hook for mixture-of-experts models: with gap non-NULL ([n_batch]
+ * floats, set by the caller before a forward pass), every layer's routing
+ * lowers gap[i] of batch entry i to the gap between its k-th and (k+1)-th
+ * router score, over the spread of its scores (0: a tie). NULL: off. */
+rf_status rf_ctx_watch_routing(rf_ctx *c, float *gap);
 
 /* Runs one batch. Entries may mix sequences, prefill chunks and decode
  * tokens; within the batch an entry sees every earlier position of its

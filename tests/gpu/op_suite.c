@@ -383,6 +383,111 @@ static void test_glu_q8(rf_act act, int64_t n_rows, int64_t cols) {
  * reference rope; the cached keys / values against the reference rope of k
  * and v rounded to float16 on the host, half for half. Random block
  * tables, one slot per token. */
+/* ---- mixture of experts -------------------------------------------------- */
+
+/* The CPU forward pass's routing (forward.c route), written out here as the
+ * reference: gating, top k by value (the lower id on ties), renormalising. */
+static void ref_route(float *r, int64_t ne, int64_t k, int gating, bool norm, int32_t *sel, float *w) {
+    if (gating == 2) {
+        for (int64_t e = 0; e < ne; e++) r[e] = 1.0f / (1.0f + expf(-r[e]));
+    } else {
+        float mx = -INFINITY;
+        double sum = 0;
+        for (int64_t e = 0; e < ne; e++) mx = r[e] > mx ? r[e] : mx;
+        for (int64_t e = 0; e < ne; e++) sum += (r[e] = expf(r[e] - mx));
+        for (int64_t e = 0; e < ne; e++) r[e] = (float)(r[e] / sum);
+    }
+    double wsum = 0;
+    for (int64_t j = 0; j < k; j++) {
+        int64_t best = -1;
+        for (int64_t e = 0; e < ne; e++) {
+            bool taken = false;
+            for (int64_t i = 0; i < j; i++) taken |= sel[i] == e;
+            if (!taken && (best < 0 || r[e] > r[best])) best = e;
+        }
+        sel[j] = (int32_t)best;
+        w[j] = r[best];
+        wsum += w[j];
+    }
+    if (norm && wsum > 0)
+        for (int64_t j = 0; j < k; j++) w[j] = (float)(w[j] / wsum);
+}
+
+/* Routing, the per-pair expert matmul (gate/up: pairs share their token's
+ * row; down: a row per pair) and the weighted sum, each against the CPU. */
+static void test_moe(rf_type t, int64_t ne, int64_t k, int64_t rows, int64_t cols, int64_t n_tok, int gating,
+                     bool norm) {
+    char what[128];
+    snprintf(what, sizeof what, "%s ne=%lld k=%lld rows=%lld cols=%lld n_tok=%lld %s%s", rf_type_name(t),
+             (long long)ne, (long long)k, (long long)rows, (long long)cols, (long long)n_tok,
+             gating == 2 ? "sigmoid" : "softmax", norm ? " norm" : "");
+    const int64_t np = n_tok * k;
+    /* routing */
+    float *logits = xmalloc((size_t)(n_tok * ne) * sizeof(float)), *r_ref = xmalloc((size_t)(n_tok * ne) * sizeof(float));
+    fill_normal(logits, n_tok * ne, 2.0f);
+    memcpy(r_ref, logits, (size_t)(n_tok * ne) * sizeof(float));
+    int32_t *sel = xmalloc((size_t)np * sizeof(int32_t)), *sel_gpu = xmalloc((size_t)np * sizeof(int32_t));
+    float *w_ref = xmalloc((size_t)np * sizeof(float)), *w_gpu = xmalloc((size_t)np * sizeof(float));
+    for (int64_t i = 0; i < n_tok; i++) ref_route(r_ref + i * ne, ne, k, gating, norm, sel + i * k, w_ref + i * k);
+    float *dr = dev_upload(logits, (size_t)(n_tok * ne) * sizeof(float));
+    int32_t *dsel = dev_alloc((size_t)np * sizeof(int32_t));
+    float *dw = dev_poisoned((size_t)np);
+    int st = rfk_moe_route(&kctx, NULL, dr, n_tok, ne, k, gating, norm, dsel, dw);
+    (void)rfk_rt_sync();
+    (void)rfk_rt_download(sel_gpu, dsel, (size_t)np * sizeof(int32_t));
+    download(w_gpu, dw, np);
+    float *sf = xmalloc((size_t)np * sizeof(float)), *sf_gpu = xmalloc((size_t)np * sizeof(float));
+    for (int64_t i = 0; i < np; i++) sf[i] = (float)sel[i] + 1.0f, sf_gpu[i] = (float)sel_gpu[i] + 1.0f;
+    report("moe_route", what, st, sf_gpu, sf, np, 0.0); /* the same experts, exactly */
+    report("moe_route", "  ... their weights", st, w_gpu, w_ref, np, 1e-10);
+    /* the expert matmul, on the reference routing */
+    size_t rb;
+    uint8_t *wx = random_weights(t, ne * rows, cols, &rb);
+    const size_t stride = rb * (size_t)rows;
+    (void)rfk_rt_upload(dsel, sel, (size_t)np * sizeof(int32_t));
+    void *dwx = dev_upload(wx, stride * (size_t)ne);
+    for (int shared = 1; shared >= 0; shared--) {
+        const int64_t nx = shared ? n_tok : np;
+        float *x = xmalloc((size_t)(nx * cols) * sizeof(float));
+        float *y_ref = xmalloc((size_t)(np * rows) * sizeof(float)), *y_gpu = xmalloc((size_t)(np * rows) * sizeof(float));
+        fill_normal(x, nx * cols, 1.0f);
+        for (int64_t p = 0; p < np; p++) {
+            rf_wview wv = {wx + (size_t)sel[p] * stride, t, cols, rows, rb, RF_WLAYOUT_ROWS};
+            ref->matmul(ref_ctx, &wv, x + (shared ? p / k : p) * cols, y_ref + p * rows, 1);
+        }
+        float *dx = dev_upload(x, (size_t)(nx * cols) * sizeof(float)), *dy = dev_poisoned((size_t)(np * rows));
+        st = rfk_matmul_id(&kctx, NULL, t, dwx, stride, ne, rb, cols, rows, dx, shared ? (int)k : 1, dsel, np, dy);
+        (void)rfk_rt_sync();
+        download(y_gpu, dy, np * rows);
+        report("matmul_id", shared ? "  ... gate/up (a token's row per pair)" : "  ... down (a row per pair)", st, y_gpu,
+               y_ref, np * rows, 1e-9);
+        rfk_rt_free(dx);
+        rfk_rt_free(dy);
+        free(x);
+        free(y_ref);
+        free(y_gpu);
+    }
+    /* the weighted sum, in increasing expert id */
+    float *de = xmalloc((size_t)(np * cols) * sizeof(float)), *o_ref = xmalloc((size_t)(n_tok * cols) * sizeof(float));
+    float *o_gpu = xmalloc((size_t)(n_tok * cols) * sizeof(float));
+    fill_normal(de, np * cols, 1.0f);
+    memset(o_ref, 0, (size_t)(n_tok * cols) * sizeof(float));
+    for (int64_t e = 0; e < ne; e++)
+        for (int64_t p = 0; p < np; p++)
+            if (sel[p] == e)
+                for (int64_t c = 0; c < cols; c++) o_ref[(p / k) * cols + c] += w_ref[p] * de[p * cols + c];
+    float *dde = dev_upload(de, (size_t)(np * cols) * sizeof(float)), *dsw = dev_upload(w_ref, (size_t)np * sizeof(float));
+    float *dout = dev_poisoned((size_t)(n_tok * cols));
+    st = rfk_moe_combine(&kctx, NULL, dde, dsel, dsw, n_tok, k, cols, dout);
+    (void)rfk_rt_sync();
+    download(o_gpu, dout, n_tok * cols);
+    report("moe_comb", "  ... weighted sum", st, o_gpu, o_ref, n_tok * cols, 1e-10);
+    rfk_rt_free(dr); rfk_rt_free(dsel); rfk_rt_free(dw); rfk_rt_free(dwx); rfk_rt_free(dde); rfk_rt_free(dsw);
+    rfk_rt_free(dout);
+    free(logits); free(r_ref); free(sel); free(sel_gpu); free(w_ref); free(w_gpu); free(sf); free(sf_gpu); free(wx);
+    free(de); free(o_ref); free(o_gpu);
+}
+
 static void test_rope_kv_store(int64_t n_tok, int64_t n_head, int64_t n_head_kv, int64_t hd, int64_t n_rot,
                                rf_rope_style style) {
     const int bs = 16;
@@ -1038,6 +1143,11 @@ int main(int argc, char **argv) {
     test_add_rmsnorm_q8(3, 8192 + 32, true, true); /* past the register path: the loop kernel */
     test_glu_q8(RF_ACT_SILU, 1, 14336);
     test_glu_q8(RF_ACT_GELU_TANH, 9, 2048 + 32);
+    test_moe(RF_TYPE_Q4_0, 8, 2, 96, 512, 1, 1, true);   /* Mixtral's routing, one token */
+    test_moe(RF_TYPE_Q4_K, 8, 2, 48, 1024, 37, 1, true); /* a prompt */
+    test_moe(RF_TYPE_Q8_0, 128, 8, 32, 256, 5, 1, true); /* qwen3moe's counts */
+    test_moe(RF_TYPE_F32, 16, 4, 40, 96, 3, 2, false);   /* sigmoid gating, no renormalising */
+    test_moe(RF_TYPE_Q6_K, 4, 1, 64, 256, 9, 1, false);
     test_rope_kv_store(1, 32, 8, 128, 128, RF_ROPE_NORMAL);
     test_rope_kv_store(9, 8, 2, 64, 64, RF_ROPE_NEOX);
     test_rope_kv_store(5, 4, 4, 256, 64, RF_ROPE_NEOX); /* partial rotation */

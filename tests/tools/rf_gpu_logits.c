@@ -24,9 +24,15 @@
  * another, logits for each prompt's last entry only. --thread 1 runs each
  * GPU forward pass on a new thread (the server's scheduler thread is not
  * the one that loaded the plugin). Prints one line per
- * step and a summary; exit 0 when every row is within its bound, 1 when not, 2 on an error (no GPU: the error names why). With
- * --device auto a model none of whose layers the GPU can run (MoE) passes
- * on the CPU alone, as the engine would run it. Run by scripts/gpu-check on
+ * step and a summary; exit 0 when every row is within its bound, 1 when not, 2 on an error (no GPU: the error names why).
+ * Mixture-of-experts models: 8-bit activations move router scores too,
+ * and where a token's k-th and (k+1)-th expert are nearly tied the GPU
+ * may pick the other one, a different FFN for that token. A row past its
+ * bound whose CPU routing had such a near-tie in some layer (gap below
+ * ROUTE_TIE of the scores' spread, rf_ctx_watch_routing) is reported and
+ * not counted, up to a tenth of the rows; more fail. With
+ * --device auto a model none of whose layers the GPU can run passes on the
+ * CPU alone, as the engine would run it. Run by scripts/gpu-check on
  * the GPU machine.
  */
 #include <math.h>
@@ -43,6 +49,8 @@ static int fail(const char *what, const char *msg) {
     fprintf(stderr, "rf_gpu_logits: %s: %s\n", what, msg);
     return 2;
 }
+
+#define ROUTE_TIE 0.02f
 
 static uint64_t rng = 0x2545f4914f6cdd1dull;
 static int32_t rand_tok(int64_t n) {
@@ -137,9 +145,12 @@ int main(int argc, char **argv) {
     rf_batch_entry *b = malloc((size_t)B * sizeof *b);
     float *lc = malloc((size_t)(B * V) * sizeof(float)), *lg = malloc((size_t)(B * V) * sizeof(float));
     int32_t *next = malloc((size_t)n_seq * sizeof *next);
-    if (!b || !lc || !lg || !next) return fail("memory", "out of memory");
+    float *gap = m->hp.n_expert ? malloc((size_t)B * sizeof(float)) : NULL;
+    int64_t *entry = malloc((size_t)B * sizeof *entry);
+    if (!b || !lc || !lg || !next || !entry || (m->hp.n_expert && !gap)) return fail("memory", "out of memory");
+    if (gap && rf_ctx_watch_routing(cc, gap) != RF_OK) return fail("memory", "out of memory");
     double worst = 0;
-    long agree = 0, rows = 0;
+    long agree = 0, rows = 0, excused = 0;
     int rc = 0;
     for (long step = 0; step <= n_gen; step++) {
         int64_t n = 0;
@@ -155,11 +166,14 @@ int main(int argc, char **argv) {
             for (long s = 0; s < n_seq; s++)
                 b[n++] = (rf_batch_entry){(int32_t)s, (int32_t)(n_prompt + step - 1), next[s], true};
         }
+        for (int64_t i = 0; gap && i < n; i++) gap[i] = INFINITY;
         if (rf_forward(cc, b, n, lc, NULL, &err) != RF_OK) return fail("cpu forward", err.msg);
         if (forward(thread, gc, b, n, lg, &err) != RF_OK) return fail("gpu forward", err.msg);
         double step_worst = 0;
         int64_t n_out = 0;
-        for (int64_t i = 0; i < n; i++) n_out += b[i].logits;
+        for (int64_t i = 0; i < n; i++)
+            if (b[i].logits) entry[n_out++] = i;
+        const double lim = n > 64 && n_out > 64 ? max_nmse : max_nmse_decode;
         for (int64_t r = 0; r < n_out; r++) {
             const float *c = lc + r * V, *g = lg + r * V;
             double num = 0, den = 0;
@@ -171,12 +185,20 @@ int main(int argc, char **argv) {
                 finite &= isfinite(g[i]) != 0;
             }
             double nmse = finite ? num / (den > 0 ? den : 1) : INFINITY;
-            if (nmse > step_worst) step_worst = nmse;
             int64_t ac = argmax(c, V), ag = argmax(g, V);
             agree += ac == ag;
-            if (nmse > (n > 64 && n_out > 64 ? max_nmse : max_nmse_decode))
-                printf("  row %lld: nmse %.3e, cpu argmax %lld (%.3f), gpu argmax %lld (%.3f; cpu %.3f)%s\n", (long long)r,
+            const bool tie = gap && finite && gap[entry[r]] < ROUTE_TIE;
+            if (nmse > lim)
+                printf("  row %lld: nmse %.3e, cpu argmax %lld (%.3f), gpu argmax %lld (%.3f; cpu %.3f)%s", (long long)r,
                        nmse, (long long)ac, c[ac], (long long)ag, g[ag], c[ag], finite ? "" : ", non-finite gpu logits");
+            if (nmse > lim && tie) {
+                printf("; routing near-tie (gap %.4f of the spread): not counted\n", gap[entry[r]]);
+                excused++;
+            } else {
+                if (nmse > lim && gap) printf(" (routing gap %.4f)\n", gap[entry[r]]);
+                else if (nmse > lim) printf("\n");
+                if (nmse > step_worst) step_worst = nmse;
+            }
             rows++;
         }
         for (long s = 0; s < n_seq; s++) { /* the last entry of each sequence */
@@ -184,14 +206,19 @@ int main(int argc, char **argv) {
             next[s] = (int32_t)argmax(lc + r * V, V);
         }
         /* the float16 bound only when both the layers and the head ran float16 GEMMs */
-        double lim = n > 64 && n_out > 64 ? max_nmse : max_nmse_decode;
         printf("step %ld: %lld rows, worst nmse %.3e (limit %.0e)%s\n", step, (long long)n_out, step_worst, lim,
                step_worst > lim ? "  FAIL" : "");
         if (step_worst > worst) worst = step_worst;
         if (step_worst > lim) rc = 1;
     }
-    printf("%s: worst nmse %.3e, argmax agreement %ld/%ld\n", rc ? "FAIL" : "ok", worst, agree, rows);
-    free(b); free(lc); free(lg); free(next); free(given);
+    if (excused * 10 > rows) {
+        printf("%ld of %ld rows differ at routing near-ties: more than a tenth\n", excused, rows);
+        rc = 1;
+    }
+    printf("%s: worst nmse %.3e, argmax agreement %ld/%ld", rc ? "FAIL" : "ok", worst, agree, rows);
+    if (gap) printf(", %ld rows not counted at routing near-ties", excused);
+    printf("\n");
+    free(b); free(lc); free(lg); free(next); free(given); free(gap); free(entry);
     rf_ctx_free(gc);
     rf_ctx_free(cc);
     rf_offload_close(off);

@@ -223,6 +223,33 @@ int rfk_add_rmsnorm_q8(const rfk_ctx *ctx, void *stream, float *x, const float *
 int rfk_glu_q8(const rfk_ctx *ctx, void *stream, int act, const float *gate, const float *up, float *out,
                int64_t n_rows, int64_t cols, void *q8, size_t q8_bytes);
 
+/* ---- mixture of experts (moe.cu) ------------------------------------------ */
+
+#define RFK_MOE_MAX_EXPERTS 1024
+#define RFK_MOE_MAX_K 16
+
+/* Routing of n_tok tokens as the CPU's forward pass does it: router
+ * [n_tok][n_expert] logits become probabilities in place (gating 1:
+ * softmax, 2: sigmoid); sel [n_tok][k] gets each token's top k experts
+ * (the lower id on ties) and selw their probabilities, renormalised to sum
+ * 1 when norm is set. */
+int rfk_moe_route(const rfk_ctx *ctx, void *stream, float *router, int64_t n_tok, int64_t n_expert, int64_t k,
+                  int gating, int norm, int32_t *sel, float *selw);
+
+/* y[p][r] = sum_c W_e[r][c] x[p / x_div][c] for pairs p < n_pairs, where
+ * W_e (rows x cols of `type`, row_bytes apart) starts at w0 + e *
+ * expert_stride and e = sel[p] (device memory). x_div k: the pairs of a
+ * token share its row of x (gate, up); 1: a row per pair (down). Any type
+ * rfk_matmul_supports; float32 activations. */
+int rfk_matmul_id(const rfk_ctx *ctx, void *stream, uint32_t type, const void *w0, size_t expert_stride,
+                  int64_t n_expert, size_t row_bytes, int64_t cols, int64_t rows, const float *x, int x_div,
+                  const int32_t *sel, int64_t n_pairs, float *y);
+
+/* out[t][c] = sum over j < k of selw[t][j] * de[t * k + j][c], added in
+ * increasing sel[t][j] (the CPU's order). */
+int rfk_moe_combine(const rfk_ctx *ctx, void *stream, const float *de, const int32_t *sel, const float *selw,
+                    int64_t n_tok, int64_t k, int64_t dim, float *out);
+
 /* ---- paged KV cache and attention --------------------------------------- */
 
 /* One layer's view of the paged cache (device pointers). */
