@@ -1012,8 +1012,11 @@ static void run_bench_batch(void) {
     static const int64_t nt[] = {1, 2, 4, 8, 16, 32, 64};
     for (size_t i = 0; i < RF_ARRAY_LEN(bt); i++)
         for (size_t j = 0; j < RF_ARRAY_LEN(nt); j++) bench_matmul(bt[i], 14336, 4096, nt[j], true);
-    bench_matmul(RF_TYPE_Q4_0, 4096, 4096, 32, true);
-    bench_matmul(RF_TYPE_Q4_0, 4096, 14336, 32, true);
+    /* an 8B layer's batched-decode matmuls at 32 tokens: q|k|v, o, gate|up, down */
+    static const int64_t shapes[4][2] = {{6144, 4096}, {4096, 4096}, {28672, 4096}, {4096, 14336}};
+    static const rf_type lt[] = {RF_TYPE_Q4_0, RF_TYPE_Q4_K};
+    for (size_t i = 0; i < RF_ARRAY_LEN(lt); i++)
+        for (int k = 0; k < 4; k++) bench_matmul(lt[i], shapes[k][0], shapes[k][1], 32, true);
 }
 
 static void run_bench(void) {
@@ -1125,6 +1128,20 @@ int main(int argc, char **argv) {
             test_matmul(st[i], 129, 10240, 1, true); /* 2.5 tiles of every wide kernel */
             test_matmul(st[i], 1000, 4352, 1, true);
             test_matmul(st[i], 300, 2048, 1, true);
+        }
+        kctx.n_units = units;
+    }
+    { /* the row-tiled int8 matrix-product kernel (mmq.cu's k_mmq_rows): rows of whole
+         vectors, 129 rows (a partial tile), 40 stages of 256 columns; on this device
+         the small grid takes its smallest tiles, on a pretend one-multiprocessor
+         device its largest (128 rows up to 16 tokens, 64 rows x 32 tokens) */
+        static const rf_type mt[] = {RF_TYPE_Q4_0, RF_TYPE_Q4_1, RF_TYPE_Q8_0, RF_TYPE_Q4_K, RF_TYPE_Q6_K};
+        static const int64_t nts[] = {9, 16, 32, 40};
+        const int units = kctx.n_units;
+        for (int pass = 0; pass < 2; pass++) {
+            kctx.n_units = pass ? 1 : units;
+            for (size_t i = 0; i < RF_ARRAY_LEN(mt); i++)
+                for (size_t j = 0; j < RF_ARRAY_LEN(nts); j++) test_matmul(mt[i], 129, 10240, nts[j], true);
         }
         kctx.n_units = units;
     }

@@ -144,6 +144,49 @@ template <> struct mq<14> { /* Q6_K: ql[128], qh[64], int8 scales[16], d; see qu
     }
 };
 
+/* One 32-column block's B fragments (bf[n]: the k32 fragment of tokens
+ * 8n..8n+7) and the activation scales (d0[n], d1[n]: (d, d * sum) of tokens
+ * 8n + 2q and 8n + 2q + 1) of a lane. */
+template <int NT8> struct mq_bops {
+    int bf[NT8][2];
+    float2 d0[NT8], d1[NT8];
+};
+
+/* acc[m][n] += the block's weights times its activations: rp[m][h] = rows
+ * 16m + 8h + g of the lane's tile, b the block's index from rp. */
+template <int T, int MT, int NT8>
+static __device__ __forceinline__ void mq_mul(float (&acc)[MT][NT8][4], const uint8_t *const (&rp)[MT][2], int64_t b,
+                                              int q, const mq_bops<NT8> &o) {
+    typedef mq<T> Q;
+#pragma unroll
+    for (int m = 0; m < MT; m++) {
+        mq_row A0, A1; /* rows g and g + 8 of this m-tile */
+        Q::row(rp[m][0], b, q, A0);
+        Q::row(rp[m][1], b, q, A1);
+#pragma unroll
+        for (int n = 0; n < NT8; n++) {
+            int c[4] = {0, 0, 0, 0};
+            if constexpr (Q::split) {
+                int cl[4] = {0, 0, 0, 0};
+                const int alo[2] = {A0.w[0], A1.w[0]}, ahi[2] = {A0.w[1], A1.w[1]};
+                rfk_mma_i8_k16<true>(cl, alo, o.bf[n][0]);
+                rfk_mma_i8_k16<true>(c, ahi, o.bf[n][1]);
+                c[0] = cl[0] * A0.s0 + c[0] * A0.s1;
+                c[1] = cl[1] * A0.s0 + c[1] * A0.s1;
+                c[2] = cl[2] * A1.s0 + c[2] * A1.s1;
+                c[3] = cl[3] * A1.s0 + c[3] * A1.s1;
+            } else {
+                const int a[4] = {A0.w[0], A1.w[0], A0.w[1], A1.w[1]};
+                rfk_mma_i8_k32<true>(c, a, o.bf[n]);
+            }
+            acc[m][n][0] += A0.s * o.d0[n].x * (float)c[0] - A0.m * o.d0[n].y;
+            acc[m][n][1] += A0.s * o.d1[n].x * (float)c[1] - A0.m * o.d1[n].y;
+            acc[m][n][2] += A1.s * o.d0[n].x * (float)c[2] - A1.m * o.d0[n].y;
+            acc[m][n][3] += A1.s * o.d1[n].x * (float)c[3] - A1.m * o.d1[n].y;
+        }
+    }
+}
+
 /* Rows [16 MT blockIdx.x, +16 MT) of y[t][r] for tokens [8 NT8 blockIdx.y,
  * +8 NT8) below nt. xq: nt rows of nb * 8 ints (the q8 bytes), xd: nt rows
  * of nb (d, d * sum).
@@ -194,11 +237,8 @@ __global__ void __launch_bounds__(MQ_BLOCK)
             for (int i = 0; i < 4; i++) acc[m][n][i] = 0.0f;
 
     /* one 32-column block's B fragments and activation scales (bg: the
-     * block's index in the row) ... */
-    struct bops {
-        int bf[NT8][2];
-        float2 d0[NT8], d1[NT8];
-    };
+     * block's index in the row) */
+    typedef mq_bops<NT8> bops;
     auto load_b = [&](int bg, bops &o) {
 #pragma unroll
         for (int n = 0; n < NT8; n++) {
@@ -208,37 +248,7 @@ __global__ void __launch_bounds__(MQ_BLOCK)
             o.d1[n] = xd[o1[n] + bg];
         }
     };
-    /* ... times its weights: rp[m][h] = rows 16m + 8h + g of the tile, b the
-     * block's index from rp */
-    auto mul = [&](const uint8_t *const (&rp)[MT][2], int b, const bops &o) {
-#pragma unroll
-        for (int m = 0; m < MT; m++) {
-            mq_row A0, A1; /* rows g and g + 8 of this m-tile */
-            Q::row(rp[m][0], b, q, A0);
-            Q::row(rp[m][1], b, q, A1);
-#pragma unroll
-            for (int n = 0; n < NT8; n++) {
-                int c[4] = {0, 0, 0, 0};
-                if constexpr (Q::split) {
-                    int cl[4] = {0, 0, 0, 0};
-                    const int alo[2] = {A0.w[0], A1.w[0]}, ahi[2] = {A0.w[1], A1.w[1]};
-                    rfk_mma_i8_k16<true>(cl, alo, o.bf[n][0]);
-                    rfk_mma_i8_k16<true>(c, ahi, o.bf[n][1]);
-                    c[0] = cl[0] * A0.s0 + c[0] * A0.s1;
-                    c[1] = cl[1] * A0.s0 + c[1] * A0.s1;
-                    c[2] = cl[2] * A1.s0 + c[2] * A1.s1;
-                    c[3] = cl[3] * A1.s0 + c[3] * A1.s1;
-                } else {
-                    const int a[4] = {A0.w[0], A1.w[0], A0.w[1], A1.w[1]};
-                    rfk_mma_i8_k32<true>(c, a, o.bf[n]);
-                }
-                acc[m][n][0] += A0.s * o.d0[n].x * (float)c[0] - A0.m * o.d0[n].y;
-                acc[m][n][1] += A0.s * o.d1[n].x * (float)c[1] - A0.m * o.d1[n].y;
-                acc[m][n][2] += A1.s * o.d0[n].x * (float)c[2] - A1.m * o.d0[n].y;
-                acc[m][n][3] += A1.s * o.d1[n].x * (float)c[3] - A1.m * o.d1[n].y;
-            }
-        }
-    };
+    auto mul = [&](const uint8_t *const (&rp)[MT][2], int b, const bops &o) { mq_mul<T, MT, NT8>(acc, rp, b, q, o); };
 
     if constexpr (ST) {
         const int64_t n_stages = (nb + SB - 1) / SB;
@@ -326,6 +336,160 @@ __global__ void __launch_bounds__(MQ_BLOCK)
     }
 }
 
+/* ---- the row-tiled kernel ------------------------------------------------
+ * k_mmq splits K over the groups of a block, so every 16 or 32 weight rows
+ * read all the activations again, by 2-byte loads spread over eight rows
+ * (Nsight Compute, H100, Q4_0 14336 x 4096 at 32 tokens: 90.9 us, 12% of
+ * DRAM bandwidth, L1 77% busy, waiting on loads). Here the groups of a
+ * block take different rows at the same columns instead:
+ *  - the block copies a stage of P::kc columns of the activations (its 8 NT8
+ *    tokens' q8 words and scales) into shared memory once for its
+ *    MQR_GROUPS x 16 MT rows, with 16-byte loads, the two 16-byte halves of
+ *    every token's 32-byte block swapped for tokens 4..7 of each 8 so that
+ *    a group's B fragment loads hit 32 different banks;
+ *  - each group copies the stage of its own 16 MT weight rows into shared
+ *    memory with P::v-byte loads (rows padded to a pitch of 4 mod 8 words:
+ *    the A fragment loads, 8 rows x 4 lanes, hit 32 banks too);
+ *  - the next stage's loads are issued into registers before the current
+ *    stage is multiplied (mq_mul, the arithmetic of k_mmq).
+ * Rows must be whole P::v-byte vectors (Q6_K: 4-byte words; its 210-byte
+ * stages start at 2 mod 4 every other stage, so a stage is copied from the
+ * word below and decoded from byte `lead` on). */
+#define MQR_GROUPS 4
+#define MQR_BLOCK (32 * MQR_GROUPS)
+
+template <int T> struct mqr;
+template <> struct mqr<2> { static constexpr int kc = 256, sby = 144, v = 16; };  /* Q4_0 */
+template <> struct mqr<3> { static constexpr int kc = 256, sby = 160, v = 16; };  /* Q4_1 */
+template <> struct mqr<8> { static constexpr int kc = 128, sby = 136, v = 8; };   /* Q8_0 */
+template <> struct mqr<12> { static constexpr int kc = 256, sby = 144, v = 16; }; /* Q4_K */
+template <> struct mqr<14> { static constexpr int kc = 256, sby = 210, v = 4; };  /* Q6_K */
+
+template <int VW> struct mqr_vec;
+template <> struct mqr_vec<1> { typedef uint32_t type; };
+template <> struct mqr_vec<2> { typedef uint2 type; };
+template <> struct mqr_vec<4> { typedef uint4 type; };
+
+/* words of a row's stage (Q6_K: with the lead), and its padded pitch */
+template <int T> __host__ __device__ constexpr int mqr_words() { return mqr<T>::v == 4 ? (mqr<T>::sby + 2 + 3) / 4 : mqr<T>::sby / 4; }
+__host__ __device__ constexpr int mqr_pitch(int w) { return w % 8 == 4 ? w : mqr_pitch(w + 1); }
+
+/* Whether rows of row_bytes at w take the row-tiled kernel. */
+template <int T> static bool mqr_fits(const uint8_t *w, size_t row_bytes) {
+    return row_bytes % mqr<T>::v == 0 && ((uintptr_t)w % mqr<T>::v) == 0;
+}
+
+template <int T, int MT, int NT8>
+__global__ void __launch_bounds__(MQR_BLOCK)
+    k_mmq_rows(const uint8_t *__restrict__ w, size_t row_bytes, int64_t nb, int64_t rows, const int *__restrict__ xq,
+               const float2 *__restrict__ xd, rfk_mm_out y, int nt) {
+    typedef mqr<T> P;
+    constexpr int V = P::v, VW = V / 4, KB = P::kc / 32, NTOK = 8 * NT8, RW = 16 * MT;
+    constexpr int NW = mqr_words<T>(), PITCH = mqr_pitch(NW), NV = NW / VW;
+    static_assert(NW % VW == 0, "a row's stage is whole vectors");
+    constexpr int WV = (RW * NV + 31) / 32;                          /* weight vectors per lane */
+    constexpr int AV = (NTOK * KB * 2 + MQR_BLOCK - 1) / MQR_BLOCK;  /* activation 16-byte halves per thread */
+    constexpr int DV = (NTOK * KB + MQR_BLOCK - 1) / MQR_BLOCK;      /* activation scales per thread */
+    typedef typename mqr_vec<VW>::type wvec;
+    __shared__ __align__(16) uint32_t ws[MQR_GROUPS][RW * PITCH];
+    __shared__ __align__(16) uint4 xs[KB * NTOK * 2];
+    __shared__ __align__(16) float2 ds[KB * NTOK];
+    const int lane = threadIdx.x % 32, grp = threadIdx.x / 32, g = lane / 4, q = lane % 4;
+    const int64_t r0 = (int64_t)blockIdx.x * (MQR_GROUPS * RW) + grp * RW; /* the group's first row */
+    const int tb = blockIdx.y * NTOK;
+    const int64_t n_stages = (nb + KB - 1) / KB, row_vecs = (int64_t)(row_bytes / V);
+    nt -= tb;
+
+    wvec wpre[WV];
+    uint4 apre[AV];
+    float2 dpre[DV];
+    /* stage s into registers: the group's rows (clamped to the last row),
+     * the block's tokens (clamped to the last token) */
+    auto fetch = [&](int64_t s) {
+        const int64_t v0 = V == 4 ? (s * P::sby) / 4 : s * (P::sby / V);
+#pragma unroll
+        for (int i = 0; i < WV; i++) {
+            const int e = lane + 32 * i, rr = e / NV, vv = e % NV;
+            const int64_t r = r0 + rr < rows ? r0 + rr : rows - 1;
+            if (rr < RW && v0 + vv < row_vecs) wpre[i] = ((const wvec *)(w + (size_t)r * row_bytes))[v0 + vv];
+        }
+#pragma unroll
+        for (int i = 0; i < AV; i++) {
+            const int e = threadIdx.x + MQR_BLOCK * i, h = e % 2, j = (e / 2) % KB, t = e / (2 * KB);
+            const int64_t b = s * KB + j;
+            if (t < NTOK && b < nb)
+                apre[i] = ((const uint4 *)xq)[((int64_t)(tb + (t < nt ? t : nt - 1)) * nb + b) * 2 + h];
+        }
+#pragma unroll
+        for (int i = 0; i < DV; i++) {
+            const int e = threadIdx.x + MQR_BLOCK * i, j = e % KB, t = e / KB;
+            const int64_t b = s * KB + j;
+            if (t < NTOK && b < nb) dpre[i] = xd[(int64_t)(tb + (t < nt ? t : nt - 1)) * nb + b];
+        }
+    };
+    float acc[MT][NT8][4];
+#pragma unroll
+    for (int m = 0; m < MT; m++)
+#pragma unroll
+        for (int n = 0; n < NT8; n++)
+#pragma unroll
+            for (int i = 0; i < 4; i++) acc[m][n][i] = 0.0f;
+    const int sw = (g >> 2) & 1; /* the half swap of this lane's tokens 8n + g */
+
+    fetch(0);
+    for (int64_t s = 0; s < n_stages; s++) {
+        __syncthreads(); /* the previous stage is consumed */
+#pragma unroll
+        for (int i = 0; i < WV; i++) {
+            const int e = lane + 32 * i, rr = e / NV, vv = e % NV;
+            if (rr < RW) *(wvec *)&ws[grp][rr * PITCH + vv * VW] = wpre[i]; /* past a row's end: unread */
+        }
+#pragma unroll
+        for (int i = 0; i < AV; i++) {
+            const int e = threadIdx.x + MQR_BLOCK * i, h = e % 2, j = (e / 2) % KB, t = e / (2 * KB);
+            if (t < NTOK) xs[(j * NTOK + t) * 2 + (h ^ ((t >> 2) & 1))] = apre[i];
+        }
+#pragma unroll
+        for (int i = 0; i < DV; i++) {
+            const int e = threadIdx.x + MQR_BLOCK * i, j = e % KB, t = e / KB;
+            if (t < NTOK) ds[j * NTOK + t] = dpre[i];
+        }
+        __syncthreads();
+        if (s + 1 < n_stages) fetch(s + 1);
+        const int lead = V == 4 ? (int)((s * P::sby) % 4) : 0;
+        const uint8_t *rp[MT][2];
+#pragma unroll
+        for (int m = 0; m < MT; m++)
+#pragma unroll
+            for (int h = 0; h < 2; h++) rp[m][h] = (const uint8_t *)&ws[grp][(16 * m + 8 * h + g) * PITCH] + lead;
+#pragma unroll 1
+        for (int j = 0; j < KB; j++) {
+            if (s * KB + j >= nb) break;
+            mq_bops<NT8> o;
+#pragma unroll
+            for (int n = 0; n < NT8; n++) {
+                const uint32_t *xw = (const uint32_t *)&xs[(j * NTOK + 8 * n + g) * 2];
+                o.bf[n][0] = (int)xw[4 * sw + q];
+                o.bf[n][1] = (int)xw[4 * (sw ^ 1) + q];
+                const float4 dd = *(const float4 *)&ds[j * NTOK + 8 * n + 2 * q];
+                o.d0[n] = make_float2(dd.x, dd.y);
+                o.d1[n] = make_float2(dd.z, dd.w);
+            }
+            mq_mul<T, MT, NT8>(acc, rp, j, q, o);
+        }
+    }
+#pragma unroll
+    for (int m = 0; m < MT; m++)
+#pragma unroll
+        for (int n = 0; n < NT8; n++)
+#pragma unroll
+            for (int i = 0; i < 4; i++) {
+                const int64_t r = r0 + 16 * m + 8 * (i / 2) + g;
+                const int t = 8 * n + 2 * q + (i % 2);
+                if (r < rows && t < nt) rfk_mm_store(y, r, tb + t, acc[m][n][i]);
+            }
+}
+
 /* ---- launch -------------------------------------------------------------- */
 
 /* Switches for comparing configurations (op_suite --bench-batch): set and
@@ -367,6 +531,56 @@ static int mmq_type(const rfk_ctx *ctx, void *stream, const uint8_t *w, size_t r
     return mmq_launch<T, 2, 4>(ctx, stream, w, row_bytes, nb, rows, xq, xd, y, nt);
 }
 
+template <int T, int MT, int NT8>
+static int mqr_launch(const rfk_ctx *ctx, void *stream, const uint8_t *w, size_t row_bytes, int64_t nb, int64_t rows,
+                      const int *xq, const float2 *xd, const rfk_mm_out &y, int nt) {
+    const rfk_dim3 grid = rfk_d3((rows + 64 * MT - 1) / (64 * MT), (nt + 8 * NT8 - 1) / (8 * NT8));
+    RFK_LAUNCH(ctx, "mmq_rows", (k_mmq_rows<T, MT, NT8>), grid, rfk_d3(MQR_BLOCK), 0, stream, w, row_bytes, nb, rows,
+               xq, xd, y, nt);
+    return RFK_OK;
+}
+
+/* The row-tiled kernel's tile: the fewest 8s of tokens that hold the batch
+ * (at most 32; more take blocks side by side) by 128 rows (up to 16 tokens)
+ * or 64; while the grid has fewer blocks than ROCMFORGE_GPU_MMQ_FILL
+ * (default 1) times the multiprocessors, 64 rows, then half the tokens
+ * (each block then reads its rows' weights for fewer tokens, the other
+ * blocks of those rows from L2). */
+template <int T>
+static int mqr_type(const rfk_ctx *ctx, void *stream, const uint8_t *w, size_t row_bytes, int64_t nb, int64_t rows,
+                    const int *xq, const float2 *xd, const rfk_mm_out &y, int nt) {
+    static const int fill = [] {
+        const char *e = getenv("ROCMFORGE_GPU_MMQ_FILL");
+        return e && atoi(e) > 0 ? atoi(e) : 1;
+    }();
+    const int64_t target = (int64_t)(ctx->n_units > 0 ? ctx->n_units : 1) * fill;
+    auto blocks = [&](int mt, int nt8) { return ((rows + 64 * mt - 1) / (64 * mt)) * ((nt + 8 * nt8 - 1) / (8 * nt8)); };
+    int mt = 2, nt8 = nt <= 8 ? 1 : nt <= 16 ? 2 : 4;
+    /* 128 rows x 32 tokens and Q6_K's 128-row tiles spill registers (nvcc, sm_90) */
+    if (nt8 == 4 || T == 14 || blocks(2, nt8) < target) {
+        mt = 1;
+        while (nt8 > 1 && blocks(1, nt8) < target) nt8 /= 2;
+    }
+#define MQR_CASE(M, N) \
+    if (mt == M && nt8 == N) return mqr_launch<T, M, N>(ctx, stream, w, row_bytes, nb, rows, xq, xd, y, nt);
+    if constexpr (T != 14) {
+        MQR_CASE(2, 2) MQR_CASE(2, 1)
+    }
+    MQR_CASE(1, 4) MQR_CASE(1, 2) MQR_CASE(1, 1)
+#undef MQR_CASE
+    return RFK_E_INVAL; /* not reached */
+}
+
+/* The row-tiled kernel where the rows fit it (ROCMFORGE_GPU_MMQ_V1: never),
+ * else k_mmq. */
+template <int T>
+static int mmq_pick(const rfk_ctx *ctx, void *stream, const uint8_t *w, size_t row_bytes, int64_t nb, int64_t rows,
+                    const int *xq, const float2 *xd, const rfk_mm_out &y, int nt) {
+    static const bool v1 = mmq_env("ROCMFORGE_GPU_MMQ_V1");
+    if (!v1 && mqr_fits<T>(w, row_bytes)) return mqr_type<T>(ctx, stream, w, row_bytes, nb, rows, xq, xd, y, nt);
+    return mmq_type<T>(ctx, stream, w, row_bytes, nb, rows, xq, xd, y, nt);
+}
+
 bool rfk_mmq_supports(uint32_t type) { return type == 2 || type == 3 || type == 8 || type == 12 || type == 14; }
 
 int rfk_mmq(const rfk_ctx *ctx, void *stream, uint32_t type, const uint8_t *w, size_t row_bytes, int64_t cols,
@@ -376,11 +590,11 @@ int rfk_mmq(const rfk_ctx *ctx, void *stream, uint32_t type, const uint8_t *w, s
     const int64_t nb = cols / 32;
     const int nt = (int)n_tok;
     switch (type) {
-    case 2: return mmq_type<2>(ctx, stream, w, row_bytes, nb, rows, xq, xd, y, nt);
-    case 3: return mmq_type<3>(ctx, stream, w, row_bytes, nb, rows, xq, xd, y, nt);
-    case 8: return mmq_type<8>(ctx, stream, w, row_bytes, nb, rows, xq, xd, y, nt);
-    case 12: return mmq_type<12>(ctx, stream, w, row_bytes, nb, rows, xq, xd, y, nt);
-    case 14: return mmq_type<14>(ctx, stream, w, row_bytes, nb, rows, xq, xd, y, nt);
+    case 2: return mmq_pick<2>(ctx, stream, w, row_bytes, nb, rows, xq, xd, y, nt);
+    case 3: return mmq_pick<3>(ctx, stream, w, row_bytes, nb, rows, xq, xd, y, nt);
+    case 8: return mmq_pick<8>(ctx, stream, w, row_bytes, nb, rows, xq, xd, y, nt);
+    case 12: return mmq_pick<12>(ctx, stream, w, row_bytes, nb, rows, xq, xd, y, nt);
+    case 14: return mmq_pick<14>(ctx, stream, w, row_bytes, nb, rows, xq, xd, y, nt);
     default: return RFK_E_UNSUPPORTED;
     }
 }
