@@ -1134,12 +1134,13 @@ int main(int argc, char **argv) {
     { /* the row-tiled int8 matrix-product kernel (mmq.cu's k_mmq_rows): rows of whole
          vectors, 129 rows (a partial tile), 40 stages of 256 columns; on this device
          the small grid takes its smallest tiles, on a pretend one-multiprocessor
-         device its largest (128 rows up to 16 tokens, 64 rows x 32 tokens) */
+         device its largest (128 rows up to 16 tokens, 64 rows x 32 tokens), on a
+         pretend five-multiprocessor one K split in two (9, 16 and 32 tokens) */
         static const rf_type mt[] = {RF_TYPE_Q4_0, RF_TYPE_Q4_1, RF_TYPE_Q8_0, RF_TYPE_Q4_K, RF_TYPE_Q6_K};
         static const int64_t nts[] = {9, 16, 32, 40};
         const int units = kctx.n_units;
-        for (int pass = 0; pass < 2; pass++) {
-            kctx.n_units = pass ? 1 : units;
+        for (int pass = 0; pass < 3; pass++) {
+            kctx.n_units = pass == 0 ? units : pass == 1 ? 1 : 5;
             for (size_t i = 0; i < RF_ARRAY_LEN(mt); i++)
                 for (size_t j = 0; j < RF_ARRAY_LEN(nts); j++) test_matmul(mt[i], 129, 10240, nts[j], true);
         }

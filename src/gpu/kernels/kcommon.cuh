@@ -77,15 +77,16 @@ template <int W, bool is_max> static __device__ __forceinline__ float rfk_block_
 
 /* Row r of token t to its output part (rfk_mm_out: consecutive row ranges
  * of the weight, each its own [n_tok][rows_i] array). */
-static __device__ __forceinline__ void rfk_mm_store(const rfk_mm_out &o, int64_t r, int t, float s) {
+static __device__ __forceinline__ float *rfk_mm_at(const rfk_mm_out &o, int64_t r, int t) {
     int i = 0;
     if (r >= o.rows[0]) {
         r -= o.rows[0];
         i = 1;
         if (r >= o.rows[1]) r -= o.rows[1], i = 2;
     }
-    o.y[i][t * o.rows[i] + r] = s;
+    return &o.y[i][t * o.rows[i] + r];
 }
+static __device__ __forceinline__ void rfk_mm_store(const rfk_mm_out &o, int64_t r, int t, float s) { *rfk_mm_at(o, r, t) = s; }
 
 /* ---- int8 matrix products on a group of 32 lanes --------------------------
  * D[16][8] += A[16][K] B[K][8] (int8 in, int32 out) for K = 32 or 16, in the

@@ -152,6 +152,12 @@ template <int NT8> struct mq_bops {
     float2 d0[NT8], d1[NT8];
 };
 
+/* int32 to float for |v| < 2^22 without the conversion instruction (a
+ * quarter-rate one on NVIDIA, four per matrix product here): the bits of
+ * 1.5 * 2^23 plus v are the float 1.5 * 2^23 + v, exactly. A 32-element
+ * int8 dot is below 2^20; Q6_K's scaled halves can pass 2^22 and convert. */
+static __device__ __forceinline__ float mq_i2f(int v) { return __int_as_float(v + 0x4B400000) - 12582912.0f; }
+
 /* acc[m][n] += the block's weights times its activations: rp[m][h] = rows
  * 16m + 8h + g of the lane's tile, b the block's index from rp. */
 template <int T, int MT, int NT8>
@@ -179,10 +185,13 @@ static __device__ __forceinline__ void mq_mul(float (&acc)[MT][NT8][4], const ui
                 const int a[4] = {A0.w[0], A1.w[0], A0.w[1], A1.w[1]};
                 rfk_mma_i8_k32<true>(c, a, o.bf[n]);
             }
-            acc[m][n][0] += A0.s * o.d0[n].x * (float)c[0] - A0.m * o.d0[n].y;
-            acc[m][n][1] += A0.s * o.d1[n].x * (float)c[1] - A0.m * o.d1[n].y;
-            acc[m][n][2] += A1.s * o.d0[n].x * (float)c[2] - A1.m * o.d0[n].y;
-            acc[m][n][3] += A1.s * o.d1[n].x * (float)c[3] - A1.m * o.d1[n].y;
+            float f[4];
+#pragma unroll
+            for (int i = 0; i < 4; i++) f[i] = Q::split ? (float)c[i] : mq_i2f(c[i]);
+            acc[m][n][0] += A0.s * o.d0[n].x * f[0] - A0.m * o.d0[n].y;
+            acc[m][n][1] += A0.s * o.d1[n].x * f[1] - A0.m * o.d1[n].y;
+            acc[m][n][2] += A1.s * o.d0[n].x * f[2] - A1.m * o.d0[n].y;
+            acc[m][n][3] += A1.s * o.d1[n].x * f[3] - A1.m * o.d1[n].y;
         }
     }
 }
@@ -397,7 +406,9 @@ __global__ void __launch_bounds__(MQR_BLOCK)
     const int lane = threadIdx.x % 32, grp = threadIdx.x / 32, g = lane / 4, q = lane % 4;
     const int64_t r0 = (int64_t)blockIdx.x * (MQR_GROUPS * RW) + grp * RW; /* the group's first row */
     const int tb = blockIdx.y * NTOK;
-    const int64_t n_stages = (nb + KB - 1) / KB, row_vecs = (int64_t)(row_bytes / V);
+    const int64_t all_stages = (nb + KB - 1) / KB, row_vecs = (int64_t)(row_bytes / V);
+    /* split K (grid z = 2): this block's stages; both halves add into y */
+    const int64_t s_begin = blockIdx.z * all_stages / gridDim.z, n_stages = (blockIdx.z + 1) * all_stages / gridDim.z;
     nt -= tb;
 
     wvec wpre[WV];
@@ -436,8 +447,8 @@ __global__ void __launch_bounds__(MQR_BLOCK)
             for (int i = 0; i < 4; i++) acc[m][n][i] = 0.0f;
     const int sw = (g >> 2) & 1; /* the half swap of this lane's tokens 8n + g */
 
-    fetch(0);
-    for (int64_t s = 0; s < n_stages; s++) {
+    fetch(s_begin);
+    for (int64_t s = s_begin; s < n_stages; s++) {
         __syncthreads(); /* the previous stage is consumed */
 #pragma unroll
         for (int i = 0; i < WV; i++) {
@@ -462,7 +473,8 @@ __global__ void __launch_bounds__(MQR_BLOCK)
         for (int m = 0; m < MT; m++)
 #pragma unroll
             for (int h = 0; h < 2; h++) rp[m][h] = (const uint8_t *)&ws[grp][(16 * m + 8 * h + g) * PITCH] + lead;
-#pragma unroll 1
+        constexpr int JU = T == 14 ? 1 : KB; /* Q6_K unrolled spills registers */
+#pragma unroll JU
         for (int j = 0; j < KB; j++) {
             if (s * KB + j >= nb) break;
             mq_bops<NT8> o;
@@ -486,8 +498,19 @@ __global__ void __launch_bounds__(MQR_BLOCK)
             for (int i = 0; i < 4; i++) {
                 const int64_t r = r0 + 16 * m + 8 * (i / 2) + g;
                 const int t = 8 * n + 2 * q + (i % 2);
-                if (r < rows && t < nt) rfk_mm_store(y, r, tb + t, acc[m][n][i]);
+                if (r < rows && t < nt) {
+                    if (gridDim.z > 1)
+                        atomicAdd(rfk_mm_at(y, r, tb + t), acc[m][n][i]);
+                    else
+                        rfk_mm_store(y, r, tb + t, acc[m][n][i]);
+                }
             }
+}
+
+/* y[t][r] = 0 for the split-K launches to add into. */
+__global__ void k_mm_zero(rfk_mm_out y, int64_t rows, int64_t n) {
+    const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) *rfk_mm_at(y, i % rows, (int)(i / rows)) = 0.0f;
 }
 
 /* ---- launch -------------------------------------------------------------- */
@@ -533,8 +556,12 @@ static int mmq_type(const rfk_ctx *ctx, void *stream, const uint8_t *w, size_t r
 
 template <int T, int MT, int NT8>
 static int mqr_launch(const rfk_ctx *ctx, void *stream, const uint8_t *w, size_t row_bytes, int64_t nb, int64_t rows,
-                      const int *xq, const float2 *xd, const rfk_mm_out &y, int nt) {
-    const rfk_dim3 grid = rfk_d3((rows + 64 * MT - 1) / (64 * MT), (nt + 8 * NT8 - 1) / (8 * NT8));
+                      const int *xq, const float2 *xd, const rfk_mm_out &y, int nt, int ks) {
+    const rfk_dim3 grid = rfk_d3((rows + 64 * MT - 1) / (64 * MT), (nt + 8 * NT8 - 1) / (8 * NT8), ks);
+    if (ks > 1) {
+        const int64_t n = rows * nt;
+        RFK_LAUNCH(ctx, "mm_zero", k_mm_zero, rfk_d3((n + 255) / 256), rfk_d3(256), 0, stream, y, rows, n);
+    }
     RFK_LAUNCH(ctx, "mmq_rows", (k_mmq_rows<T, MT, NT8>), grid, rfk_d3(MQR_BLOCK), 0, stream, w, row_bytes, nb, rows,
                xq, xd, y, nt);
     return RFK_OK;
@@ -542,10 +569,13 @@ static int mqr_launch(const rfk_ctx *ctx, void *stream, const uint8_t *w, size_t
 
 /* The row-tiled kernel's tile: the fewest 8s of tokens that hold the batch
  * (at most 32; more take blocks side by side) by 128 rows (up to 16 tokens)
- * or 64; while the grid has fewer blocks than ROCMFORGE_GPU_MMQ_FILL
- * (default 1) times the multiprocessors, 64 rows, then half the tokens
- * (each block then reads its rows' weights for fewer tokens, the other
- * blocks of those rows from L2). */
+ * or 64. While the grid has fewer blocks than ROCMFORGE_GPU_MMQ_FILL
+ * (default 1) times the multiprocessors: 64 rows, then K split in two
+ * (each half adds its sums into y zeroed first: two float additions onto
+ * zero give the same result in either order, so the output stays
+ * deterministic; more halves would not), then half the tokens (each block
+ * then reads its rows' weights for fewer tokens, the other blocks of those
+ * rows from L2). ROCMFORGE_GPU_MMQ_KSPLIT=0: never split K. */
 template <int T>
 static int mqr_type(const rfk_ctx *ctx, void *stream, const uint8_t *w, size_t row_bytes, int64_t nb, int64_t rows,
                     const int *xq, const float2 *xd, const rfk_mm_out &y, int nt) {
@@ -555,14 +585,22 @@ static int mqr_type(const rfk_ctx *ctx, void *stream, const uint8_t *w, size_t r
     }();
     const int64_t target = (int64_t)(ctx->n_units > 0 ? ctx->n_units : 1) * fill;
     auto blocks = [&](int mt, int nt8) { return ((rows + 64 * mt - 1) / (64 * mt)) * ((nt + 8 * nt8 - 1) / (8 * nt8)); };
-    int mt = 2, nt8 = nt <= 8 ? 1 : nt <= 16 ? 2 : 4;
+    static const bool no_split = getenv("ROCMFORGE_GPU_MMQ_KSPLIT") && !mmq_env("ROCMFORGE_GPU_MMQ_KSPLIT");
+    int mt = 2, nt8 = nt <= 8 ? 1 : nt <= 16 ? 2 : 4, ks = 1;
     /* 128 rows x 32 tokens and Q6_K's 128-row tiles spill registers (nvcc, sm_90) */
     if (nt8 == 4 || T == 14 || blocks(2, nt8) < target) {
         mt = 1;
-        while (nt8 > 1 && blocks(1, nt8) < target) nt8 /= 2;
+        for (;; nt8 /= 2) {
+            if (blocks(1, nt8) >= target) break;
+            if (!no_split && nb >= 2 * mqr<T>::kc / 32 && 2 * blocks(1, nt8) >= target) {
+                ks = 2;
+                break;
+            }
+            if (nt8 == 1) break;
+        }
     }
 #define MQR_CASE(M, N) \
-    if (mt == M && nt8 == N) return mqr_launch<T, M, N>(ctx, stream, w, row_bytes, nb, rows, xq, xd, y, nt);
+    if (mt == M && nt8 == N) return mqr_launch<T, M, N>(ctx, stream, w, row_bytes, nb, rows, xq, xd, y, nt, ks);
     if constexpr (T != 14) {
         MQR_CASE(2, 2) MQR_CASE(2, 1)
     }
