@@ -666,7 +666,8 @@ template <int T, int W, int NT> static int launch_mv_any(const mm_args *a, int64
 
 /* Batches of at least this many tokens take the int8 matrix-product kernel
  * (mmq.cu) where the type has one: ROCMFORGE_GPU_MMQ_MIN, 0 = never. */
-#define MMQ_MIN_DEFAULT 8 /* H200, 14336 x 4096 Q4_0: mat-vec 38 us at 4 tokens, 58 at 8 */
+#define MMQ_MIN_DEFAULT 3 /* H100, 14336 x 4096 Q4_0 and Q4_K: mat-vec 26 us at 2 tokens, 37 at 4;
+                             mmq (the row-tiled kernel) 26 us at 8 */
 static int64_t mmq_min(void) {
     static int64_t v = -1;
     if (v < 0) {
