@@ -144,6 +144,36 @@ template <bool HW> static __device__ __forceinline__ void rfk_mma_i8_k16(int c[4
     }
 }
 
+/* ---- asynchronous copies to shared memory --------------------------------
+ * rfk_cp_async<B>(dst, src): B = 4, 8 or 16 bytes, both aligned to B, from
+ * global to shared memory; rfk_cp_async_commit() closes a group of them and
+ * rfk_cp_async_wait<N>() waits until at most the N most recent groups are
+ * still in flight (then a barrier makes the data visible to the block).
+ * Where the target has no such copy it is a load and a store on the spot,
+ * and commit and wait do nothing: the same results, without the overlap. */
+template <int B> struct rfk_bytes;
+template <> struct rfk_bytes<4> { typedef uint32_t type; };
+template <> struct rfk_bytes<8> { typedef uint2 type; };
+template <> struct rfk_bytes<16> { typedef uint4 type; };
+template <int B> static __device__ __forceinline__ void rfk_cp_async(void *dst, const void *src) {
+#if RFK_HAS_CP_ASYNC
+    rfk_cp_async_hw<B>(dst, src);
+#else
+    typedef typename rfk_bytes<B>::type T;
+    *(T *)dst = *(const T *)src;
+#endif
+}
+static __device__ __forceinline__ void rfk_cp_async_commit(void) {
+#if RFK_HAS_CP_ASYNC
+    rfk_cp_async_commit_hw();
+#endif
+}
+template <int N> static __device__ __forceinline__ void rfk_cp_async_wait(void) {
+#if RFK_HAS_CP_ASYNC
+    rfk_cp_async_wait_hw<N>();
+#endif
+}
+
 /* ---- between kernel files ------------------------------------------------- */
 
 /* mmq.cu: the small-batch matmul on int8 matrix products, for n_tok

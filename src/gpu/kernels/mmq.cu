@@ -367,21 +367,18 @@ __global__ void __launch_bounds__(MQ_BLOCK)
 #define MQR_GROUPS 4
 #define MQR_BLOCK (32 * MQR_GROUPS)
 
-template <int T> struct mqr;
-template <> struct mqr<2> { static constexpr int kc = 256, sby = 144, v = 16; };  /* Q4_0 */
-template <> struct mqr<3> { static constexpr int kc = 256, sby = 160, v = 16; };  /* Q4_1 */
-template <> struct mqr<8> { static constexpr int kc = 128, sby = 136, v = 8; };   /* Q8_0 */
-template <> struct mqr<12> { static constexpr int kc = 256, sby = 144, v = 16; }; /* Q4_K */
-template <> struct mqr<14> { static constexpr int kc = 256, sby = 210, v = 4; };  /* Q6_K */
+template <int T> struct mqr; /* mt2: 32 rows a group fit the 48 KiB of static shared memory */
+template <> struct mqr<2> { static constexpr int kc = 256, sby = 144, v = 16; static constexpr bool mt2 = true; };  /* Q4_0 */
+template <> struct mqr<3> { static constexpr int kc = 256, sby = 160, v = 16; static constexpr bool mt2 = false; }; /* Q4_1 */
+template <> struct mqr<8> { static constexpr int kc = 128, sby = 136, v = 8; static constexpr bool mt2 = true; };   /* Q8_0 */
+template <> struct mqr<12> { static constexpr int kc = 256, sby = 144, v = 16; static constexpr bool mt2 = true; }; /* Q4_K */
+template <> struct mqr<14> { static constexpr int kc = 256, sby = 210, v = 4; static constexpr bool mt2 = false; }; /* Q6_K */
 
-template <int VW> struct mqr_vec;
-template <> struct mqr_vec<1> { typedef uint32_t type; };
-template <> struct mqr_vec<2> { typedef uint2 type; };
-template <> struct mqr_vec<4> { typedef uint4 type; };
-
-/* words of a row's stage (Q6_K: with the lead), and its padded pitch */
+/* words of a row's stage (Q6_K: with the lead), and its pitch: padded to 4
+ * mod 8 words where the two buffers still fit (Q6_K's 53 do not) */
 template <int T> __host__ __device__ constexpr int mqr_words() { return mqr<T>::v == 4 ? (mqr<T>::sby + 2 + 3) / 4 : mqr<T>::sby / 4; }
-__host__ __device__ constexpr int mqr_pitch(int w) { return w % 8 == 4 ? w : mqr_pitch(w + 1); }
+__host__ __device__ constexpr int mqr_pad(int w) { return w % 8 == 4 ? w : mqr_pad(w + 1); }
+template <int T> __host__ __device__ constexpr int mqr_pitch() { return T == 14 ? mqr_words<T>() : mqr_pad(mqr_words<T>()); }
 
 /* Whether rows of row_bytes at w take the row-tiled kernel. */
 template <int T> static bool mqr_fits(const uint8_t *w, size_t row_bytes) {
@@ -394,15 +391,14 @@ __global__ void __launch_bounds__(MQR_BLOCK)
                const float2 *__restrict__ xd, rfk_mm_out y, int nt) {
     typedef mqr<T> P;
     constexpr int V = P::v, VW = V / 4, KB = P::kc / 32, NTOK = 8 * NT8, RW = 16 * MT;
-    constexpr int NW = mqr_words<T>(), PITCH = mqr_pitch(NW), NV = NW / VW;
+    constexpr int NW = mqr_words<T>(), PITCH = mqr_pitch<T>(), NV = NW / VW;
     static_assert(NW % VW == 0, "a row's stage is whole vectors");
     constexpr int WV = (RW * NV + 31) / 32;                          /* weight vectors per lane */
     constexpr int AV = (NTOK * KB * 2 + MQR_BLOCK - 1) / MQR_BLOCK;  /* activation 16-byte halves per thread */
     constexpr int DV = (NTOK * KB + MQR_BLOCK - 1) / MQR_BLOCK;      /* activation scales per thread */
-    typedef typename mqr_vec<VW>::type wvec;
-    __shared__ __align__(16) uint32_t ws[MQR_GROUPS][RW * PITCH];
-    __shared__ __align__(16) uint4 xs[KB * NTOK * 2];
-    __shared__ __align__(16) float2 ds[KB * NTOK];
+    __shared__ __align__(16) uint32_t ws[2][MQR_GROUPS][RW * PITCH];
+    __shared__ __align__(16) uint4 xs[2][KB * NTOK * 2];
+    __shared__ __align__(16) float2 ds[2][KB * NTOK];
     const int lane = threadIdx.x % 32, grp = threadIdx.x / 32, g = lane / 4, q = lane % 4;
     const int64_t r0 = (int64_t)blockIdx.x * (MQR_GROUPS * RW) + grp * RW; /* the group's first row */
     const int tb = blockIdx.y * NTOK;
@@ -411,32 +407,34 @@ __global__ void __launch_bounds__(MQR_BLOCK)
     const int64_t s_begin = blockIdx.z * all_stages / gridDim.z, n_stages = (blockIdx.z + 1) * all_stages / gridDim.z;
     nt -= tb;
 
-    wvec wpre[WV];
-    uint4 apre[AV];
-    float2 dpre[DV];
-    /* stage s into registers: the group's rows (clamped to the last row),
-     * the block's tokens (clamped to the last token) */
-    auto fetch = [&](int64_t s) {
+    /* stage s into buffer bf, asynchronously: the group's rows (clamped to
+     * the last row), the block's tokens (clamped to the last token); words
+     * past a row's end or blocks past nb are left as they were (unread) */
+    auto issue = [&](int64_t s, int bf) {
         const int64_t v0 = V == 4 ? (s * P::sby) / 4 : s * (P::sby / V);
 #pragma unroll
         for (int i = 0; i < WV; i++) {
             const int e = lane + 32 * i, rr = e / NV, vv = e % NV;
             const int64_t r = r0 + rr < rows ? r0 + rr : rows - 1;
-            if (rr < RW && v0 + vv < row_vecs) wpre[i] = ((const wvec *)(w + (size_t)r * row_bytes))[v0 + vv];
+            if (rr < RW && v0 + vv < row_vecs)
+                rfk_cp_async<V>(&ws[bf][grp][rr * PITCH + vv * VW], w + (size_t)r * row_bytes + (v0 + vv) * V);
         }
 #pragma unroll
         for (int i = 0; i < AV; i++) {
             const int e = threadIdx.x + MQR_BLOCK * i, h = e % 2, j = (e / 2) % KB, t = e / (2 * KB);
             const int64_t b = s * KB + j;
             if (t < NTOK && b < nb)
-                apre[i] = ((const uint4 *)xq)[((int64_t)(tb + (t < nt ? t : nt - 1)) * nb + b) * 2 + h];
+                rfk_cp_async<16>(&xs[bf][(j * NTOK + t) * 2 + (h ^ ((t >> 2) & 1))],
+                                 (const uint4 *)xq + ((int64_t)(tb + (t < nt ? t : nt - 1)) * nb + b) * 2 + h);
         }
 #pragma unroll
         for (int i = 0; i < DV; i++) {
             const int e = threadIdx.x + MQR_BLOCK * i, j = e % KB, t = e / KB;
             const int64_t b = s * KB + j;
-            if (t < NTOK && b < nb) dpre[i] = xd[(int64_t)(tb + (t < nt ? t : nt - 1)) * nb + b];
+            if (t < NTOK && b < nb)
+                rfk_cp_async<8>(&ds[bf][j * NTOK + t], xd + (int64_t)(tb + (t < nt ? t : nt - 1)) * nb + b);
         }
+        rfk_cp_async_commit();
     };
     float acc[MT][NT8][4];
 #pragma unroll
@@ -447,32 +445,23 @@ __global__ void __launch_bounds__(MQR_BLOCK)
             for (int i = 0; i < 4; i++) acc[m][n][i] = 0.0f;
     const int sw = (g >> 2) & 1; /* the half swap of this lane's tokens 8n + g */
 
-    fetch(s_begin);
+    /* two buffers: stage s + 1 lands while stage s is multiplied */
+    issue(s_begin, 0);
     for (int64_t s = s_begin; s < n_stages; s++) {
-        __syncthreads(); /* the previous stage is consumed */
-#pragma unroll
-        for (int i = 0; i < WV; i++) {
-            const int e = lane + 32 * i, rr = e / NV, vv = e % NV;
-            if (rr < RW) *(wvec *)&ws[grp][rr * PITCH + vv * VW] = wpre[i]; /* past a row's end: unread */
+        const int bf = (int)((s - s_begin) & 1);
+        if (s + 1 < n_stages) {
+            issue(s + 1, bf ^ 1); /* its buffer was last read before the barrier ending the previous stage */
+            rfk_cp_async_wait<1>();
+        } else {
+            rfk_cp_async_wait<0>();
         }
-#pragma unroll
-        for (int i = 0; i < AV; i++) {
-            const int e = threadIdx.x + MQR_BLOCK * i, h = e % 2, j = (e / 2) % KB, t = e / (2 * KB);
-            if (t < NTOK) xs[(j * NTOK + t) * 2 + (h ^ ((t >> 2) & 1))] = apre[i];
-        }
-#pragma unroll
-        for (int i = 0; i < DV; i++) {
-            const int e = threadIdx.x + MQR_BLOCK * i, j = e % KB, t = e / KB;
-            if (t < NTOK) ds[j * NTOK + t] = dpre[i];
-        }
-        __syncthreads();
-        if (s + 1 < n_stages) fetch(s + 1);
+        __syncthreads(); /* stage s has landed for every thread */
         const int lead = V == 4 ? (int)((s * P::sby) % 4) : 0;
         const uint8_t *rp[MT][2];
 #pragma unroll
         for (int m = 0; m < MT; m++)
 #pragma unroll
-            for (int h = 0; h < 2; h++) rp[m][h] = (const uint8_t *)&ws[grp][(16 * m + 8 * h + g) * PITCH] + lead;
+            for (int h = 0; h < 2; h++) rp[m][h] = (const uint8_t *)&ws[bf][grp][(16 * m + 8 * h + g) * PITCH] + lead;
         constexpr int JU = T == 14 ? 1 : KB; /* Q6_K unrolled spills registers */
 #pragma unroll JU
         for (int j = 0; j < KB; j++) {
@@ -480,15 +469,16 @@ __global__ void __launch_bounds__(MQR_BLOCK)
             mq_bops<NT8> o;
 #pragma unroll
             for (int n = 0; n < NT8; n++) {
-                const uint32_t *xw = (const uint32_t *)&xs[(j * NTOK + 8 * n + g) * 2];
+                const uint32_t *xw = (const uint32_t *)&xs[bf][(j * NTOK + 8 * n + g) * 2];
                 o.bf[n][0] = (int)xw[4 * sw + q];
                 o.bf[n][1] = (int)xw[4 * (sw ^ 1) + q];
-                const float4 dd = *(const float4 *)&ds[j * NTOK + 8 * n + 2 * q];
+                const float4 dd = *(const float4 *)&ds[bf][j * NTOK + 8 * n + 2 * q];
                 o.d0[n] = make_float2(dd.x, dd.y);
                 o.d1[n] = make_float2(dd.z, dd.w);
             }
             mq_mul<T, MT, NT8>(acc, rp, j, q, o);
         }
+        __syncthreads(); /* buffer bf is free for stage s + 2 */
     }
 #pragma unroll
     for (int m = 0; m < MT; m++)
@@ -587,8 +577,8 @@ static int mqr_type(const rfk_ctx *ctx, void *stream, const uint8_t *w, size_t r
     auto blocks = [&](int mt, int nt8) { return ((rows + 64 * mt - 1) / (64 * mt)) * ((nt + 8 * nt8 - 1) / (8 * nt8)); };
     static const bool no_split = getenv("ROCMFORGE_GPU_MMQ_KSPLIT") && !mmq_env("ROCMFORGE_GPU_MMQ_KSPLIT");
     int mt = 2, nt8 = nt <= 8 ? 1 : nt <= 16 ? 2 : 4, ks = 1;
-    /* 128 rows x 32 tokens and Q6_K's 128-row tiles spill registers (nvcc, sm_90) */
-    if (nt8 == 4 || T == 14 || blocks(2, nt8) < target) {
+    /* 128 rows x 32 tokens: 64 KiB of buffers; Q4_1's and Q6_K's rows are wider */
+    if (nt8 == 4 || !mqr<T>::mt2 || blocks(2, nt8) < target) {
         mt = 1;
         for (;; nt8 /= 2) {
             if (blocks(1, nt8) >= target) break;
@@ -601,7 +591,7 @@ static int mqr_type(const rfk_ctx *ctx, void *stream, const uint8_t *w, size_t r
     }
 #define MQR_CASE(M, N) \
     if (mt == M && nt8 == N) return mqr_launch<T, M, N>(ctx, stream, w, row_bytes, nb, rows, xq, xd, y, nt, ks);
-    if constexpr (T != 14) {
+    if constexpr (mqr<T>::mt2) {
         MQR_CASE(2, 2) MQR_CASE(2, 1)
     }
     MQR_CASE(1, 4) MQR_CASE(1, 2) MQR_CASE(1, 1)

@@ -160,6 +160,26 @@ static __device__ __forceinline__ void rfk_mma_hw_i8_k16(int c[4], const int a[2
 #else
 #define RFK_HAS_MMA_I8 0
 #endif
+/* Asynchronous copies of 4, 8 or 16 bytes from global to shared memory
+ * (PTX cp.async, sm_80 and later), committed in groups and waited for
+ * (wait<N>: all but the N most recent groups have landed); kcommon.cuh's
+ * rfk_cp_async* wrap them, with a plain copy where there are none. */
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+#define RFK_HAS_CP_ASYNC 1
+template <int B> static __device__ __forceinline__ void rfk_cp_async_hw(void *dst, const void *src) {
+    const unsigned d = (unsigned)__cvta_generic_to_shared(dst);
+    if constexpr (B == 16)
+        asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(d), "l"(src) : "memory");
+    else
+        asm volatile("cp.async.ca.shared.global [%0], [%1], %2;" ::"r"(d), "l"(src), "n"(B) : "memory");
+}
+static __device__ __forceinline__ void rfk_cp_async_commit_hw(void) { asm volatile("cp.async.commit_group;" ::: "memory"); }
+template <int N> static __device__ __forceinline__ void rfk_cp_async_wait_hw(void) {
+    asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory");
+}
+#else
+#define RFK_HAS_CP_ASYNC 0
+#endif
 /* the runtime's names, for the op suite's shim (devrt.cu) */
 #define RFK_RT(x) cuda##x
 typedef cudaDeviceProp rfk_rt_prop;

@@ -167,6 +167,9 @@ static __device__ __forceinline__ void rfk_syncwarp(void) {
 /* No int8 matrix instruction is wired up yet (gfx90a's MFMA has other
  * fragment layouts; gfx1030 has none): kcommon.cuh's emulation runs. */
 #define RFK_HAS_MMA_I8 0
+/* No asynchronous global -> shared copy is wired up: kcommon.cuh's
+ * rfk_cp_async* copy through registers. */
+#define RFK_HAS_CP_ASYNC 0
 /* the runtime's names, for the op suite's shim (devrt.cu) */
 #define RFK_RT(x) hip##x
 typedef hipDeviceProp_t rfk_rt_prop;
