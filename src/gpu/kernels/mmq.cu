@@ -367,18 +367,22 @@ __global__ void __launch_bounds__(MQ_BLOCK)
 #define MQR_GROUPS 4
 #define MQR_BLOCK (32 * MQR_GROUPS)
 
-template <int T> struct mqr; /* mt2: 32 rows a group fit the 48 KiB of static shared memory */
-template <> struct mqr<2> { static constexpr int kc = 256, sby = 144, v = 16; static constexpr bool mt2 = true; };  /* Q4_0 */
-template <> struct mqr<3> { static constexpr int kc = 256, sby = 160, v = 16; static constexpr bool mt2 = false; }; /* Q4_1 */
-template <> struct mqr<8> { static constexpr int kc = 128, sby = 136, v = 8; static constexpr bool mt2 = true; };   /* Q8_0 */
-template <> struct mqr<12> { static constexpr int kc = 256, sby = 144, v = 16; static constexpr bool mt2 = true; }; /* Q4_K */
-template <> struct mqr<14> { static constexpr int kc = 256, sby = 210, v = 4; static constexpr bool mt2 = false; }; /* Q6_K */
+/* kc columns a stage, sby bytes of a row's stage, v-byte copies; async:
+ * staged by cp.async into two buffers, else through registers into one
+ * (Q6_K: its 4-byte copies and 53-word rows ran slower asynchronously, and
+ * two padded buffers pass 48 KiB); mt2: 32 rows a group fit */
+template <int T> struct mqr;
+template <> struct mqr<2> { static constexpr int kc = 256, sby = 144, v = 16; static constexpr bool async = true, mt2 = true; };   /* Q4_0 */
+template <> struct mqr<3> { static constexpr int kc = 256, sby = 160, v = 16; static constexpr bool async = true, mt2 = false; };  /* Q4_1 */
+template <> struct mqr<8> { static constexpr int kc = 128, sby = 136, v = 8; static constexpr bool async = true, mt2 = true; };    /* Q8_0 */
+template <> struct mqr<12> { static constexpr int kc = 256, sby = 144, v = 16; static constexpr bool async = true, mt2 = true; };  /* Q4_K */
+template <> struct mqr<14> { static constexpr int kc = 256, sby = 210, v = 4; static constexpr bool async = false, mt2 = false; }; /* Q6_K */
 
-/* words of a row's stage (Q6_K: with the lead), and its pitch: padded to 4
- * mod 8 words where the two buffers still fit (Q6_K's 53 do not) */
+/* words of a row's stage (Q6_K: with the lead), and its pitch, padded to 4
+ * mod 8 words */
 template <int T> __host__ __device__ constexpr int mqr_words() { return mqr<T>::v == 4 ? (mqr<T>::sby + 2 + 3) / 4 : mqr<T>::sby / 4; }
 __host__ __device__ constexpr int mqr_pad(int w) { return w % 8 == 4 ? w : mqr_pad(w + 1); }
-template <int T> __host__ __device__ constexpr int mqr_pitch() { return T == 14 ? mqr_words<T>() : mqr_pad(mqr_words<T>()); }
+template <int T> __host__ __device__ constexpr int mqr_pitch() { return mqr_pad(mqr_words<T>()); }
 
 /* Whether rows of row_bytes at w take the row-tiled kernel. */
 template <int T> static bool mqr_fits(const uint8_t *w, size_t row_bytes) {
@@ -396,9 +400,10 @@ __global__ void __launch_bounds__(MQR_BLOCK)
     constexpr int WV = (RW * NV + 31) / 32;                          /* weight vectors per lane */
     constexpr int AV = (NTOK * KB * 2 + MQR_BLOCK - 1) / MQR_BLOCK;  /* activation 16-byte halves per thread */
     constexpr int DV = (NTOK * KB + MQR_BLOCK - 1) / MQR_BLOCK;      /* activation scales per thread */
-    __shared__ __align__(16) uint32_t ws[2][MQR_GROUPS][RW * PITCH];
-    __shared__ __align__(16) uint4 xs[2][KB * NTOK * 2];
-    __shared__ __align__(16) float2 ds[2][KB * NTOK];
+    constexpr int NBUF = P::async ? 2 : 1;
+    __shared__ __align__(16) uint32_t ws[NBUF][MQR_GROUPS][RW * PITCH];
+    __shared__ __align__(16) uint4 xs[NBUF][KB * NTOK * 2];
+    __shared__ __align__(16) float2 ds[NBUF][KB * NTOK];
     const int lane = threadIdx.x % 32, grp = threadIdx.x / 32, g = lane / 4, q = lane % 4;
     const int64_t r0 = (int64_t)blockIdx.x * (MQR_GROUPS * RW) + grp * RW; /* the group's first row */
     const int tb = blockIdx.y * NTOK;
@@ -445,17 +450,8 @@ __global__ void __launch_bounds__(MQR_BLOCK)
             for (int i = 0; i < 4; i++) acc[m][n][i] = 0.0f;
     const int sw = (g >> 2) & 1; /* the half swap of this lane's tokens 8n + g */
 
-    /* two buffers: stage s + 1 lands while stage s is multiplied */
-    issue(s_begin, 0);
-    for (int64_t s = s_begin; s < n_stages; s++) {
-        const int bf = (int)((s - s_begin) & 1);
-        if (s + 1 < n_stages) {
-            issue(s + 1, bf ^ 1); /* its buffer was last read before the barrier ending the previous stage */
-            rfk_cp_async_wait<1>();
-        } else {
-            rfk_cp_async_wait<0>();
-        }
-        __syncthreads(); /* stage s has landed for every thread */
+    /* stage s's products from buffer bf */
+    auto multiply = [&](int bf, int64_t s) {
         const int lead = V == 4 ? (int)((s * P::sby) % 4) : 0;
         const uint8_t *rp[MT][2];
 #pragma unroll
@@ -478,7 +474,74 @@ __global__ void __launch_bounds__(MQR_BLOCK)
             }
             mq_mul<T, MT, NT8>(acc, rp, j, q, o);
         }
-        __syncthreads(); /* buffer bf is free for stage s + 2 */
+    };
+
+    if constexpr (P::async) {
+        /* two buffers: stage s + 1 lands while stage s is multiplied */
+        issue(s_begin, 0);
+        for (int64_t s = s_begin; s < n_stages; s++) {
+            const int bf = (int)((s - s_begin) & 1);
+            if (s + 1 < n_stages) {
+                issue(s + 1, bf ^ 1); /* its buffer was last read before the barrier ending the previous stage */
+                rfk_cp_async_wait<1>();
+            } else {
+                rfk_cp_async_wait<0>();
+            }
+            __syncthreads(); /* stage s has landed for every thread */
+            multiply(bf, s);
+            __syncthreads(); /* buffer bf is free for stage s + 2 */
+        }
+    } else {
+        /* one buffer: stage s + 1 is loaded into registers while stage s is
+         * multiplied, then stored */
+        typedef typename rfk_bytes<V>::type wvec;
+        wvec wpre[WV];
+        uint4 apre[AV];
+        float2 dpre[DV];
+        auto fetch = [&](int64_t s) {
+            const int64_t v0 = V == 4 ? (s * P::sby) / 4 : s * (P::sby / V);
+#pragma unroll
+            for (int i = 0; i < WV; i++) {
+                const int e = lane + 32 * i, rr = e / NV, vv = e % NV;
+                const int64_t r = r0 + rr < rows ? r0 + rr : rows - 1;
+                if (rr < RW && v0 + vv < row_vecs) wpre[i] = ((const wvec *)(w + (size_t)r * row_bytes))[v0 + vv];
+            }
+#pragma unroll
+            for (int i = 0; i < AV; i++) {
+                const int e = threadIdx.x + MQR_BLOCK * i, h = e % 2, j = (e / 2) % KB, t = e / (2 * KB);
+                const int64_t b = s * KB + j;
+                if (t < NTOK && b < nb)
+                    apre[i] = ((const uint4 *)xq)[((int64_t)(tb + (t < nt ? t : nt - 1)) * nb + b) * 2 + h];
+            }
+#pragma unroll
+            for (int i = 0; i < DV; i++) {
+                const int e = threadIdx.x + MQR_BLOCK * i, j = e % KB, t = e / KB;
+                const int64_t b = s * KB + j;
+                if (t < NTOK && b < nb) dpre[i] = xd[(int64_t)(tb + (t < nt ? t : nt - 1)) * nb + b];
+            }
+        };
+        fetch(s_begin);
+        for (int64_t s = s_begin; s < n_stages; s++) {
+            __syncthreads(); /* the previous stage is consumed */
+#pragma unroll
+            for (int i = 0; i < WV; i++) {
+                const int e = lane + 32 * i, rr = e / NV, vv = e % NV;
+                if (rr < RW) *(wvec *)&ws[0][grp][rr * PITCH + vv * VW] = wpre[i]; /* past a row's end: unread */
+            }
+#pragma unroll
+            for (int i = 0; i < AV; i++) {
+                const int e = threadIdx.x + MQR_BLOCK * i, h = e % 2, j = (e / 2) % KB, t = e / (2 * KB);
+                if (t < NTOK) xs[0][(j * NTOK + t) * 2 + (h ^ ((t >> 2) & 1))] = apre[i];
+            }
+#pragma unroll
+            for (int i = 0; i < DV; i++) {
+                const int e = threadIdx.x + MQR_BLOCK * i, j = e % KB, t = e / KB;
+                if (t < NTOK) ds[0][j * NTOK + t] = dpre[i];
+            }
+            __syncthreads();
+            if (s + 1 < n_stages) fetch(s + 1);
+            multiply(0, s);
+        }
     }
 #pragma unroll
     for (int m = 0; m < MT; m++)
