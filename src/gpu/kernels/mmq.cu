@@ -14,16 +14,22 @@
  * type has one), the same arithmetic as k_matvec_q8, so results agree with
  * it to float rounding.
  *
- * A block is MQ_GROUPS groups of 32 lanes on the same 16 * MT rows and
- * 8 * NT8 tokens; group i takes the 32-column blocks i, i + MQ_GROUPS, ...
- * (a split of K, so a 4096-row matrix still makes 256 blocks of 8 groups),
- * and the groups' sums are added in shared memory at the end. On a wave64
- * device a wavefront holds two groups. The block copies its rows' weights
- * into shared memory a stage of 512 or 1024 columns at a time with
- * coalesced loads, the next stage in flight while the current one is
- * multiplied (rows of whole 4-byte words; other rows are read by each lane
- * from global memory). A row past the end re-reads the last row and a token
- * past n_tok the last token; neither is stored.
+ * Two kernels share that arithmetic (mq_mul):
+ *  - k_mmq_rows (the "row-tiled kernel" section below), for rows of whole
+ *    16-byte (Q8_0 8-, Q6_K 4-byte) vectors: the groups of a block take
+ *    different rows and share each stage of activations in shared memory.
+ *  - k_mmq, for any rows: a block is MQ_GROUPS groups of 32 lanes on the
+ *    same 16 * MT rows and 8 * NT8 tokens; group i takes the 32-column
+ *    blocks i, i + MQ_GROUPS, ... (a split of K, so a 4096-row matrix still
+ *    makes 256 blocks of 8 groups), and the groups' sums are added in shared
+ *    memory at the end. The block copies its rows' weights into shared
+ *    memory a stage of 512 or 1024 columns at a time with coalesced loads,
+ *    the next stage in flight while the current one is multiplied (rows of
+ *    whole 4-byte words; other rows are read by each lane from global
+ *    memory); every group reads the activations from global memory.
+ * On a wave64 device a wavefront holds two groups. A row past the end
+ * re-reads the last row and a token past n_tok the last token; neither is
+ * stored.
  *
  * Types: Q4_0, Q4_1, Q8_0, Q4_K, Q6_K (Q6_K's two 16-element scales per 32
  * columns take two k16 products). Q4_0 and Q6_K are made signed (q - 8,
