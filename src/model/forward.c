@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "model.h"
+#include "moe_route.h"
 
 struct rf_ctx {
     const rf_model *m;
@@ -255,31 +256,7 @@ static void route(rf_ctx *c, int64_t n) {
             const float spread = s[0] - s[ne - 1], gap = spread > 0 ? (s[k - 1] - s[k]) / spread : 0.0f;
             if (gap < c->route_gap[t]) c->route_gap[t] = gap;
         }
-        if (hp->expert_gating == 2) {
-            for (int64_t e = 0; e < ne; e++) r[e] = 1.0f / (1.0f + expf(-r[e]));
-        } else {
-            float mx = -INFINITY;
-            double sum = 0;
-            for (int64_t e = 0; e < ne; e++) mx = r[e] > mx ? r[e] : mx;
-            for (int64_t e = 0; e < ne; e++) sum += (r[e] = expf(r[e] - mx));
-            for (int64_t e = 0; e < ne; e++) r[e] = (float)(r[e] / sum);
-        }
-        int32_t *sel = c->sel + t * k;
-        float *w = c->selw + t * k;
-        double wsum = 0;
-        for (int64_t j = 0; j < k; j++) {
-            int64_t best = -1;
-            for (int64_t e = 0; e < ne; e++) {
-                bool taken = false;
-                for (int64_t i = 0; i < j; i++) taken |= sel[i] == e;
-                if (!taken && (best < 0 || r[e] > r[best])) best = e;
-            }
-            sel[j] = (int32_t)best;
-            w[j] = r[best];
-            wsum += w[j];
-        }
-        if (hp->expert_norm && wsum > 0)
-            for (int64_t j = 0; j < k; j++) w[j] = (float)(w[j] / wsum);
+        rf_moe_route_row(r, ne, k, hp->expert_gating, hp->expert_norm, c->sel + t * k, c->selw + t * k);
     }
 }
 

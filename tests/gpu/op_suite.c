@@ -33,6 +33,7 @@
 #include "gpu/kernels/devrt.h"
 #include "gpu/kernels/kernels.h"
 #include "kv/kv.h"
+#include "model/moe_route.h"
 #include "quant/quant.h"
 
 /* ---- harness ------------------------------------------------------------- */
@@ -385,34 +386,6 @@ static void test_glu_q8(rf_act act, int64_t n_rows, int64_t cols) {
  * tables, one slot per token. */
 /* ---- mixture of experts -------------------------------------------------- */
 
-/* The CPU forward pass's routing (forward.c route), written out here as the
- * reference: gating, top k by value (the lower id on ties), renormalising. */
-static void ref_route(float *r, int64_t ne, int64_t k, int gating, bool norm, int32_t *sel, float *w) {
-    if (gating == 2) {
-        for (int64_t e = 0; e < ne; e++) r[e] = 1.0f / (1.0f + expf(-r[e]));
-    } else {
-        float mx = -INFINITY;
-        double sum = 0;
-        for (int64_t e = 0; e < ne; e++) mx = r[e] > mx ? r[e] : mx;
-        for (int64_t e = 0; e < ne; e++) sum += (r[e] = expf(r[e] - mx));
-        for (int64_t e = 0; e < ne; e++) r[e] = (float)(r[e] / sum);
-    }
-    double wsum = 0;
-    for (int64_t j = 0; j < k; j++) {
-        int64_t best = -1;
-        for (int64_t e = 0; e < ne; e++) {
-            bool taken = false;
-            for (int64_t i = 0; i < j; i++) taken |= sel[i] == e;
-            if (!taken && (best < 0 || r[e] > r[best])) best = e;
-        }
-        sel[j] = (int32_t)best;
-        w[j] = r[best];
-        wsum += w[j];
-    }
-    if (norm && wsum > 0)
-        for (int64_t j = 0; j < k; j++) w[j] = (float)(w[j] / wsum);
-}
-
 /* Routing, the per-pair expert matmul (gate/up: pairs share their token's
  * row; down: a row per pair) and the weighted sum, each against the CPU. */
 static void test_moe(rf_type t, int64_t ne, int64_t k, int64_t rows, int64_t cols, int64_t n_tok, int gating,
@@ -428,7 +401,7 @@ static void test_moe(rf_type t, int64_t ne, int64_t k, int64_t rows, int64_t col
     memcpy(r_ref, logits, (size_t)(n_tok * ne) * sizeof(float));
     int32_t *sel = xmalloc((size_t)np * sizeof(int32_t)), *sel_gpu = xmalloc((size_t)np * sizeof(int32_t));
     float *w_ref = xmalloc((size_t)np * sizeof(float)), *w_gpu = xmalloc((size_t)np * sizeof(float));
-    for (int64_t i = 0; i < n_tok; i++) ref_route(r_ref + i * ne, ne, k, gating, norm, sel + i * k, w_ref + i * k);
+    for (int64_t i = 0; i < n_tok; i++) rf_moe_route_row(r_ref + i * ne, ne, k, gating, norm, sel + i * k, w_ref + i * k);
     float *dr = dev_upload(logits, (size_t)(n_tok * ne) * sizeof(float));
     int32_t *dsel = dev_alloc((size_t)np * sizeof(int32_t));
     float *dw = dev_poisoned((size_t)np);
