@@ -518,11 +518,14 @@ static int format_value(rx *x, sbuf *b, tv v, const char *sp, size_t sn) {
     if (i < sn && strchr("+- ", sp[i])) sign = sp[i++];
     if (i < sn && sp[i] == '#') { alt = true; i++; }
     if (i < sn && sp[i] == '0') { if (!align) { fill = '0'; align = '='; } i++; }
-    for (; i < sn && sp[i] >= '0' && sp[i] <= '9'; i++) width = (width < 0 ? 0 : width) * 10 + (sp[i] - '0');
+    /* digits past the limit stop the accumulation (still refused below) */
+    for (; i < sn && sp[i] >= '0' && sp[i] <= '9'; i++)
+        if (width <= 1 << 20) width = (width < 0 ? 0 : width) * 10 + (sp[i] - '0');
     if (i < sn && (sp[i] == ',' || sp[i] == '_')) group = sp[i++];
     if (i < sn && sp[i] == '.') {
         prec = 0;
-        for (i++; i < sn && sp[i] >= '0' && sp[i] <= '9'; i++) prec = prec * 10 + (sp[i] - '0');
+        for (i++; i < sn && sp[i] >= '0' && sp[i] <= '9'; i++)
+            if (prec <= 1 << 20) prec = prec * 10 + (sp[i] - '0');
     }
     if (i < sn) type = sp[i++];
     if (i != sn || width > 1 << 20 || prec > 1 << 20) return rx_fail(x, "Invalid format specifier");

@@ -74,6 +74,9 @@ static void test_numbers(void) {
     EXPECT_ERR("{{ 1 + 'a' }}", "unsupported operand");
     EXPECT_ERR("{{ 'a' + 1 }}", "can only concatenate str");
     EXPECT_ERR("{{ 9223372036854775807 + 1 }}", "integer overflow");
+    /* str.format widths / precisions of more digits than an int64 holds (a fuzzer find) */
+    EXPECT_ERR("{{ '{:>67000011111111111111111111}'.format('x') }}", "Invalid format specifier");
+    EXPECT_ERR("{{ '{:.67000011111111111111111111}'.format(1.5) }}", "Invalid format specifier");
     EXPECT_ERR("{{ 1 < 'a' }}", "not supported between");
 }
 
