@@ -660,8 +660,16 @@ static rf_status layer(rf_gpu_layers *L, int j, int64_t n, int64_t max_pos, bool
                        .n_head_kv = hp->n_head_kv, .head_dim = hd, .scale = hp->attn_scale,
                        .window = d->src->is_swa ? hp->sliding_window : 0, .max_pos = max_pos,
                        .scratch = L->attn_scratch, .scratch_bytes = L->attn_scratch_bytes, .n_seq = L->n_seq};
+    /* in a mat-vec batch the attention writes o's q8 input itself */
+    bool o_xq = dec && mm_xq(L, &d->wo, n) && hd % 32 == 0;
+    if (o_xq) a.q8 = q8, a.q8_bytes = q8b;
     K(rfk_attention(kc, s, &kv, &a));
-    K(mm(L, &d->wo, L->att, L->tmp, n));
+    if (o_xq) {
+        rfk_mm_out o = {{L->tmp, NULL, NULL}, {d->wo.rows, 0, 0}, 1};
+        K(mm_parts(L, &d->wo, L->att, &o, n, true, NULL));
+    } else {
+        K(mm(L, &d->wo, L->att, L->tmp, n));
+    }
     if (d->post_attn_norm) K(rfk_rmsnorm(kc, s, L->tmp, d->post_attn_norm, L->tmp, n, E, eps));
 
     if (hp->n_expert) return moe_ffn(L, j, n, pending, err);

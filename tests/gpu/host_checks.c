@@ -88,7 +88,7 @@ static void check_width(int W) {
     /* attention: prefill (4 warps), long decode without scratch (512
      * threads), long decode with scratch (split over blocks) */
     rfk_kv_view kv = {(uint16_t *)w, (uint16_t *)x, (const int32_t *)y, 64, 1024, 16};
-    rfk_attn_args a = {x, y, (const int32_t *)x, (const int32_t *)x, 512, 32, 8, 128, 0.1f, 0, 511, NULL, 0, 0};
+    rfk_attn_args a = {x, y, (const int32_t *)x, (const int32_t *)x, 512, 32, 8, 128, 0.1f, 0, 511, NULL, 0, 0, NULL, 0};
     EXPECT_LAUNCH(c, rfk_attention(&c, NULL, &kv, &a), "attention", 32, 512, 1, 4 * W);
     a.n_seq = 1; /* a prompt: the tiled prefill kernel, 32 queries per block */
     EXPECT_LAUNCH(c, rfk_attention(&c, NULL, &kv, &a), "attn_prefill", 16, 32, 1, 128);

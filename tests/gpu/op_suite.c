@@ -765,11 +765,18 @@ static void test_attention(int64_t n_head, int64_t n_head_kv, int64_t hd, int n_
      * sequences (prompts then take the tiled prefill kernel). */
     const size_t asb = rfk_attention_scratch_bytes(hd);
     void *ascratch = dev_alloc(asb);
+    /* the scratch variants also write the output's q8 blocks (hd a multiple
+     * of 32, n_tok <= 64), checked through the mat-vec that reads them */
+    const bool with_q8 = hd % 32 == 0 && n_tok <= 64;
+    const size_t qsb = with_q8 ? rfk_matmul_scratch_bytes(RF_TYPE_Q8_0, qd, n_tok) : 0;
+    void *q8 = with_q8 ? dev_alloc(qsb) : NULL;
     for (int variant = 0; variant < 3; variant++) {
         const bool with_scratch = variant >= 1;
         (void)rfk_rt_memset(dout, 0xFF, (size_t)(n_tok * qd) * 4);
+        if (q8) (void)rfk_rt_memset(q8, 0xFF, qsb);
         rfk_attn_args ga = {dq, dout, dqpos, dqseq, n_tok, n_head, n_head_kv, hd, scale, window, max_pos,
-                            with_scratch ? ascratch : NULL, with_scratch ? asb : 0, variant == 2 ? distinct : 0};
+                            with_scratch ? ascratch : NULL, with_scratch ? asb : 0, variant == 2 ? distinct : 0,
+                            with_scratch ? q8 : NULL, with_scratch ? qsb : 0};
         st = rfk_attention(&kctx, NULL, &view, &ga);
         (void)rfk_rt_sync();
         download(o_gpu, dout, n_tok * qd);
@@ -778,8 +785,10 @@ static void test_attention(int64_t n_head, int64_t n_head_kv, int64_t hd, int n_
                  (long long)n_tok, (long long)max_len, (long long)window,
                  variant == 2 ? " n_seq" : with_scratch ? " scratch" : "");
         report("attention", what, st, o_gpu, o_ref, n_tok * qd, 1e-9);
+        if (with_scratch && q8 && !st) check_q8_through_matvec("attention", what, o_gpu, n_tok, qd, q8, qsb);
     }
     rfk_rt_free(ascratch);
+    if (q8) rfk_rt_free(q8);
 
     rfk_rt_free(view.k), rfk_rt_free(view.v), rfk_rt_free(dtables), rfk_rt_free(dk), rfk_rt_free(dv);
     rfk_rt_free(dpos), rfk_rt_free(dseq), rfk_rt_free(dq), rfk_rt_free(dout), rfk_rt_free(dqpos), rfk_rt_free(dqseq);
@@ -937,7 +946,7 @@ static void bench_attention(int64_t n_head, int64_t n_head_kv, int64_t hd, int n
     const size_t asb = with_scratch ? rfk_attention_scratch_bytes(hd) : 0;
     void *ascratch = asb ? dev_alloc(asb) : NULL;
     rfk_attn_args a = {dq,  dout, dpos, dseq, n_tok, n_head, n_head_kv, hd, 1.0f / sqrtf((float)hd), 0, ctx - 1,
-                       ascratch, asb, n_new > 0 ? 1 : n_seq};
+                       ascratch, asb, n_new > 0 ? 1 : n_seq, NULL, 0};
     int st = 0;
     for (int i = 0; i < 3; i++) st |= rfk_attention(&kctx, NULL, &view, &a);
     st |= rfk_rt_sync();
@@ -1060,6 +1069,14 @@ int main(int argc, char **argv) {
 
     test_launch_check();
     test_mma_selftest();
+    /* RF_OPS_MATMUL_ONLY: the matmul cases alone, for a time-limited device call
+       after a matmul change; RF_OPS_SKIP_MATMUL: all but them, after a change
+       elsewhere. A full run is the default and what gpu-check's ops do. */
+    const char *mm_env = getenv("RF_OPS_MATMUL_ONLY");
+    const bool mm_only = mm_env && mm_env[0] && mm_env[0] != '0';
+    const char *skip_env = getenv("RF_OPS_SKIP_MATMUL");
+    const bool skip_mm = skip_env && skip_env[0] && skip_env[0] != '0';
+    if (skip_mm) goto rest;
     for (size_t i = 0; i < RF_ARRAY_LEN(mm_types); i++) {
         const rf_type t = mm_types[i];
         const int64_t blk = rf_type_get(t)->blck_size < 32 ? 32 : rf_type_get(t)->blck_size;
@@ -1119,11 +1136,8 @@ int main(int argc, char **argv) {
         }
         kctx.n_units = units;
     }
-    /* RF_OPS_MATMUL_ONLY: the cases above alone, for a time-limited device call
-       after a matmul change; a full run is the default and what gpu-check's ops do */
-    const char *mm_env = getenv("RF_OPS_MATMUL_ONLY");
-    const bool mm_only = mm_env && mm_env[0] && mm_env[0] != '0';
     if (mm_only) goto done;
+rest:
     test_f32_to_f16(4);
     test_f32_to_f16(77 * 4096 + 4);
     test_add_rmsnorm_q8(1, 4096, true, true);
@@ -1168,6 +1182,15 @@ int main(int argc, char **argv) {
         test_attention(4, 1, 256, 4, dec, 0, 0);
         test_attention(6, 2, 80, 4, dec, 0, 0);
         test_attention(4, 2, 32, 4, dec, 0, 0); /* head_dim 32: gpu-check's serve model */
+        /* short ranges (the 8-key tiles where the blocks are few, W-key tiles where many) */
+        const int64_t dshort[] = {1, 17, 300};
+        test_attention(32, 8, 128, 3, dshort, 0, 0);
+        test_attention(8, 2, 64, 3, dshort, 0, 50);
+        test_attention(4, 1, 256, 3, dshort, 0, 0);
+        test_attention(6, 2, 80, 3, dshort, 0, 0);
+        test_attention(4, 2, 32, 3, dshort, 0, 0);
+        const int64_t dmany[] = {5, 40, 100, 130, 7, 64, 200, 33, 1};
+        test_attention(32, 8, 128, 9, dmany, 0, 0);
         const int64_t pre[] = {77, 5};
         test_attention(8, 2, 128, 2, pre, 77, 0);
         test_attention(8, 8, 64, 2, pre, 3, 0);
@@ -1183,9 +1206,12 @@ int main(int argc, char **argv) {
         test_attention(32, 8, 128, 1, longdec, 0, 1000);
         const int64_t one[] = {1};
         test_attention(2, 1, 64, 1, one, 1, 0);
+        const int64_t p48[] = {48};
+        test_attention(8, 2, 64, 1, p48, 40, 0); /* the tiled prefill kernel, then the q8 copy */
     }
 done:
-    printf("op_suite: %d passed, %d failed%s\n", n_pass, n_fail, mm_only ? " (matmul cases only)" : "");
+    printf("op_suite: %d passed, %d failed%s\n", n_pass, n_fail,
+           mm_only ? " (matmul cases only)" : skip_mm ? " (matmul cases skipped)" : "");
     rf_cpu_ref_ctx_free(ref_ctx);
     rf_threadpool_free(tp);
     return n_fail ? 1 : 0;

@@ -3,14 +3,16 @@
  * values (float32 -> float16 into the slots the block tables name) and
  * attention over it with an online softmax, for prefill and decode alike.
  *
- * Attention: one block of 4 warps (16 for long decode) per (query head,
- * token). Warps take tiles of W consecutive key positions in turn. Each
- * lane owns head-dim pairs of the (pre-scaled) query, so every key row is
- * read with coalesced loads; the W per-lane partial dots of a tile are
- * reduce-scattered in a butterfly so that lane j ends with key j's score;
- * the warp updates its running max / sum and accumulates the W value rows
- * (coalesced too). The warps' partial (max, sum, accumulator) are merged
- * at the end. Causal by
+ * Attention: one block of 4 warps (8 or 16 for decode of few sequences)
+ * per (query head, token). Warps take tiles of TK consecutive key
+ * positions in turn (W, or 8 over short ranges). Each lane owns head-dim
+ * pairs of the (pre-scaled) query, so every key row is read with
+ * coalesced loads; the TK per-lane partial dots of a tile are
+ * reduce-scattered in a butterfly so that lane j ends with key j % TK's
+ * score; the warp updates its running max / sum and accumulates the TK
+ * value rows (coalesced too). The warps' partial (max, sum, accumulator)
+ * are merged at the end; with q8 scratch the output's q8 blocks are
+ * written there too (the o projection's input). Causal by
  * position, optional sliding window, GQA by kv head = head / group (each
  * query head re-reads its kv head; the L2 serves the repeats). Decode of
  * few sequences over long contexts splits each key range over several
@@ -67,18 +69,20 @@ template <int W, int N> static __device__ __forceinline__ void rfk_bfly(float *p
     }
 }
 
-template <int W, int NWARP>
+template <int W, int NWARP, int TK, int NP>
 __global__ void __launch_bounds__(NWARP * W)
     k_attention(const float *__restrict__ q, float *__restrict__ out, const int32_t *__restrict__ pos,
                 const int32_t *__restrict__ seq, const uint16_t *__restrict__ kc, const uint16_t *__restrict__ vc,
                 const int32_t *__restrict__ tables, int64_t max_blocks, int64_t kv_dim, int bs, int64_t n_head,
-                int64_t group, int hd, float scale, int64_t window, float *__restrict__ part) {
+                int64_t group, int hd, float scale, int64_t window, float *__restrict__ part, int *__restrict__ xq,
+                float2 *__restrict__ xd) {
     if constexpr (!rfk_warp_matches<W>()) {
         rfk_trap();
     } else {
-        constexpr int NP = ATT_MAX_HD / 2 / W; /* head-dim pairs per lane: dims 2(lane + W j) .. +1 */
+        /* NP head-dim pairs per lane: dims 2(lane + W j) .. +1, j < NP (2 NP W >= hd) */
+        static_assert(TK <= W && W % TK == 0, "a tile's keys map onto the lanes");
         __shared__ float m_w[NWARP], l_w[NWARP];
-        __shared__ float acc_w[NWARP][ATT_MAX_HD];
+        __shared__ float acc_w[NWARP][2 * NP * W];
         const int lane = threadIdx.x % W, warp = threadIdx.x / W;
         const int64_t h = blockIdx.x, t = blockIdx.y, kvh = h / group;
         const float *qr = q + (t * n_head + h) * hd;
@@ -102,17 +106,19 @@ __global__ void __launch_bounds__(NWARP * W)
         const uint16_t *kh = kc + (size_t)kvh * hd, *vh = vc + (size_t)kvh * hd;
         float m = -INFINITY, l = 0.0f;
 
-        for (int64_t ts = lo + (int64_t)warp * W; ts <= p_end; ts += (int64_t)NWARP * W) {
-            const int n_valid = (int)(p_end - ts + 1 < W ? p_end - ts + 1 : W);
-            /* Cache row of key ts + lane (block table lookup once per key). */
-            const int64_t my_p = ts + (lane < n_valid ? lane : 0);
+        for (int64_t ts = lo + (int64_t)warp * TK; ts <= p_end; ts += (int64_t)NWARP * TK) {
+            const int n_valid = (int)(p_end - ts + 1 < TK ? p_end - ts + 1 : TK);
+            /* Cache row of key ts + lane % TK (block table lookup once per key). */
+            const int kl = lane % TK;
+            const bool valid = kl < n_valid;
+            const int64_t my_p = ts + (valid ? kl : 0);
             const int32_t my_row = table[my_p / bs] * bs + (int32_t)(my_p % bs);
-            float part[W];
+            float part[TK];
             /* No n_valid guard on the loads: lanes past the range hold key
-             * ts's row (a valid one), so all W rows' loads can be in flight
+             * ts's row (a valid one), so all TK rows' loads can be in flight
              * at once; their scores are masked below. */
 #pragma unroll
-            for (int j = 0; j < W; j++) {
+            for (int j = 0; j < TK; j++) {
                 part[j] = 0.0f;
                 const int32_t rj = RFK_SHFL(my_row, j, W);
                 const uint32_t *kr = (const uint32_t *)(kh + (size_t)rj * kv_dim);
@@ -126,18 +132,23 @@ __global__ void __launch_bounds__(NWARP * W)
                     }
                 }
             }
-            rfk_bfly<W, W>(part, lane);
-            const float s = lane < n_valid ? part[0] : -INFINITY;
+            /* lane l: key l % TK summed over its group of TK lanes, then
+             * over the W / TK groups */
+            rfk_bfly<W, TK>(part, lane);
+            float sc = part[0];
+#pragma unroll
+            for (int o = TK; o < W; o *= 2) sc += RFK_SHFL_XOR(sc, o, W);
+            const float s = valid ? sc : -INFINITY;
             /* Lane 0's key (ts) is always in range, so m_new is finite. */
             const float m_new = fmaxf(m, rfk_warp_max<W>(s));
             const float corr = expf(m - m_new); /* m = -inf on the first tile: 0 */
-            const float pl = lane < n_valid ? expf(s - m_new) : 0.0f;
-            l = l * corr + rfk_warp_sum<W>(pl);
+            const float pl = valid ? expf(s - m_new) : 0.0f;
+            l = l * corr + rfk_warp_sum<W>(lane < TK ? pl : 0.0f); /* each key once */
 #pragma unroll
             for (int j = 0; j < NP; j++) acc[j].x *= corr, acc[j].y *= corr;
             /* Unrolled and unguarded for the same reason: pl is 0 past n_valid. */
 #pragma unroll
-            for (int i = 0; i < W; i++) {
+            for (int i = 0; i < TK; i++) {
                 const float pi = RFK_SHFL(pl, i, W);
                 const int32_t ri = RFK_SHFL(my_row, i, W);
                 const uint32_t *vr = (const uint32_t *)(vh + (size_t)ri * kv_dim);
@@ -172,12 +183,18 @@ __global__ void __launch_bounds__(NWARP * W)
         const int64_t rows = gridDim.y * n_head, bi = (int64_t)blockIdx.z * rows + t * n_head + h;
         float *o = part ? part + 2 * gridDim.z * rows + bi * hd : out + (t * n_head + h) * hd;
         if (part && threadIdx.x == 0) part[2 * bi] = mx, part[2 * bi + 1] = den;
-        for (int d = threadIdx.x; d < hd; d += blockDim.x) {
+        /* whole rounds of the block, so that every lane takes part in the
+         * q8 shuffles (hd a multiple of 32 when xq is given) */
+        for (int d0 = 0; d0 < hd; d0 += blockDim.x) {
+            const int d = d0 + threadIdx.x;
             float num = 0.0f;
+            if (d < hd) {
 #pragma unroll
-            for (int w = 0; w < NWARP; w++) /* a warp that saw no key adds nothing */
-                num += m_w[w] == -INFINITY ? 0.0f : expf(m_w[w] - mx) * acc_w[w][d];
-            o[d] = part ? num : num / den;
+                for (int w = 0; w < NWARP; w++) /* a warp that saw no key adds nothing */
+                    num += m_w[w] == -INFINITY ? 0.0f : expf(m_w[w] - mx) * acc_w[w][d];
+                o[d] = part ? num : num / den;
+            }
+            if (xq && !part) rfk_q8_store1(d < hd ? num / den : 0.0f, (t * n_head + h) * hd + d, d < hd, xq, xd);
         }
     }
 }
@@ -185,7 +202,7 @@ __global__ void __launch_bounds__(NWARP * W)
 /* Merges the n_split pieces of each (head, token): out = sum_s e_s acc_s /
  * sum_s e_s l_s with e_s = exp(m_s - max m). */
 __global__ void k_attn_combine(const float *__restrict__ part, float *__restrict__ out, int64_t n_head, int hd,
-                               int n_split) {
+                               int n_split, int *__restrict__ xq, float2 *__restrict__ xd) {
     const int64_t rows = gridDim.y * n_head, r = blockIdx.y * n_head + blockIdx.x;
     float mx = -INFINITY, den = 0.0f;
     for (int sp = 0; sp < n_split; sp++) mx = fmaxf(mx, part[2 * (sp * rows + r)]);
@@ -194,13 +211,17 @@ __global__ void k_attn_combine(const float *__restrict__ part, float *__restrict
         den += m == -INFINITY ? 0.0f : expf(m - mx) * part[2 * (sp * rows + r) + 1];
     }
     const float *acc = part + 2 * (int64_t)n_split * rows;
-    for (int d = threadIdx.x; d < hd; d += blockDim.x) {
+    for (int d0 = 0; d0 < hd; d0 += blockDim.x) { /* whole rounds: see k_attention */
+        const int d = d0 + threadIdx.x;
         float num = 0.0f;
-        for (int sp = 0; sp < n_split; sp++) {
-            const float m = part[2 * (sp * rows + r)];
-            num += m == -INFINITY ? 0.0f : expf(m - mx) * acc[(sp * rows + r) * hd + d];
+        if (d < hd) {
+            for (int sp = 0; sp < n_split; sp++) {
+                const float m = part[2 * (sp * rows + r)];
+                num += m == -INFINITY ? 0.0f : expf(m - mx) * acc[(sp * rows + r) * hd + d];
+            }
+            out[r * hd + d] = num / den;
         }
-        out[r * hd + d] = num / den;
+        if (xq) rfk_q8_store1(d < hd ? num / den : 0.0f, r * hd + d, d < hd, xq, xd);
     }
 }
 
@@ -377,28 +398,52 @@ static int attn_split(const rfk_attn_args *a) {
     return n < 2 ? 1 : (int)n;
 }
 
-/* Few (head, token) blocks over a long key range (decode of few sequences)
- * without scratch get 512 threads per block so that more of the GPU walks
- * the keys; with scratch the range is split over blocks instead; the common
- * case keeps 4 warps. */
+/* One launch of k_attention<W, NWARP, TK, NP> with NP the fewest head-dim
+ * pairs per lane that hold head_dim (instantiations 1, 2, 4). */
+template <int W, int NWARP, int TK>
+static int attn_launch(const rfk_ctx *ctx, void *stream, const rfk_kv_view *kv, const rfk_attn_args *a, int n_split,
+                       float *part, int *xq, float2 *xd) {
+    const int np = (int)((a->head_dim / 2 + W - 1) / W);
+#define ATT_LAUNCH(NP)                                                                                              \
+    RFK_LAUNCH(ctx, "attention", (k_attention<W, NWARP, TK, NP>), rfk_d3(a->n_head, a->n_tok, n_split),            \
+               rfk_d3(NWARP * W), 0, stream, a->q, a->out, a->pos, a->seq, kv->k, kv->v, kv->tables,              \
+               kv->max_blocks_per_seq, kv->kv_dim, kv->block_size, a->n_head, a->n_head / a->n_head_kv,           \
+               (int)a->head_dim, a->scale, a->window, part, xq, xd)
+    if (np <= 1) ATT_LAUNCH(1);
+    else if (np == 2) ATT_LAUNCH(2);
+    else ATT_LAUNCH(4);
+#undef ATT_LAUNCH
+    return RFK_OK;
+}
+
+/* Few (head, token) blocks over key ranges shorter than this take tiles
+ * of ATT_SHORT_TK keys a warp: a warp's walk is a chain of dependent steps
+ * (table, key rows, the score reduction, value rows) that nothing hides
+ * when a multiprocessor holds one busy warp, so short ranges are spread
+ * over more, shorter tiles (Nsight Compute, H100, one token, 20 keys in
+ * 32-key tiles: one warp of four busy, 10 us). */
+#define ATT_SHORT 512
+#define ATT_SHORT_TK 8
+
+/* The common case keeps 4 warps in tiles of W keys (many (head, token)
+ * blocks hide each other's latency; W-key tiles take the fewest
+ * instructions a key). Few blocks: over short ranges 256 threads a block
+ * in tiles of ATT_SHORT_TK keys; over long ranges without scratch 512
+ * threads in W-key tiles, so that more of the GPU walks the keys; with
+ * scratch the range is split over blocks. */
 template <int W> static int launch_attention(const rfk_ctx *ctx, void *stream, const rfk_kv_view *kv,
-                                             const rfk_attn_args *a) {
+                                             const rfk_attn_args *a, int *xq, float2 *xd) {
     const int n_split = attn_split(a);
     float *part = n_split > 1 ? (float *)a->scratch : NULL;
-    if (n_split == 1 && a->n_tok * a->n_head < 512 && a->max_pos >= 1024) {
-        RFK_LAUNCH(ctx, "attention", (k_attention<W, 512 / W>), rfk_d3(a->n_head, a->n_tok), rfk_d3(512), 0, stream,
-                   a->q, a->out, a->pos, a->seq, kv->k, kv->v, kv->tables, kv->max_blocks_per_seq, kv->kv_dim,
-                   kv->block_size, a->n_head, a->n_head / a->n_head_kv, (int)a->head_dim, a->scale, a->window,
-                   (float *)NULL);
-        return RFK_OK;
-    }
-    RFK_LAUNCH(ctx, "attention", (k_attention<W, ATT_WARPS>), rfk_d3(a->n_head, a->n_tok, n_split),
-               rfk_d3(ATT_WARPS * W), 0, stream, a->q, a->out, a->pos, a->seq, kv->k, kv->v, kv->tables,
-               kv->max_blocks_per_seq, kv->kv_dim, kv->block_size, a->n_head, a->n_head / a->n_head_kv,
-               (int)a->head_dim, a->scale, a->window, part);
-    if (part)
-        RFK_LAUNCH(ctx, "attn_combine", k_attn_combine, rfk_d3(a->n_head, a->n_tok), rfk_d3(128), 0, stream, part,
-                   a->out, a->n_head, (int)a->head_dim, n_split);
+    const int64_t rows = a->n_tok * a->n_head;
+    if (n_split == 1 && a->max_pos < ATT_SHORT && rows <= ATT_SPLIT_ROWS)
+        return attn_launch<W, 256 / W, ATT_SHORT_TK>(ctx, stream, kv, a, 1, NULL, xq, xd);
+    if (n_split == 1 && rows < 512 && a->max_pos >= 1024)
+        return attn_launch<W, 512 / W, W>(ctx, stream, kv, a, 1, NULL, xq, xd);
+    int st = attn_launch<W, ATT_WARPS, W>(ctx, stream, kv, a, n_split, part, xq, xd);
+    if (st || !part) return st;
+    RFK_LAUNCH(ctx, "attn_combine", k_attn_combine, rfk_d3(a->n_head, a->n_tok), rfk_d3(128), 0, stream, part, a->out,
+               a->n_head, (int)a->head_dim, n_split, xq, xd);
     return RFK_OK;
 }
 
@@ -416,11 +461,26 @@ extern "C" int rfk_attention(const rfk_ctx *ctx, void *stream, const rfk_kv_view
         return RFK_E_INVAL;
     if (a->scratch && (a->scratch_bytes < rfk_attention_scratch_bytes(a->head_dim) || ((uintptr_t)a->scratch & 15)))
         return RFK_E_SCRATCH;
+    /* the q8 copy of the output (rfk_quantize_q8's layout) */
+    int *xq = NULL;
+    float2 *xd = NULL;
+    if (a->q8) {
+        const int64_t cols = a->n_head * a->head_dim;
+        const size_t off = rfk_q8_xd_offset(cols, a->n_tok);
+        if (a->head_dim % 32 || a->n_tok > 64 || ((uintptr_t)a->q8 & 15) ||
+            a->q8_bytes < off + (size_t)(a->n_tok * cols / 32) * sizeof(float2))
+            return RFK_E_SCRATCH;
+        xq = (int *)a->q8;
+        xd = (float2 *)((uint8_t *)a->q8 + off);
+    }
     if (a->n_tok == 0) return RFK_OK;
     if (attn_prefill_applies(a)) {
-        RFK_IF_WARP64(if (ctx->warp_size == 64) return launch_attn_prefill_any<64>(ctx, stream, kv, a);)
-        return launch_attn_prefill_any<32>(ctx, stream, kv, a);
+        RFK_IF_WARP64(if (ctx->warp_size == 64) st = launch_attn_prefill_any<64>(ctx, stream, kv, a); else)
+        st = launch_attn_prefill_any<32>(ctx, stream, kv, a);
+        if (!st && a->q8) /* the tiled kernel writes floats only */
+            st = rfk_quantize_q8(ctx, stream, a->out, a->n_head * a->head_dim, a->n_tok, a->q8, a->q8_bytes);
+        return st;
     }
-    RFK_IF_WARP64(if (ctx->warp_size == 64) return launch_attention<64>(ctx, stream, kv, a);)
-    return launch_attention<32>(ctx, stream, kv, a);
+    RFK_IF_WARP64(if (ctx->warp_size == 64) return launch_attention<64>(ctx, stream, kv, a, xq, xd);)
+    return launch_attention<32>(ctx, stream, kv, a, xq, xd);
 }

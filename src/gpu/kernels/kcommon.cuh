@@ -213,6 +213,26 @@ static __device__ __forceinline__ void rfk_q8_store(float4 v, int64_t i, bool li
     }
 }
 
+/* One value per lane, 32 consecutive lanes (aligned) holding a block:
+ * element e of the flat array quantized as rfk_q8_store does (the same
+ * scale and rounding). Every lane of the warp must call; only live lanes
+ * store. Shuffles of width 32 keep each 32-lane half of a 64-wide wave to
+ * itself. */
+static __device__ __forceinline__ void rfk_q8_store1(float v, int64_t e, bool live, int *xq, float2 *xd) {
+    float amax = fabsf(v);
+#pragma unroll
+    for (int o = 16; o > 0; o /= 2) amax = fmaxf(amax, RFK_SHFL_XOR(amax, o, 32));
+    const float d = amax / 127.0f, id = amax > 0.0f ? 127.0f / amax : 0.0f;
+    const int q = __float2int_rn(v * id);
+    int sum = q;
+#pragma unroll
+    for (int o = 16; o > 0; o /= 2) sum += RFK_SHFL_XOR(sum, o, 32);
+    if (live) {
+        ((signed char *)xq)[e] = (signed char)q;
+        if (e % 32 == 0) xd[e / 32] = make_float2(d, d * (float)sum);
+    }
+}
+
 /* ---- a row's RMSNorm from registers ----------------------------------------
  * One block of RFK_NORM_BLOCK threads per row of dim floats (dim a multiple
  * of 4, at most RFK_NORM_MAX; x, delta, w, y 16-byte aligned): thread i

@@ -303,6 +303,13 @@ typedef struct rfk_attn_args {
      * 80, 96 or 128 take the tiled prefill kernel ("attn_prefill"), whose
      * blocks of 32 queries share every key / value tile they load. */
     int64_t n_seq;
+    /* Optional (NULL: none): the output also as q8 blocks in this scratch
+     * (rfk_quantize_q8's layout, sized by rfk_matmul_scratch_bytes) for a
+     * following rfk_matmul_ex(..., x_quantized = 1): written by the
+     * attention kernel itself, which saves the quantize launch. Needs
+     * head_dim a multiple of 32 and n_tok <= 64. */
+    void *q8;
+    size_t q8_bytes;
 } rfk_attn_args;
 
 /* Scratch rfk_attention can use for any n_tok / n_head with this head_dim
