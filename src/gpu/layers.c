@@ -69,6 +69,7 @@ struct rf_gpu_layers {
     void *mm_scratch;
     size_t mm_scratch_bytes;
     int64_t mv_max_n;      /* largest mat-vec batch (MV_MAX_N_DEFAULT) */
+    bool fuse_norm;        /* one-token steps: each norm inside its mat-vec (rfk_matmul_norm) */
     uint16_t *f16w, *f16x; /* BLAS prefill: a dequantized weight, the batch's activations */
     int64_t f16w_elems, f16x_cols;
     void *attn_scratch;  /* split-key decode attention (rfk_attention_scratch_bytes) */
@@ -439,6 +440,8 @@ rf_status rfg_layers_create(rf_gpu_weights *W, const rf_kv_config *kc, int64_t n
     L->B = n_batch;
     L->ffw = ff_width(W->m, W->l0, W->l1);
     L->mv_max_n = mv_max_n(W->m, W->l0, W->l1, W->head);
+    const char *fe = getenv("ROCMFORGE_GPU_FUSE_NORM"); /* 0: separate norm launches, for comparison */
+    L->fuse_norm = !(fe && fe[0] == '0');
     L->seen = calloc((size_t)(kc->n_seq > 0 ? kc->n_seq : 1), 1);
     if (!L->seen) {
         free(L);
@@ -582,6 +585,21 @@ static int mm_parts(rf_gpu_layers *L, const dw *w, const float *x, const rfk_mm_
 
 static bool mm_xq(rf_gpu_layers *L, const dw *w, int64_t n) { return n <= L->mv_max_n && L->mm_scratch && int_dot(w); }
 
+/* One-token steps: the residual's add + norm inside the mat-vec of w that
+ * reads it (rfk_matmul_norm; x += delta, xb = the normed row, output to o).
+ * *fused false where that kernel does not apply (the caller then launches
+ * rfk_add_rmsnorm_q8 and the matmul apart). */
+static int norm_mm(rf_gpu_layers *L, const dw *w, const float *delta, const float *nw, const rfk_mm_out *o, int64_t n,
+                   bool dec, bool *fused) {
+    *fused = false;
+    if (!L->fuse_norm || !w || n != 1 || !dec) return 0;
+    rfk_mv_norm nrm = {L->x, delta, nw, L->xb, L->w->m->hp.norm_eps};
+    int st = rfk_matmul_norm(&L->g->kctx, L->g->stream, w->type, w->d, w->row_bytes, w->cols, w->rows, &nrm, o);
+    if (st == RFK_E_UNSUPPORTED) return 0;
+    *fused = st == 0;
+    return st;
+}
+
 /* The mixture-of-experts FFN of layer j (forward.c's ffn_block): the norm
  * (float activations: the experts' mat-vecs read float32), the router, the
  * routing, every (token, expert) pair's gate and up, GLU, down, and the
@@ -631,18 +649,21 @@ static rf_status layer(rf_gpu_layers *L, int j, int64_t n, int64_t max_pos, bool
     size_t q8b = dec ? L->mm_scratch_bytes : 0;
 
     /* attention */
-    K(rfk_add_rmsnorm_q8(kc, s, L->x, *pending, d->attn_norm, L->xb, n, E, eps, q8, q8b));
-    *pending = NULL;
     rfk_mm_out qkv = {{L->q, L->k, L->v}, {qd, kvd, kvd}, 3};
-    if (d->wqkv.d) {
-        K(mm_parts(L, &d->wqkv, L->xb, &qkv, n, dec && mm_xq(L, &d->wqkv, n), L->qkv));
-    } else if (d->qkv_cat.d) {
-        K(mm_parts(L, &d->qkv_cat, L->xb, &qkv, n, dec && mm_xq(L, &d->qkv_cat, n), L->qkv));
-    } else {
-        K(mm(L, &d->wq, L->xb, L->q, n));
-        K(mm(L, &d->wk, L->xb, L->k, n));
-        K(mm(L, &d->wv, L->xb, L->v, n));
+    const dw *qw = d->wqkv.d ? &d->wqkv : d->qkv_cat.d ? &d->qkv_cat : NULL;
+    bool fused;
+    K(norm_mm(L, qw, *pending, d->attn_norm, &qkv, n, dec, &fused));
+    if (!fused) {
+        K(rfk_add_rmsnorm_q8(kc, s, L->x, *pending, d->attn_norm, L->xb, n, E, eps, q8, q8b));
+        if (qw) {
+            K(mm_parts(L, qw, L->xb, &qkv, n, dec && mm_xq(L, qw, n), L->qkv));
+        } else {
+            K(mm(L, &d->wq, L->xb, L->q, n));
+            K(mm(L, &d->wk, L->xb, L->k, n));
+            K(mm(L, &d->wv, L->xb, L->v, n));
+        }
     }
+    *pending = NULL;
     K(add_bias(L, L->q, d->bq, n, qd));
     K(add_bias(L, L->k, d->bk, n, kvd));
     K(add_bias(L, L->v, d->bv, n, kvd));
@@ -674,17 +695,20 @@ static rf_status layer(rf_gpu_layers *L, int j, int64_t n, int64_t max_pos, bool
 
     if (hp->n_expert) return moe_ffn(L, j, n, pending, err);
     /* FFN: the attention output joins the residual in the norm's launch */
-    K(rfk_add_rmsnorm_q8(kc, s, L->x, L->tmp, d->ffn_norm, L->xb, n, E, eps, q8, q8b));
     int64_t ff = d->down.cols;
     /* gate and up land side by side in L->gate (2 * n_batch * ff floats) */
     float *gate = L->gate, *up = L->gate + n * ff;
     const dw *gu = !d->gate.d ? &d->up : d->gu_cat.d ? &d->gu_cat : NULL; /* fused [gate | up] (phi3), or ours */
-    if (gu) {
-        rfk_mm_out o = {{gate, up, NULL}, {ff, ff, 0}, 2};
-        K(mm_parts(L, gu, L->xb, &o, n, dec && mm_xq(L, gu, n), L->up));
-    } else {
-        K(mm(L, &d->gate, L->xb, gate, n));
-        K(mm(L, &d->up, L->xb, up, n));
+    rfk_mm_out guo = {{gate, up, NULL}, {ff, ff, 0}, 2};
+    K(norm_mm(L, gu, L->tmp, d->ffn_norm, &guo, n, dec, &fused));
+    if (!fused) {
+        K(rfk_add_rmsnorm_q8(kc, s, L->x, L->tmp, d->ffn_norm, L->xb, n, E, eps, q8, q8b));
+        if (gu) {
+            K(mm_parts(L, gu, L->xb, &guo, n, dec && mm_xq(L, gu, n), L->up));
+        } else {
+            K(mm(L, &d->gate, L->xb, gate, n));
+            K(mm(L, &d->up, L->xb, up, n));
+        }
     }
     bool down_xq = dec && mm_xq(L, &d->down, n);
     K(rfk_glu_q8(kc, s, (int)hp->act, gate, up, gate, n, ff, down_xq ? q8 : NULL, down_xq ? q8b : 0));

@@ -330,6 +330,55 @@ static void check_q8_through_matvec(const char *op, const char *what, const floa
     free(w), free(p_ref), free(p_gpu);
 }
 
+/* rfk_matmul_norm: one row's add + RMSNorm fused into the mat-vec of a
+ * weight in three parts (the q|k|v upload), against the reference norm
+ * and the reference product of its output; x and y as rfk_add_rmsnorm_q8
+ * leaves them. want_unsupported: the call must refuse (RFK_E_UNSUPPORTED)
+ * and launch nothing. */
+static void test_matmul_norm(rf_type t, int64_t rows, int64_t cols, bool with_delta, bool want_unsupported) {
+    size_t rb;
+    uint8_t *w = random_weights(t, rows, cols, &rb);
+    float *x = xmalloc((size_t)cols * 4), *dl = xmalloc((size_t)cols * 4), *nw = xmalloc((size_t)cols * 4);
+    float *x_ref = xmalloc((size_t)cols * 4), *y_ref = xmalloc((size_t)cols * 4), *p_ref = xmalloc((size_t)rows * 4);
+    float *x_gpu = xmalloc((size_t)cols * 4), *y_gpu = xmalloc((size_t)cols * 4), *p_gpu = xmalloc((size_t)rows * 4);
+    fill_normal(x, cols, 3.0f);
+    fill_normal(dl, cols, 1.0f);
+    fill_normal(nw, cols, 1.0f);
+    for (int64_t i = 0; i < cols; i++) x_ref[i] = with_delta ? x[i] + dl[i] : x[i];
+    ref->rmsnorm(ref_ctx, x_ref, nw, y_ref, 1, cols, 1e-5f);
+    rf_wview wv = {w, t, cols, rows, rb, RF_WLAYOUT_ROWS};
+    ref->matmul(ref_ctx, &wv, y_ref, p_ref, 1);
+    void *dwt = dev_upload(w, rb * (size_t)rows);
+    float *dx = dev_upload(x, (size_t)cols * 4), *ddl = dev_upload(dl, (size_t)cols * 4);
+    float *dnw = dev_upload(nw, (size_t)cols * 4), *dy = dev_poisoned((size_t)cols);
+    const int64_t parts[3] = {rows / 2, rows / 4, rows - rows / 2 - rows / 4};
+    rfk_mm_out o = {{NULL, NULL, NULL}, {parts[0], parts[1], parts[2]}, 3};
+    for (int i = 0; i < 3; i++) o.y[i] = dev_poisoned((size_t)parts[i]);
+    rfk_mv_norm nrm = {dx, with_delta ? ddl : NULL, dnw, dy, 1e-5f};
+    int st = rfk_matmul_norm(&kctx, NULL, t, dwt, rb, cols, rows, &nrm, &o);
+    (void)rfk_rt_sync();
+    char what[96];
+    snprintf(what, sizeof what, "%s rows=%lld cols=%lld%s%s", rf_type_name(t), (long long)rows, (long long)cols,
+             with_delta ? " +delta" : "", kctx.n_units == 1 ? " 1 unit" : "");
+    if (want_unsupported) {
+        download(x_gpu, dx, cols);
+        bool ok = st == RFK_E_UNSUPPORTED && memcmp(x_gpu, x, (size_t)cols * 4) == 0;
+        ok ? n_pass++ : n_fail++;
+        printf("%s %-10s %-40s refused: status %d (want %d), x untouched: %s\n", ok ? "ok  " : "FAIL", "mm_norm",
+               what, st, RFK_E_UNSUPPORTED, memcmp(x_gpu, x, (size_t)cols * 4) == 0 ? "yes" : "no");
+    } else {
+        download(x_gpu, dx, cols);
+        download(y_gpu, dy, cols);
+        for (int i = 0, r0 = 0; i < 3; r0 += (int)parts[i], i++) download(p_gpu + r0, o.y[i], parts[i]);
+        report("mm_norm", what, st, x_gpu, x_ref, cols, 0.0); /* the residual: one float add, exact */
+        report("mm_norm", what, st, y_gpu, y_ref, cols, 1e-11);
+        report("mm_norm", what, st, p_gpu, p_ref, rows, 5e-4); /* q8 activations */
+    }
+    for (int i = 0; i < 3; i++) rfk_rt_free(o.y[i]);
+    rfk_rt_free(dwt), rfk_rt_free(dx), rfk_rt_free(ddl), rfk_rt_free(dnw), rfk_rt_free(dy);
+    free(w), free(x), free(dl), free(nw), free(x_ref), free(y_ref), free(p_ref), free(x_gpu), free(y_gpu), free(p_gpu);
+}
+
 static void test_add_rmsnorm_q8(int64_t n_rows, int64_t dim, bool with_delta, bool with_q8) {
     const int64_t n = n_rows * dim;
     float *x = xmalloc((size_t)n * 4), *dl = xmalloc((size_t)n * 4), *w = xmalloc((size_t)dim * 4);
@@ -1135,6 +1184,21 @@ int main(int argc, char **argv) {
                 for (size_t j = 0; j < RF_ARRAY_LEN(nts); j++) test_matmul(mt[i], 129, 10240, nts[j], true);
         }
         kctx.n_units = units;
+    }
+    { /* the add + norm fused into the mat-vec (rfk_matmul_norm) */
+        static const rf_type nt[] = {RF_TYPE_Q4_0, RF_TYPE_Q8_0, RF_TYPE_Q4_K, RF_TYPE_Q6_K};
+        for (size_t i = 0; i < RF_ARRAY_LEN(nt); i++) {
+            test_matmul_norm(nt[i], 300, 4096, true, false);
+            test_matmul_norm(nt[i], 67, 2048, false, false);
+            /* 3840 columns: Q6_K's rows are then not whole 16-byte vectors, refused */
+            test_matmul_norm(nt[i], 129, 4096 - 256, true, nt[i] == RF_TYPE_Q6_K);
+            const int units = kctx.n_units; /* several rows a warp */
+            kctx.n_units = 1;
+            test_matmul_norm(nt[i], 1000, 2048, true, false);
+            kctx.n_units = units;
+        }
+        test_matmul_norm(RF_TYPE_Q4_1, 64, 2048, true, true);   /* no fused kernel for the type */
+        test_matmul_norm(RF_TYPE_Q4_0, 64, 4096 + 256, true, true); /* past the fused norm's registers */
     }
     if (mm_only) goto done;
 rest:

@@ -69,7 +69,7 @@ __global__ void __launch_bounds__(RFK_NORM_BLOCK)
     if constexpr (!rfk_warp_matches<W>()) {
         rfk_trap();
     } else {
-        rfk_norm_row<W>(x, delta, w, y, dim, eps, xq, xd);
+        rfk_norm_row<W>(x, delta, w, y, dim, eps, xq, xd, blockIdx.x, true);
     }
 }
 

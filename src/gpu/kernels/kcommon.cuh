@@ -242,29 +242,34 @@ static __device__ __forceinline__ void rfk_q8_store1(float v, int64_t e, bool li
  * delta, x += delta is stored back. y = x * scale * w (w NULL: 1) where
  * scale = 1 / sqrt(mean(x^2) + eps); y may be x (each thread writes only
  * what it read). With xq, the q8 blocks of y go there too (dim a multiple
- * of 32; rfk_q8_store). */
+ * of 32; rfk_q8_store). The row is `row` of x, delta, y and the q8 arrays;
+ * with store false nothing but the q8 blocks is written (a block that
+ * computes the row for itself beside others that do the same). RQ quads a
+ * thread (rows up to 4 * RFK_NORM_BLOCK * RQ floats): fewer hold fewer
+ * registers. */
 #define RFK_NORM_BLOCK 256
 #define RFK_NORM_RQ 8 /* quads per thread */
 #define RFK_NORM_MAX (4 * RFK_NORM_BLOCK * RFK_NORM_RQ)
 
-template <int W>
+template <int W, int RQ = RFK_NORM_RQ>
 static __device__ __forceinline__ void rfk_norm_row(float *x, const float *delta, const float *__restrict__ w,
-                                                    float *y, int64_t dim, float eps, int *xq, float2 *xd) {
+                                                    float *y, int64_t dim, float eps, int *xq, float2 *xd,
+                                                    int64_t row, bool store) {
     __shared__ float red[32];
-    const int64_t nq = dim / 4, row = blockIdx.x;
+    const int64_t nq = dim / 4;
     float4 *xr = (float4 *)(x + row * dim);
     const float4 *dr = delta ? (const float4 *)(delta + row * dim) : NULL;
     float4 *yr = (float4 *)(y + row * dim);
-    float4 v[RFK_NORM_RQ], wv[RFK_NORM_RQ];
+    float4 v[RQ], wv[RQ];
 #pragma unroll
-    for (int k = 0; k < RFK_NORM_RQ; k++) {
+    for (int k = 0; k < RQ; k++) {
         const int64_t i = threadIdx.x + k * RFK_NORM_BLOCK;
         v[k] = i < nq ? xr[i] : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
         wv[k] = w && i < nq ? ((const float4 *)w)[i] : make_float4(1.0f, 1.0f, 1.0f, 1.0f);
     }
     if (dr) {
 #pragma unroll
-        for (int k = 0; k < RFK_NORM_RQ; k++) {
+        for (int k = 0; k < RQ; k++) {
             const int64_t i = threadIdx.x + k * RFK_NORM_BLOCK;
             if (i < nq) {
                 const float4 d = dr[i];
@@ -274,10 +279,10 @@ static __device__ __forceinline__ void rfk_norm_row(float *x, const float *delta
     }
     float ss = 0.0f;
 #pragma unroll
-    for (int k = 0; k < RFK_NORM_RQ; k++) ss += v[k].x * v[k].x + v[k].y * v[k].y + v[k].z * v[k].z + v[k].w * v[k].w;
-    if (dr) {
+    for (int k = 0; k < RQ; k++) ss += v[k].x * v[k].x + v[k].y * v[k].y + v[k].z * v[k].z + v[k].w * v[k].w;
+    if (dr && store) {
 #pragma unroll
-        for (int k = 0; k < RFK_NORM_RQ; k++) {
+        for (int k = 0; k < RQ; k++) {
             const int64_t i = threadIdx.x + k * RFK_NORM_BLOCK;
             if (i < nq) xr[i] = v[k];
         }
@@ -285,7 +290,7 @@ static __device__ __forceinline__ void rfk_norm_row(float *x, const float *delta
     ss = rfk_block_reduce<W, false>(ss, red);
     const float scale = rsqrtf(ss / (float)dim + eps);
 #pragma unroll
-    for (int k = 0; k < RFK_NORM_RQ; k++) {
+    for (int k = 0; k < RQ; k++) {
         const int64_t i = threadIdx.x + k * RFK_NORM_BLOCK;
         const int64_t i0 = i - threadIdx.x % W; /* the warp's first quad: whole warps skip */
         if (i0 >= nq) break;
@@ -294,7 +299,7 @@ static __device__ __forceinline__ void rfk_norm_row(float *x, const float *delta
         if (live) {
             o = make_float4(v[k].x * scale * wv[k].x, v[k].y * scale * wv[k].y, v[k].z * scale * wv[k].z,
                             v[k].w * scale * wv[k].w);
-            yr[i] = o;
+            if (store) yr[i] = o;
         }
         if (xq) rfk_q8_store<W>(o, row * nq + i, live, xq, xd);
     }

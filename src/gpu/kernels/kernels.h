@@ -151,6 +151,27 @@ int rfk_matmul_ex(const rfk_ctx *ctx, void *stream, uint32_t type, const void *w
                   int64_t rows, const float *x, const rfk_mm_out *out, int64_t n_tok, void *scratch,
                   size_t scratch_bytes, int x_quantized);
 
+/* One row's add + RMSNorm + q8 (rfk_add_rmsnorm_q8, n_rows 1) fused into
+ * the mat-vec that reads it: every block of the mat-vec computes the row's
+ * norm into its own shared memory (x, delta and the weight come from the
+ * L2) while its first weight tile is in flight, and block 0 also stores
+ * x += delta and y as rfk_add_rmsnorm_q8 does. Saves that launch and the
+ * q8 round trip through scratch. One token; types Q4_0, Q8_0, Q4_K, Q6_K
+ * with rows of whole 16-byte vectors, cols a multiple of 32 up to 4096 and
+ * x, delta, w, y 16-byte aligned; anything else returns RFK_E_UNSUPPORTED
+ * and launches nothing (the
+ * caller then runs the two launches). */
+typedef struct rfk_mv_norm {
+    float *x;           /* [cols]; += delta where delta is given */
+    const float *delta; /* [cols] or NULL */
+    const float *w;     /* [cols] norm weight, or NULL (1) */
+    float *y;           /* [cols] the normed row as floats (not x) */
+    float eps;
+} rfk_mv_norm;
+
+int rfk_matmul_norm(const rfk_ctx *ctx, void *stream, uint32_t type, const void *w, size_t row_bytes, int64_t cols,
+                    int64_t rows, const rfk_mv_norm *norm, const rfk_mm_out *out);
+
 /* x [n_tok][cols] (n_tok <= 64, cols a multiple of 32) to q8 blocks in
  * scratch (sized by rfk_matmul_scratch_bytes of an integer-dot type), for
  * rfk_matmul_ex(..., x_quantized = 1) calls that share one input. */

@@ -239,14 +239,14 @@ static __device__ __forceinline__ void mvs_words8(const uint32_t *sw, int o, uin
  * when the grid has a warp per row), each in tiles of TV 16-byte vectors
  * copied to the warp's shared memory s; the next tile's loads are issued
  * before tile(sw, t) decodes the current one (t its index in the row), and
- * done(r) follows a row's last tile. */
-template <int W, int TV, typename Tile, typename Done>
+ * done(r) follows a row's last tile. pro() runs in every thread once the
+ * first tile's loads are issued (it may hold a block-wide barrier). */
+template <int W, int TV, typename Tile, typename Done, typename Pro>
 static __device__ __forceinline__ void mvs_walk(const uint8_t *__restrict__ w, size_t row_bytes, int64_t rows,
-                                                int64_t n_tiles, uint4 *s, Tile tile, Done done) {
+                                                int64_t n_tiles, uint4 *s, Tile tile, Done done, Pro pro) {
     constexpr int VPL = (TV + W - 1) / W; /* vectors per lane */
     const int lane = threadIdx.x % W;
     const int64_t r0 = (int64_t)blockIdx.x * (MV_BLOCK / W) + threadIdx.x / W, stride = (int64_t)gridDim.x * (MV_BLOCK / W);
-    if (r0 >= rows) return; /* whole warps; no block-wide barrier follows */
     const int64_t row_vecs = (int64_t)(row_bytes / 16);
     uint4 tmp[VPL];
     auto fetch = [&](int64_t r, int64_t t) {
@@ -256,7 +256,9 @@ static __device__ __forceinline__ void mvs_walk(const uint8_t *__restrict__ w, s
         for (int i = 0; i < VPL; i++)
             if (lane + i * W < nv) tmp[i] = row[v0 + lane + i * W];
     };
-    fetch(r0, 0);
+    if (r0 < rows) fetch(r0, 0);
+    pro();
+    if (r0 >= rows) return; /* whole warps; no block-wide barrier follows */
     for (int64_t r = r0, t = 0;;) {
 #pragma unroll
         for (int i = 0; i < VPL; i++)
@@ -272,18 +274,49 @@ static __device__ __forceinline__ void mvs_walk(const uint8_t *__restrict__ w, s
     }
 }
 
+/* The fused norm (rfk_matmul_norm): the block's own q8 copy of the normed
+ * row, in shared memory, read by the mat-vec in place of xq / xd. Rows up
+ * to 4096 floats: the row in registers (4 quads a thread) then costs the
+ * mat-vec no occupancy (8 quads took it from 58 to 128 registers). */
+#define MV_NORM_RQ 4
+#define MV_NORM_MAX (4 * RFK_NORM_BLOCK * MV_NORM_RQ)
+#define MV_NORM_MIN_BLOCKS 4     /* Q4_0, Q8_0, Q4_K: the unfused kernels' residency */
+#define MV_NORM_MIN_BLOCKS_Q6K 2 /* Q6_K: its unfused kernel holds ~100 registers */
+template <bool NRM> struct mv_nrm_smem {
+    __align__(16) int xq[MV_NORM_MAX / 4];
+    float2 xd[MV_NORM_MAX / 32];
+};
+template <> struct mv_nrm_smem<false> {
+    int xq[4];
+    float2 xd[1];
+};
+
+/* With NRM, every block computes the row's add + RMSNorm + q8 into sn
+ * (block 0 also stores x += delta and y) and points xq / xd there. */
+template <int W, bool NRM, typename XQ, typename XD>
+static __device__ __forceinline__ void mv_norm_pro(const rfk_mv_norm &nrm, int64_t cols, mv_nrm_smem<NRM> &sn,
+                                                   XQ &xq, XD &xd) {
+    if constexpr (NRM) {
+        rfk_norm_row<W, MV_NORM_RQ>(nrm.x, nrm.delta, nrm.w, nrm.y, cols, nrm.eps, sn.xq, sn.xd, 0, blockIdx.x == 0);
+        __syncthreads();
+        xq = sn.xq, xd = sn.xd;
+    }
+}
+
 /* Q4_0 and Q8_0: lane l decodes blocks l, l + W, ... of each tile from
  * shared memory (4-byte reads, a funnel shift for odd blocks' 2-byte
  * offset) against q8 activation blocks. */
-template <int T, int W, int NT>
-__global__ void __launch_bounds__(MV_BLOCK)
-    k_mv_staged(const uint8_t *__restrict__ w, size_t row_bytes, int64_t nb, int64_t rows, const int *__restrict__ xq,
-                const float2 *__restrict__ xd, rfk_mm_out y, int nt) {
+template <int T, int W, int NT, bool NRM>
+static __device__ __forceinline__ void mv_staged(const uint8_t *__restrict__ w, size_t row_bytes, int64_t nb,
+                                                 int64_t rows, const int *__restrict__ xq,
+                                                 const float2 *__restrict__ xd, rfk_mm_out y, int nt,
+                                                 const rfk_mv_norm &nrm) {
     if constexpr (!rfk_warp_matches<W>()) {
         rfk_trap();
     } else {
         constexpr int B = mvs<T>::bytes, QW = mvs<T>::qwords, TV = mvs<T>::tile_vecs;
         __shared__ uint4 sm[MV_BLOCK / W][TV + 1]; /* +1: the last block's word reads may pass the tile */
+        __shared__ mv_nrm_smem<NRM> sn;
         const int lane = threadIdx.x % W;
         float acc[NT];
 #pragma unroll
@@ -329,8 +362,22 @@ __global__ void __launch_bounds__(MV_BLOCK)
             }
         };
         auto done = [&](int64_t r) { mv_flush<W, NT>(acc, lane, nt, y, r); };
-        mvs_walk<W, TV>(w, row_bytes, rows, (nb + MVS_TILE - 1) / MVS_TILE, sm[threadIdx.x / W], tile, done);
+        auto pro = [&] { mv_norm_pro<W, NRM>(nrm, nb * 32, sn, xq, xd); };
+        mvs_walk<W, TV>(w, row_bytes, rows, (nb + MVS_TILE - 1) / MVS_TILE, sm[threadIdx.x / W], tile, done, pro);
     }
+}
+
+template <int T, int W, int NT>
+__global__ void __launch_bounds__(MV_BLOCK)
+    k_mv_staged(const uint8_t *__restrict__ w, size_t row_bytes, int64_t nb, int64_t rows, const int *__restrict__ xq,
+                const float2 *__restrict__ xd, rfk_mm_out y, int nt) {
+    mv_staged<T, W, NT, false>(w, row_bytes, nb, rows, xq, xd, y, nt, rfk_mv_norm{});
+}
+template <int T, int W>
+__global__ void __launch_bounds__(MV_BLOCK, MV_NORM_MIN_BLOCKS)
+    k_mv_staged_norm(const uint8_t *__restrict__ w, size_t row_bytes, int64_t nb, int64_t rows,
+                     const int *__restrict__ xq, const float2 *__restrict__ xd, rfk_mm_out y, int nt, rfk_mv_norm nrm) {
+    mv_staged<T, W, 1, true>(w, row_bytes, nb, rows, xq, xd, y, nt, nrm);
 }
 
 /* Q6_K (210-byte super-blocks, 2-byte aligned): tiles of MVS6_TILE blocks;
@@ -339,15 +386,16 @@ __global__ void __launch_bounds__(MV_BLOCK)
  * bits 2t of qh[32h ..]) of blocks l / 8, l / 8 + W / 8, ..., as q - 32 in
  * signed bytes; the chunk's two 16-element halves are scaled by their own
  * int8 scales after the byte dots. */
-template <int W, int NT>
-__global__ void __launch_bounds__(MV_BLOCK)
-    k_mv_q6k(const uint8_t *__restrict__ w, size_t row_bytes, int64_t nsb, int64_t rows, const int *__restrict__ xq,
-             const float2 *__restrict__ xd, rfk_mm_out y, int nt) {
+template <int W, int NT, bool NRM>
+static __device__ __forceinline__ void mv_q6k(const uint8_t *__restrict__ w, size_t row_bytes, int64_t nsb,
+                                              int64_t rows, const int *__restrict__ xq, const float2 *__restrict__ xd,
+                                              rfk_mm_out y, int nt, const rfk_mv_norm &nrm) {
     if constexpr (!rfk_warp_matches<W>()) {
         rfk_trap();
     } else {
         constexpr int TV = mvs<14>::tile_vecs;
         __shared__ uint4 sm[MV_BLOCK / W][TV + 1];
+        __shared__ mv_nrm_smem<NRM> sn;
         const int lane = threadIdx.x % W, j = lane % 8, h = j / 4, tq = j % 4;
         const int64_t n_chunks = nsb * 8;
         float acc[NT];
@@ -390,24 +438,38 @@ __global__ void __launch_bounds__(MV_BLOCK)
             }
         };
         auto done = [&](int64_t r) { mv_flush<W, NT>(acc, lane, nt, y, r); };
-        mvs_walk<W, TV>(w, row_bytes, rows, (nsb + MVS6_TILE - 1) / MVS6_TILE, sm[threadIdx.x / W], tile, done);
+        auto pro = [&] { mv_norm_pro<W, NRM>(nrm, nsb * 256, sn, xq, xd); };
+        mvs_walk<W, TV>(w, row_bytes, rows, (nsb + MVS6_TILE - 1) / MVS6_TILE, sm[threadIdx.x / W], tile, done, pro);
     }
 }
 
 template <int W, int NT>
 __global__ void __launch_bounds__(MV_BLOCK)
-    k_mv_q4k(const uint8_t *__restrict__ w, size_t row_bytes, int64_t nsb, int64_t rows, const int *__restrict__ xq,
+    k_mv_q6k(const uint8_t *__restrict__ w, size_t row_bytes, int64_t nsb, int64_t rows, const int *__restrict__ xq,
              const float2 *__restrict__ xd, rfk_mm_out y, int nt) {
+    mv_q6k<W, NT, false>(w, row_bytes, nsb, rows, xq, xd, y, nt, rfk_mv_norm{});
+}
+template <int W>
+__global__ void __launch_bounds__(MV_BLOCK, MV_NORM_MIN_BLOCKS_Q6K)
+    k_mv_q6k_norm(const uint8_t *__restrict__ w, size_t row_bytes, int64_t nsb, int64_t rows,
+                  const int *__restrict__ xq, const float2 *__restrict__ xd, rfk_mm_out y, int nt, rfk_mv_norm nrm) {
+    mv_q6k<W, 1, true>(w, row_bytes, nsb, rows, xq, xd, y, nt, nrm);
+}
+
+template <int W, int NT, bool NRM>
+static __device__ __forceinline__ void mv_q4k(const uint8_t *__restrict__ w, size_t row_bytes, int64_t nsb,
+                                              int64_t rows, const int *__restrict__ xq, const float2 *__restrict__ xd,
+                                              rfk_mm_out y, int nt, const rfk_mv_norm &nrm) {
     if constexpr (!rfk_warp_matches<W>()) {
         rfk_trap();
     } else {
+        __shared__ mv_nrm_smem<NRM> sn;
         const int lane = threadIdx.x % W, k = lane % 8, j = k / 2, h = k % 2;
         /* rows r0, r0 + stride, ... of this warp (as k_mv_staged) in steps
          * of SPI blocks; the next step's two loads are issued before the
          * current step is decoded */
         const int64_t r0 = (int64_t)blockIdx.x * (MV_BLOCK / W) + threadIdx.x / W,
                       stride = (int64_t)gridDim.x * (MV_BLOCK / W);
-        if (r0 >= rows) return;
         const int64_t n_chunks = nsb * 8;
         constexpr int SPI = W / 8; /* blocks per warp step */
         const int64_t steps = (nsb + SPI - 1) / SPI;
@@ -423,7 +485,9 @@ __global__ void __launch_bounds__(MV_BLOCK)
                 qv = *(const uint4 *)(b + 16 + 16 * k);
             }
         };
-        fetch(r0, 0);
+        if (r0 < rows) fetch(r0, 0);
+        mv_norm_pro<W, NRM>(nrm, nsb * 256, sn, xq, xd); /* every thread: a block-wide barrier */
+        if (r0 >= rows) return;
         for (int64_t r = r0, st = 0;;) {
             const uint4 chd = hd, cqv = qv;
             const int64_t r2 = st + 1 < steps ? r : r + stride, st2 = st + 1 < steps ? st + 1 : 0;
@@ -471,6 +535,19 @@ __global__ void __launch_bounds__(MV_BLOCK)
             r = r2, st = st2;
         }
     }
+}
+
+template <int W, int NT>
+__global__ void __launch_bounds__(MV_BLOCK)
+    k_mv_q4k(const uint8_t *__restrict__ w, size_t row_bytes, int64_t nsb, int64_t rows, const int *__restrict__ xq,
+             const float2 *__restrict__ xd, rfk_mm_out y, int nt) {
+    mv_q4k<W, NT, false>(w, row_bytes, nsb, rows, xq, xd, y, nt, rfk_mv_norm{});
+}
+template <int W>
+__global__ void __launch_bounds__(MV_BLOCK, MV_NORM_MIN_BLOCKS)
+    k_mv_q4k_norm(const uint8_t *__restrict__ w, size_t row_bytes, int64_t nsb, int64_t rows,
+                  const int *__restrict__ xq, const float2 *__restrict__ xd, rfk_mm_out y, int nt, rfk_mv_norm nrm) {
+    mv_q4k<W, 1, true>(w, row_bytes, nsb, rows, xq, xd, y, nt, nrm);
 }
 
 template <int T>
@@ -618,37 +695,57 @@ template <typename K> static int64_t mv_blocks(const rfk_ctx *ctx, K kernel, int
     return one_per_row < resident ? one_per_row : resident;
 }
 
-template <int T, int W, int NT> static int launch_matvec_q8_nt(const mm_args *a, int64_t t0, int nt) {
-    const int64_t rows_per_block = MV_BLOCK / W, n_chunks = a->cols / 32;
+/* The wide-load mat-vec of type T (Q4_0, Q8_0, Q4_K, Q6_K) with or without
+ * the fused norm prologue (nrm: rfk_matmul_norm), or RFK_E_UNSUPPORTED
+ * (nothing launched) for the other types. */
+template <int T, int W, int NT, bool NRM>
+static int launch_mv_wide(const mm_args *a, int64_t t0, int nt, const rfk_mv_norm &nrm) {
+    const int64_t n_chunks = a->cols / 32;
+    const int *xq = a->xq ? a->xq + t0 * n_chunks * 8 : NULL;
+    const float2 *xd = a->xd ? a->xd + t0 * n_chunks : NULL;
+    static int occ = -1;
     if constexpr (T == 2 || T == 8) {
-        if (mv_wide_ok(a)) {
-            static int occ = -1;
+        if constexpr (NRM) {
+            const int64_t blocks = mv_blocks(a->ctx, k_mv_staged_norm<T, W>, a->rows, W, &occ);
+            RFK_LAUNCH(a->ctx, "matvec_norm", (k_mv_staged_norm<T, W>), rfk_d3(blocks), rfk_d3(MV_BLOCK), 0, a->stream,
+                       a->w, a->row_bytes, n_chunks, a->rows, xq, xd, mv_out_at(a, t0), nt, nrm);
+        } else {
             const int64_t blocks = mv_blocks(a->ctx, k_mv_staged<T, W, NT>, a->rows, W, &occ);
             RFK_LAUNCH(a->ctx, "matvec_q8", (k_mv_staged<T, W, NT>), rfk_d3(blocks), rfk_d3(MV_BLOCK), 0, a->stream,
-                       a->w, a->row_bytes, n_chunks, a->rows, a->xq + t0 * n_chunks * 8, a->xd + t0 * n_chunks,
-                       mv_out_at(a, t0), nt);
-            return RFK_OK;
+                       a->w, a->row_bytes, n_chunks, a->rows, xq, xd, mv_out_at(a, t0), nt);
         }
-    }
-    if constexpr (T == 14) {
-        if (mv_wide_ok(a)) {
-            static int occ = -1;
+        return RFK_OK;
+    } else if constexpr (T == 14) {
+        if constexpr (NRM) {
+            const int64_t blocks = mv_blocks(a->ctx, k_mv_q6k_norm<W>, a->rows, W, &occ);
+            RFK_LAUNCH(a->ctx, "matvec_norm", (k_mv_q6k_norm<W>), rfk_d3(blocks), rfk_d3(MV_BLOCK), 0, a->stream, a->w,
+                       a->row_bytes, n_chunks / 8, a->rows, xq, xd, mv_out_at(a, t0), nt, nrm);
+        } else {
             const int64_t blocks = mv_blocks(a->ctx, k_mv_q6k<W, NT>, a->rows, W, &occ);
             RFK_LAUNCH(a->ctx, "matvec_q8", (k_mv_q6k<W, NT>), rfk_d3(blocks), rfk_d3(MV_BLOCK), 0, a->stream, a->w,
-                       a->row_bytes, n_chunks / 8, a->rows, a->xq + t0 * n_chunks * 8, a->xd + t0 * n_chunks,
-                       mv_out_at(a, t0), nt);
-            return RFK_OK;
+                       a->row_bytes, n_chunks / 8, a->rows, xq, xd, mv_out_at(a, t0), nt);
         }
-    }
-    if constexpr (T == 12) {
-        if (mv_wide_ok(a)) {
-            static int occ = -1;
+        return RFK_OK;
+    } else if constexpr (T == 12) {
+        if constexpr (NRM) {
+            const int64_t blocks = mv_blocks(a->ctx, k_mv_q4k_norm<W>, a->rows, W, &occ);
+            RFK_LAUNCH(a->ctx, "matvec_norm", (k_mv_q4k_norm<W>), rfk_d3(blocks), rfk_d3(MV_BLOCK), 0, a->stream, a->w,
+                       a->row_bytes, n_chunks / 8, a->rows, xq, xd, mv_out_at(a, t0), nt, nrm);
+        } else {
             const int64_t blocks = mv_blocks(a->ctx, k_mv_q4k<W, NT>, a->rows, W, &occ);
             RFK_LAUNCH(a->ctx, "matvec_q8", (k_mv_q4k<W, NT>), rfk_d3(blocks), rfk_d3(MV_BLOCK), 0, a->stream, a->w,
-                       a->row_bytes, n_chunks / 8, a->rows, a->xq + t0 * n_chunks * 8, a->xd + t0 * n_chunks,
-                       mv_out_at(a, t0), nt);
-            return RFK_OK;
+                       a->row_bytes, n_chunks / 8, a->rows, xq, xd, mv_out_at(a, t0), nt);
         }
+        return RFK_OK;
+    } else {
+        return RFK_E_UNSUPPORTED;
+    }
+}
+
+template <int T, int W, int NT> static int launch_matvec_q8_nt(const mm_args *a, int64_t t0, int nt) {
+    const int64_t rows_per_block = MV_BLOCK / W, n_chunks = a->cols / 32;
+    if constexpr (T == 2 || T == 8 || T == 12 || T == 14) {
+        if (mv_wide_ok(a)) return launch_mv_wide<T, W, NT, false>(a, t0, nt, rfk_mv_norm{});
     }
     RFK_LAUNCH(a->ctx, "matvec_q8", (k_matvec_q8<T, W, NT>), rfk_d3((a->rows + rows_per_block - 1) / rows_per_block),
                rfk_d3(MV_BLOCK), 0, a->stream, a->w, a->row_bytes, n_chunks, a->rows, a->xq + t0 * n_chunks * 8,
@@ -832,6 +929,44 @@ extern "C" int rfk_matmul(const rfk_ctx *ctx, void *stream, uint32_t type, const
     if (!y) return RFK_E_INVAL;
     rfk_mm_out o = {{y, NULL, NULL}, {rows, 0, 0}, 1};
     return rfk_matmul_ex(ctx, stream, type, w, row_bytes, cols, rows, x, &o, n_tok, scratch, scratch_bytes, 0);
+}
+
+template <int T> static int launch_mv_norm(const mm_args *a, const rfk_mv_norm &nrm) {
+    RFK_IF_WARP64(if (a->ctx->warp_size == 64) return launch_mv_wide<T, 64, 1, true>(a, 0, 1, nrm);)
+    return launch_mv_wide<T, 32, 1, true>(a, 0, 1, nrm);
+}
+
+extern "C" int rfk_matmul_norm(const rfk_ctx *ctx, void *stream, uint32_t type, const void *w, size_t row_bytes,
+                               int64_t cols, int64_t rows, const rfk_mv_norm *norm, const rfk_mm_out *out) {
+    int st = rfk_warp_status(ctx);
+    if (st) return st;
+    const mm_type *t = mm_find(type);
+    if ((st = mm_check(t, row_bytes, cols, rows))) return st;
+    if (!w || !out || !norm || !norm->x || !norm->y || norm->y == norm->x || ((uintptr_t)w & 15)) return RFK_E_INVAL;
+    if ((((uintptr_t)norm->x | (uintptr_t)norm->delta | (uintptr_t)norm->w | (uintptr_t)norm->y) & 15))
+        return RFK_E_UNSUPPORTED; /* the norm's 16-byte loads */
+    if (out->n < 1 || out->n > 3) return RFK_E_INVAL;
+    rfk_mm_out o = {};
+    int64_t sum = 0;
+    for (int i = 0; i < out->n; i++) {
+        if (!out->y[i] || out->rows[i] <= 0) return RFK_E_INVAL;
+        o.y[i] = out->y[i];
+        o.rows[i] = out->rows[i];
+        sum += out->rows[i];
+    }
+    if (sum != rows) return RFK_E_INVAL;
+    for (int i = out->n; i < 3; i++) o.rows[i] = INT64_MAX; /* never reached */
+    mm_args a = {ctx, stream, (const uint8_t *)w, row_bytes, cols, rows, NULL, o, 1, true, NULL, NULL};
+    /* what the fused kernels take: rows of whole 16-byte vectors, a row the
+       norm's registers hold */
+    if (cols % 32 || cols > MV_NORM_MAX || !mv_wide_ok(&a)) return RFK_E_UNSUPPORTED;
+    switch (type) {
+    case 2: return launch_mv_norm<2>(&a, *norm);
+    case 8: return launch_mv_norm<8>(&a, *norm);
+    case 12: return launch_mv_norm<12>(&a, *norm);
+    case 14: return launch_mv_norm<14>(&a, *norm);
+    default: return RFK_E_UNSUPPORTED;
+    }
 }
 
 template <int W>

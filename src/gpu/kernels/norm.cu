@@ -54,7 +54,7 @@ __global__ void __launch_bounds__(RFK_NORM_BLOCK)
     if constexpr (!rfk_warp_matches<W>()) {
         rfk_trap();
     } else {
-        rfk_norm_row<W>((float *)x, NULL, w, y, dim, eps, NULL, NULL);
+        rfk_norm_row<W>((float *)x, NULL, w, y, dim, eps, NULL, NULL, blockIdx.x, true);
     }
 }
 
