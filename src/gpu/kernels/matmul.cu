@@ -367,18 +367,25 @@ static __device__ __forceinline__ void mv_staged(const uint8_t *__restrict__ w, 
     }
 }
 
-template <int T, int W, int NT>
-__global__ void __launch_bounds__(MV_BLOCK)
-    k_mv_staged(const uint8_t *__restrict__ w, size_t row_bytes, int64_t nb, int64_t rows, const int *__restrict__ xq,
-                const float2 *__restrict__ xd, rfk_mm_out y, int nt) {
-    mv_staged<T, W, NT, false>(w, row_bytes, nb, rows, xq, xd, y, nt, rfk_mv_norm{});
-}
-template <int T, int W>
-__global__ void __launch_bounds__(MV_BLOCK, MV_NORM_MIN_BLOCKS)
-    k_mv_staged_norm(const uint8_t *__restrict__ w, size_t row_bytes, int64_t nb, int64_t rows,
-                     const int *__restrict__ xq, const float2 *__restrict__ xd, rfk_mm_out y, int nt, rfk_mv_norm nrm) {
-    mv_staged<T, W, 1, true>(w, row_bytes, nb, rows, xq, xd, y, nt, nrm);
-}
+/* Each wide body's two kernels: the plain one, and the one with the fused
+ * norm under its own residency bound (a bound on the plain one would
+ * change its register allocation). T is the type (Q4_K and Q6_K bodies
+ * have one type each). */
+#define MV_WIDE_KERNELS(name, body, norm_min_blocks)                                                            \
+    template <int T, int W, int NT>                                                                         \
+    __global__ void __launch_bounds__(MV_BLOCK)                                                             \
+        name(const uint8_t *__restrict__ w, size_t row_bytes, int64_t nb, int64_t rows,                     \
+             const int *__restrict__ xq, const float2 *__restrict__ xd, rfk_mm_out y, int nt) {              \
+        body<T, W, NT, false>(w, row_bytes, nb, rows, xq, xd, y, nt, rfk_mv_norm{});                        \
+    }                                                                                                       \
+    template <int T, int W>                                                                                 \
+    __global__ void __launch_bounds__(MV_BLOCK, norm_min_blocks)                                            \
+        name##_norm(const uint8_t *__restrict__ w, size_t row_bytes, int64_t nb, int64_t rows,              \
+                    const int *__restrict__ xq, const float2 *__restrict__ xd, rfk_mm_out y, int nt,        \
+                    rfk_mv_norm nrm) {                                                                      \
+        body<T, W, 1, true>(w, row_bytes, nb, rows, xq, xd, y, nt, nrm);                                    \
+    }
+MV_WIDE_KERNELS(k_mv_staged, mv_staged, MV_NORM_MIN_BLOCKS)
 
 /* Q6_K (210-byte super-blocks, 2-byte aligned): tiles of MVS6_TILE blocks;
  * lane l always takes 32-element chunk j = l % 8 (half h = j / 4, quarter
@@ -386,7 +393,7 @@ __global__ void __launch_bounds__(MV_BLOCK, MV_NORM_MIN_BLOCKS)
  * bits 2t of qh[32h ..]) of blocks l / 8, l / 8 + W / 8, ..., as q - 32 in
  * signed bytes; the chunk's two 16-element halves are scaled by their own
  * int8 scales after the byte dots. */
-template <int W, int NT, bool NRM>
+template <int T, int W, int NT, bool NRM>
 static __device__ __forceinline__ void mv_q6k(const uint8_t *__restrict__ w, size_t row_bytes, int64_t nsb,
                                               int64_t rows, const int *__restrict__ xq, const float2 *__restrict__ xd,
                                               rfk_mm_out y, int nt, const rfk_mv_norm &nrm) {
@@ -443,20 +450,9 @@ static __device__ __forceinline__ void mv_q6k(const uint8_t *__restrict__ w, siz
     }
 }
 
-template <int W, int NT>
-__global__ void __launch_bounds__(MV_BLOCK)
-    k_mv_q6k(const uint8_t *__restrict__ w, size_t row_bytes, int64_t nsb, int64_t rows, const int *__restrict__ xq,
-             const float2 *__restrict__ xd, rfk_mm_out y, int nt) {
-    mv_q6k<W, NT, false>(w, row_bytes, nsb, rows, xq, xd, y, nt, rfk_mv_norm{});
-}
-template <int W>
-__global__ void __launch_bounds__(MV_BLOCK, MV_NORM_MIN_BLOCKS_Q6K)
-    k_mv_q6k_norm(const uint8_t *__restrict__ w, size_t row_bytes, int64_t nsb, int64_t rows,
-                  const int *__restrict__ xq, const float2 *__restrict__ xd, rfk_mm_out y, int nt, rfk_mv_norm nrm) {
-    mv_q6k<W, 1, true>(w, row_bytes, nsb, rows, xq, xd, y, nt, nrm);
-}
+MV_WIDE_KERNELS(k_mv_q6k, mv_q6k, MV_NORM_MIN_BLOCKS_Q6K)
 
-template <int W, int NT, bool NRM>
+template <int T, int W, int NT, bool NRM>
 static __device__ __forceinline__ void mv_q4k(const uint8_t *__restrict__ w, size_t row_bytes, int64_t nsb,
                                               int64_t rows, const int *__restrict__ xq, const float2 *__restrict__ xd,
                                               rfk_mm_out y, int nt, const rfk_mv_norm &nrm) {
@@ -537,18 +533,7 @@ static __device__ __forceinline__ void mv_q4k(const uint8_t *__restrict__ w, siz
     }
 }
 
-template <int W, int NT>
-__global__ void __launch_bounds__(MV_BLOCK)
-    k_mv_q4k(const uint8_t *__restrict__ w, size_t row_bytes, int64_t nsb, int64_t rows, const int *__restrict__ xq,
-             const float2 *__restrict__ xd, rfk_mm_out y, int nt) {
-    mv_q4k<W, NT, false>(w, row_bytes, nsb, rows, xq, xd, y, nt, rfk_mv_norm{});
-}
-template <int W>
-__global__ void __launch_bounds__(MV_BLOCK, MV_NORM_MIN_BLOCKS)
-    k_mv_q4k_norm(const uint8_t *__restrict__ w, size_t row_bytes, int64_t nsb, int64_t rows,
-                  const int *__restrict__ xq, const float2 *__restrict__ xd, rfk_mm_out y, int nt, rfk_mv_norm nrm) {
-    mv_q4k<W, 1, true>(w, row_bytes, nsb, rows, xq, xd, y, nt, nrm);
-}
+MV_WIDE_KERNELS(k_mv_q4k, mv_q4k, MV_NORM_MIN_BLOCKS)
 
 template <int T>
 __global__ void __launch_bounds__(256)
@@ -695,51 +680,39 @@ template <typename K> static int64_t mv_blocks(const rfk_ctx *ctx, K kernel, int
     return one_per_row < resident ? one_per_row : resident;
 }
 
-/* The wide-load mat-vec of type T (Q4_0, Q8_0, Q4_K, Q6_K) with or without
- * the fused norm prologue (nrm: rfk_matmul_norm), or RFK_E_UNSUPPORTED
- * (nothing launched) for the other types. */
+/* The wide-load kernels of type T: Q4_0 and Q8_0 staged, Q4_K, Q6_K. */
+template <int T, int W, int NT> static constexpr auto mv_wide_kernel() {
+    if constexpr (T == 12) return &k_mv_q4k<T, W, NT>;
+    else if constexpr (T == 14) return &k_mv_q6k<T, W, NT>;
+    else return &k_mv_staged<T, W, NT>;
+}
+template <int T, int W> static constexpr auto mv_wide_norm_kernel() {
+    if constexpr (T == 12) return &k_mv_q4k_norm<T, W>;
+    else if constexpr (T == 14) return &k_mv_q6k_norm<T, W>;
+    else return &k_mv_staged_norm<T, W>;
+}
+
+/* The wide-load mat-vec of type T (Q4_0, Q8_0, Q4_K, Q6_K), with the fused
+ * norm prologue where NRM (rfk_matmul_norm). */
 template <int T, int W, int NT, bool NRM>
 static int launch_mv_wide(const mm_args *a, int64_t t0, int nt, const rfk_mv_norm &nrm) {
-    const int64_t n_chunks = a->cols / 32;
+    static_assert(T == 2 || T == 8 || T == 12 || T == 14, "a type with a wide kernel");
+    const int64_t n_chunks = a->cols / 32, nb = T == 12 || T == 14 ? n_chunks / 8 : n_chunks; /* K-quants: 256s */
     const int *xq = a->xq ? a->xq + t0 * n_chunks * 8 : NULL;
     const float2 *xd = a->xd ? a->xd + t0 * n_chunks : NULL;
     static int occ = -1;
-    if constexpr (T == 2 || T == 8) {
-        if constexpr (NRM) {
-            const int64_t blocks = mv_blocks(a->ctx, k_mv_staged_norm<T, W>, a->rows, W, &occ);
-            RFK_LAUNCH(a->ctx, "matvec_norm", (k_mv_staged_norm<T, W>), rfk_d3(blocks), rfk_d3(MV_BLOCK), 0, a->stream,
-                       a->w, a->row_bytes, n_chunks, a->rows, xq, xd, mv_out_at(a, t0), nt, nrm);
-        } else {
-            const int64_t blocks = mv_blocks(a->ctx, k_mv_staged<T, W, NT>, a->rows, W, &occ);
-            RFK_LAUNCH(a->ctx, "matvec_q8", (k_mv_staged<T, W, NT>), rfk_d3(blocks), rfk_d3(MV_BLOCK), 0, a->stream,
-                       a->w, a->row_bytes, n_chunks, a->rows, xq, xd, mv_out_at(a, t0), nt);
-        }
-        return RFK_OK;
-    } else if constexpr (T == 14) {
-        if constexpr (NRM) {
-            const int64_t blocks = mv_blocks(a->ctx, k_mv_q6k_norm<W>, a->rows, W, &occ);
-            RFK_LAUNCH(a->ctx, "matvec_norm", (k_mv_q6k_norm<W>), rfk_d3(blocks), rfk_d3(MV_BLOCK), 0, a->stream, a->w,
-                       a->row_bytes, n_chunks / 8, a->rows, xq, xd, mv_out_at(a, t0), nt, nrm);
-        } else {
-            const int64_t blocks = mv_blocks(a->ctx, k_mv_q6k<W, NT>, a->rows, W, &occ);
-            RFK_LAUNCH(a->ctx, "matvec_q8", (k_mv_q6k<W, NT>), rfk_d3(blocks), rfk_d3(MV_BLOCK), 0, a->stream, a->w,
-                       a->row_bytes, n_chunks / 8, a->rows, xq, xd, mv_out_at(a, t0), nt);
-        }
-        return RFK_OK;
-    } else if constexpr (T == 12) {
-        if constexpr (NRM) {
-            const int64_t blocks = mv_blocks(a->ctx, k_mv_q4k_norm<W>, a->rows, W, &occ);
-            RFK_LAUNCH(a->ctx, "matvec_norm", (k_mv_q4k_norm<W>), rfk_d3(blocks), rfk_d3(MV_BLOCK), 0, a->stream, a->w,
-                       a->row_bytes, n_chunks / 8, a->rows, xq, xd, mv_out_at(a, t0), nt, nrm);
-        } else {
-            const int64_t blocks = mv_blocks(a->ctx, k_mv_q4k<W, NT>, a->rows, W, &occ);
-            RFK_LAUNCH(a->ctx, "matvec_q8", (k_mv_q4k<W, NT>), rfk_d3(blocks), rfk_d3(MV_BLOCK), 0, a->stream, a->w,
-                       a->row_bytes, n_chunks / 8, a->rows, xq, xd, mv_out_at(a, t0), nt);
-        }
-        return RFK_OK;
+    if constexpr (NRM) {
+        constexpr auto k = mv_wide_norm_kernel<T, W>();
+        const int64_t blocks = mv_blocks(a->ctx, k, a->rows, W, &occ);
+        RFK_LAUNCH(a->ctx, "matvec_norm", k, rfk_d3(blocks), rfk_d3(MV_BLOCK), 0, a->stream, a->w, a->row_bytes, nb,
+                   a->rows, xq, xd, mv_out_at(a, t0), nt, nrm);
     } else {
-        return RFK_E_UNSUPPORTED;
+        constexpr auto k = mv_wide_kernel<T, W, NT>();
+        const int64_t blocks = mv_blocks(a->ctx, k, a->rows, W, &occ);
+        RFK_LAUNCH(a->ctx, "matvec_q8", k, rfk_d3(blocks), rfk_d3(MV_BLOCK), 0, a->stream, a->w, a->row_bytes, nb,
+                   a->rows, xq, xd, mv_out_at(a, t0), nt);
     }
+    return RFK_OK;
 }
 
 template <int T, int W, int NT> static int launch_matvec_q8_nt(const mm_args *a, int64_t t0, int nt) {
@@ -892,6 +865,23 @@ extern "C" int rfk_matmul_plan(const rfk_ctx *ctx, uint32_t type, int64_t cols, 
     return out->launches;
 }
 
+/* The output parts (1..3 non-empty row ranges covering rows exactly) into
+ * *o, the unused parts' ranges past any row; false if they are not that. */
+static bool mm_parts_ok(const rfk_mm_out *out, int64_t rows, rfk_mm_out *o) {
+    *o = rfk_mm_out{};
+    if (out->n < 1 || out->n > 3) return false;
+    int64_t sum = 0;
+    for (int i = 0; i < out->n; i++) {
+        if (!out->y[i] || out->rows[i] <= 0) return false;
+        o->y[i] = out->y[i];
+        o->rows[i] = out->rows[i];
+        sum += out->rows[i];
+    }
+    for (int i = out->n; i < 3; i++) o->rows[i] = INT64_MAX; /* never reached */
+    o->n = out->n;
+    return sum == rows;
+}
+
 extern "C" int rfk_matmul_ex(const rfk_ctx *ctx, void *stream, uint32_t type, const void *w, size_t row_bytes,
                              int64_t cols, int64_t rows, const float *x, const rfk_mm_out *out, int64_t n_tok,
                              void *scratch, size_t scratch_bytes, int x_quantized) {
@@ -903,16 +893,8 @@ extern "C" int rfk_matmul_ex(const rfk_ctx *ctx, void *stream, uint32_t type, co
     if (x_quantized ? !scratch || !t->int_dot || n_tok > MV_MAX_BATCH : !x || ((uintptr_t)x & 15)) return RFK_E_INVAL;
     /* the parts: 1..3 non-empty row ranges covering rows exactly */
     if (out->n < 1 || out->n > 3 || (out->n > 1 && n_tok > MV_MAX_BATCH)) return RFK_E_INVAL;
-    rfk_mm_out o = {};
-    int64_t sum = 0;
-    for (int i = 0; i < out->n; i++) {
-        if (!out->y[i] || out->rows[i] <= 0) return RFK_E_INVAL;
-        o.y[i] = out->y[i];
-        o.rows[i] = out->rows[i];
-        sum += out->rows[i];
-    }
-    if (sum != rows) return RFK_E_INVAL;
-    for (int i = out->n; i < 3; i++) o.rows[i] = INT64_MAX; /* never reached */
+    rfk_mm_out o;
+    if (!mm_parts_ok(out, rows, &o)) return RFK_E_INVAL;
     mm_args a = {ctx, stream, (const uint8_t *)w, row_bytes, cols, rows, x, o, n_tok, x_quantized != 0, NULL, NULL};
     if (scratch && t->int_dot && n_tok <= MV_MAX_BATCH) {
         if (scratch_bytes < rfk_matmul_scratch_bytes(type, cols, n_tok) || ((uintptr_t)scratch & 15))
@@ -945,17 +927,8 @@ extern "C" int rfk_matmul_norm(const rfk_ctx *ctx, void *stream, uint32_t type, 
     if (!w || !out || !norm || !norm->x || !norm->y || norm->y == norm->x || ((uintptr_t)w & 15)) return RFK_E_INVAL;
     if ((((uintptr_t)norm->x | (uintptr_t)norm->delta | (uintptr_t)norm->w | (uintptr_t)norm->y) & 15))
         return RFK_E_UNSUPPORTED; /* the norm's 16-byte loads */
-    if (out->n < 1 || out->n > 3) return RFK_E_INVAL;
-    rfk_mm_out o = {};
-    int64_t sum = 0;
-    for (int i = 0; i < out->n; i++) {
-        if (!out->y[i] || out->rows[i] <= 0) return RFK_E_INVAL;
-        o.y[i] = out->y[i];
-        o.rows[i] = out->rows[i];
-        sum += out->rows[i];
-    }
-    if (sum != rows) return RFK_E_INVAL;
-    for (int i = out->n; i < 3; i++) o.rows[i] = INT64_MAX; /* never reached */
+    rfk_mm_out o;
+    if (!mm_parts_ok(out, rows, &o)) return RFK_E_INVAL;
     mm_args a = {ctx, stream, (const uint8_t *)w, row_bytes, cols, rows, NULL, o, 1, true, NULL, NULL};
     /* what the fused kernels take: rows of whole 16-byte vectors, a row the
        norm's registers hold */
