@@ -101,6 +101,27 @@ static void check_width(int W) {
     EXPECT_LAUNCH(c, rfk_attention(&c, NULL, &kv, &a), "attention", 32, 1, 16, 4 * W);
     EXPECT_LAUNCH(c, rfk_kv_store(&c, NULL, &kv, x, x, (const int32_t *)x, (const int32_t *)x, 9), "kv_store", 9, 1, 1,
                   128);
+    /* short decode: few blocks in 8-key tiles, 256 threads; many blocks keep 4 warps */
+    a.scratch = NULL, a.scratch_bytes = 0, a.n_tok = 1, a.max_pos = 100;
+    EXPECT_LAUNCH(c, rfk_attention(&c, NULL, &kv, &a), "attention", 32, 1, 1, 256);
+    a.n_tok = 9;
+    EXPECT_LAUNCH(c, rfk_attention(&c, NULL, &kv, &a), "attention", 32, 9, 1, 4 * W);
+    /* the q8 copy of the output: in the kernel, or after the tiled prefill kernel */
+    a.q8 = sc, a.q8_bytes = rfk_matmul_scratch_bytes(2, 32 * 128, 64);
+    EXPECT_LAUNCH(c, rfk_attention(&c, NULL, &kv, &a), "attention", 32, 9, 1, 4 * W);
+    a.n_tok = 64, a.max_pos = 63, a.n_seq = 1;
+    EXPECT_LAUNCH(c, rfk_attention(&c, NULL, &kv, &a), "attn_prefill", 2, 32, 1, 128);
+    a.n_seq = 0, a.n_tok = 1, a.max_pos = 4095, a.q8 = NULL, a.q8_bytes = 0; /* the long decode of above */
+    a.scratch = sc, a.scratch_bytes = rfk_attention_scratch_bytes(128);
+
+    /* the norm fused into the mat-vec: one launch of the wide kernel's _norm twin */
+    float *xr = (float *)0x500000, *yr = (float *)0x600000;
+    rfk_mv_norm nrm = {xr, (const float *)0x700000, (const float *)0x800000, yr, 1e-5f};
+    rfk_mm_out o3 = {{y, y, y}, {rows / 2, rows / 4, rows - rows / 2 - rows / 4}, 3};
+    EXPECT_LAUNCH(c, rfk_matmul_norm(&c, NULL, 2, w, 18 * 128, cols, rows, &nrm, &o3), "matvec_norm",
+                  (rows + rpb - 1) / rpb, 1, 1, 256);
+    EXPECT_LAUNCH(c, rfk_matmul_norm(&c, NULL, 14, w, 210 * 16, cols, rows, &nrm, &o3), "matvec_norm",
+                  (rows + rpb - 1) / rpb, 1, 1, 256);
 
     /* refusals before any launch (the hook must not even be asked) */
     seen s = {0};
@@ -122,6 +143,27 @@ static void check_width(int W) {
     a.head_dim = 128, a.n_head_kv = 5;
     expect(rfk_attention(&c, NULL, &kv, &a) == RFK_E_INVAL, "n_head not a multiple of n_head_kv");
     expect(rfk_rope(&c, NULL, y, x, 1, 1, 64, 65, 0) == RFK_E_INVAL, "odd n_rot");
+    a.n_head_kv = 8, a.head_dim = 80, a.q8 = sc, a.q8_bytes = (size_t)1 << 20, a.n_tok = 9, a.max_pos = 100;
+    expect(rfk_attention(&c, NULL, &kv, &a) == RFK_E_SCRATCH, "attention q8 with head_dim 80");
+    a.head_dim = 128, a.q8_bytes = 64;
+    expect(rfk_attention(&c, NULL, &kv, &a) == RFK_E_SCRATCH, "attention q8 scratch short");
+    /* rfk_matmul_norm: where no fused kernel applies it says so (the caller
+       then launches the norm and the matmul apart); bad arguments are errors */
+    expect(rfk_matmul_norm(&c, NULL, 3, w, 20 * 128, cols, rows, &nrm, &o3) == RFK_E_UNSUPPORTED, "norm: Q4_1");
+    expect(rfk_matmul_norm(&c, NULL, 2, w, 18 * 136, cols + 256, rows, &nrm, &o3) == RFK_E_UNSUPPORTED,
+           "norm: a row past the registers");
+    expect(rfk_matmul_norm(&c, NULL, 14, w, 210 * 15, 3840, rows, &nrm, &o3) == RFK_E_UNSUPPORTED,
+           "norm: Q6_K rows not whole 16-byte vectors");
+    rfk_mv_norm bad = nrm;
+    bad.delta = (const float *)0x700004;
+    expect(rfk_matmul_norm(&c, NULL, 2, w, 18 * 128, cols, rows, &bad, &o3) == RFK_E_UNSUPPORTED,
+           "norm: delta not 16-byte aligned");
+    bad = nrm, bad.y = xr;
+    expect(rfk_matmul_norm(&c, NULL, 2, w, 18 * 128, cols, rows, &bad, &o3) == RFK_E_INVAL, "norm: y is x");
+    bad = nrm, bad.x = NULL;
+    expect(rfk_matmul_norm(&c, NULL, 2, w, 18 * 128, cols, rows, &bad, &o3) == RFK_E_INVAL, "norm: no x");
+    o3.rows[2] += 1;
+    expect(rfk_matmul_norm(&c, NULL, 2, w, 18 * 128, cols, rows, &nrm, &o3) == RFK_E_INVAL, "norm: parts != rows");
     expect(s.calls == 0, "no launch check for refused arguments");
 }
 
