@@ -83,7 +83,7 @@ const char *rfk_status_str(int status);
 /* 1 when `type` has GPU matmul/get_rows kernels, else 0. */
 int rfk_matmul_supports(uint32_t type);
 
-/* 1 when batches of 8..64 tokens of `type` (ROCMFORGE_GPU_MMQ_MIN..64),
+/* 1 when batches of 3..64 tokens of `type` (ROCMFORGE_GPU_MMQ_MIN..64),
  * given scratch, run on the int8 matrix-product kernel (one launch,
  * rfk_matmul below), else 0. */
 int rfk_matmul_mmq(uint32_t type);
@@ -105,10 +105,12 @@ typedef struct rfk_launch_plan {
 } rfk_launch_plan;
 
 /* The product kernel rfk_matmul will launch for these sizes when given no
- * scratch, without launching. (With scratch, the integer-dot types run
- * "quantize_q8" once and "matvec_q8" with the same grid and block, or,
- * for batches of 8..64 of the types with int8 matrix-product kernels,
- * "mmq": one launch of 256 threads per 16 or 32 rows and 8..32 tokens.)
+ * scratch, without launching. (With scratch, which is how the forward pass
+ * calls it, the plan does not apply: the integer-dot types run
+ * "quantize_q8" once, then "matvec_q8" (the wide-load types on a grid of
+ * what the device holds resident) or, for batches of 3..64 of the types
+ * with int8 matrix-product kernels, "mmq_rows" / "mmq", whose tiles
+ * mmq.cu picks from the device's multiprocessor count.)
  * Returns out->launches (>= 1), or 0 for unsupported input. */
 int rfk_matmul_plan(const rfk_ctx *ctx, uint32_t type, int64_t cols, int64_t rows, int64_t n_tok,
                     rfk_launch_plan *out);
@@ -122,7 +124,7 @@ int rfk_matmul_plan(const rfk_ctx *ctx, uint32_t type, int64_t cols, int64_t row
  * data, 1.2-1.7x faster for 4-bit types (tests/gpu/NOTES.md); without,
  * every type reads float32 x (float rounding only).
  * n_tok 1..64 uses the fused dequantize + mat-vec kernel (one launch per 8
- * tokens) or, with scratch, for n_tok >= 8 (ROCMFORGE_GPU_MMQ_MIN; 0 turns
+ * tokens) or, with scratch, for n_tok >= 3 (ROCMFORGE_GPU_MMQ_MIN; 0 turns
  * it off) and Q4_0, Q4_1, Q8_0, Q4_K, Q6_K weights, one launch of the int8
  * matrix-product kernel (mmq.cu), whose arithmetic is the q8 mat-vec's;
  * larger n_tok the tiled kernel (float path, scratch unused).
