@@ -70,6 +70,7 @@ struct rf_gpu_layers {
     size_t mm_scratch_bytes;
     int64_t mv_max_n;      /* largest mat-vec batch (MV_MAX_N_DEFAULT) */
     bool fuse_norm;        /* one-token steps: each norm inside its mat-vec (rfk_matmul_norm) */
+    bool fuse_rope;        /* one token a sequence: RoPE + KV store inside the attention (rfk_attn_args.k_new) */
     uint16_t *f16w, *f16x; /* BLAS prefill: a dequantized weight, the batch's activations */
     int64_t f16w_elems, f16x_cols;
     void *attn_scratch;  /* split-key decode attention (rfk_attention_scratch_bytes) */
@@ -442,6 +443,8 @@ rf_status rfg_layers_create(rf_gpu_weights *W, const rf_kv_config *kc, int64_t n
     L->mv_max_n = mv_max_n(W->m, W->l0, W->l1, W->head);
     const char *fe = getenv("ROCMFORGE_GPU_FUSE_NORM"); /* 0: separate norm launches, for comparison */
     L->fuse_norm = !(fe && fe[0] == '0');
+    const char *fr = getenv("ROCMFORGE_GPU_FUSE_ROPE"); /* 0: the RoPE + KV store launch apart, for comparison */
+    L->fuse_rope = !(fr && fr[0] == '0');
     L->seen = calloc((size_t)(kc->n_seq > 0 ? kc->n_seq : 1), 1);
     if (!L->seen) {
         free(L);
@@ -675,12 +678,18 @@ static rf_status layer(rf_gpu_layers *L, int j, int64_t n, int64_t max_pos, bool
     rfk_kv_view kv = {.k = L->kv + (size_t)(2 * j) * L->kv_layer, .v = L->kv + (size_t)(2 * j + 1) * L->kv_layer,
                       .tables = L->tables, .max_blocks_per_seq = L->kc.max_blocks_per_seq, .kv_dim = L->kc.kv_dim,
                       .block_size = L->kc.block_size};
-    K(rfk_rope_kv_store(kc, s, L->q, L->k, L->v, cs, n, hp->n_head, hp->n_head_kv, hd, hp->n_rot, (int)hp->rope_style,
-                        &kv, L->pos, L->seq));
     rfk_attn_args a = {.q = L->q, .out = L->att, .pos = L->pos, .seq = L->seq, .n_tok = n, .n_head = hp->n_head,
                        .n_head_kv = hp->n_head_kv, .head_dim = hd, .scale = hp->attn_scale,
                        .window = d->src->is_swa ? hp->sliding_window : 0, .max_pos = max_pos,
                        .scratch = L->attn_scratch, .scratch_bytes = L->attn_scratch_bytes, .n_seq = L->n_seq};
+    /* one token a sequence (decode): the attention rotates and stores the
+     * step's keys itself; otherwise (prompts) they are in the cache first */
+    if (L->fuse_rope && L->n_seq == n && kv.kv_dim == kvd) {
+        a.k_new = L->k, a.v_new = L->v, a.cs = cs, a.n_rot = hp->n_rot, a.rope_style = (int)hp->rope_style;
+    } else {
+        K(rfk_rope_kv_store(kc, s, L->q, L->k, L->v, cs, n, hp->n_head, hp->n_head_kv, hd, hp->n_rot,
+                            (int)hp->rope_style, &kv, L->pos, L->seq));
+    }
     /* in a mat-vec batch the attention writes o's q8 input itself */
     bool o_xq = dec && mm_xq(L, &d->wo, n) && hd % 32 == 0;
     if (o_xq) a.q8 = q8, a.q8_bytes = q8b;
@@ -847,11 +856,13 @@ static rf_status lforward(void *ctx, const rf_layer_step *st, float *x, rf_error
     bool swa_cs = st->rope_cs[1] && st->rope_cs[1] != st->rope_cs[0];
     L->n_seq = 0; /* distinct sequences of the step */
     memset(L->seen, 0, (size_t)L->kc.n_seq);
+    bool foreign = false;
     for (int64_t i = 0; i < n; i++) {
         int32_t sq = st->seq[i];
         if (sq >= 0 && sq < L->kc.n_seq && !L->seen[sq]) L->seen[sq] = 1, L->n_seq++;
-        else if (sq < 0 || sq >= L->kc.n_seq) L->n_seq = n; /* not ours to judge: the per-query kernel */
+        else if (sq < 0 || sq >= L->kc.n_seq) foreign = true;
     }
+    if (foreign) L->n_seq = 0; /* not ours to judge (0: unknown): the per-query kernel, keys stored apart */
     if (swa_cs) V(rfg_memcpy_h2d_async(L->cs[1], st->rope_cs[1], csb, s), "uploading rope table");
     /* with the head here, x is not needed on the host: only the head reads it */
     bool head = L->w->head && st->n_out > 0 && (st->logits || st->hidden);

@@ -88,7 +88,8 @@ static void check_width(int W) {
     /* attention: prefill (4 warps), long decode without scratch (512
      * threads), long decode with scratch (split over blocks) */
     rfk_kv_view kv = {(uint16_t *)w, (uint16_t *)x, (const int32_t *)y, 64, 1024, 16};
-    rfk_attn_args a = {x, y, (const int32_t *)x, (const int32_t *)x, 512, 32, 8, 128, 0.1f, 0, 511, NULL, 0, 0, NULL, 0};
+    rfk_attn_args a = {x, y, (const int32_t *)x, (const int32_t *)x, 512, 32, 8, 128, 0.1f, 0, 511, NULL, 0, 0, NULL, 0,
+                       NULL, NULL, NULL, 0, 0};
     EXPECT_LAUNCH(c, rfk_attention(&c, NULL, &kv, &a), "attention", 32, 512, 1, 4 * W);
     a.n_seq = 1; /* a prompt: the tiled prefill kernel, 32 queries per block */
     EXPECT_LAUNCH(c, rfk_attention(&c, NULL, &kv, &a), "attn_prefill", 16, 32, 1, 128);
@@ -109,6 +110,10 @@ static void check_width(int W) {
     /* the q8 copy of the output: in the kernel, or after the tiled prefill kernel */
     a.q8 = sc, a.q8_bytes = rfk_matmul_scratch_bytes(2, 32 * 128, 64);
     EXPECT_LAUNCH(c, rfk_attention(&c, NULL, &kv, &a), "attention", 32, 9, 1, 4 * W);
+    /* RoPE + KV store inside the attention (one token a sequence): the same launch */
+    a.k_new = x, a.v_new = x, a.cs = x, a.n_rot = 128, a.rope_style = 1, a.n_seq = 9;
+    EXPECT_LAUNCH(c, rfk_attention(&c, NULL, &kv, &a), "attention", 32, 9, 1, 4 * W);
+    a.k_new = NULL, a.v_new = NULL, a.cs = NULL;
     a.n_tok = 64, a.max_pos = 63, a.n_seq = 1;
     EXPECT_LAUNCH(c, rfk_attention(&c, NULL, &kv, &a), "attn_prefill", 2, 32, 1, 128);
     a.n_seq = 0, a.n_tok = 1, a.max_pos = 4095, a.q8 = NULL, a.q8_bytes = 0; /* the long decode of above */
@@ -147,6 +152,18 @@ static void check_width(int W) {
     expect(rfk_attention(&c, NULL, &kv, &a) == RFK_E_SCRATCH, "attention q8 with head_dim 80");
     a.head_dim = 128, a.q8_bytes = 64;
     expect(rfk_attention(&c, NULL, &kv, &a) == RFK_E_SCRATCH, "attention q8 scratch short");
+    a.q8 = NULL, a.q8_bytes = 0;
+    a.k_new = x, a.v_new = x, a.cs = x, a.n_rot = 128, a.rope_style = 0, a.n_seq = 8; /* n_tok 9 */
+    expect(rfk_attention(&c, NULL, &kv, &a) == RFK_E_INVAL, "attention k_new with two tokens of one sequence");
+    a.n_seq = 9, a.n_rot = 130;
+    expect(rfk_attention(&c, NULL, &kv, &a) == RFK_E_INVAL, "attention k_new n_rot past head_dim");
+    a.n_rot = 128, a.rope_style = 2;
+    expect(rfk_attention(&c, NULL, &kv, &a) == RFK_E_INVAL, "attention k_new rope style 2");
+    a.rope_style = 0, kv.kv_dim = 2048;
+    expect(rfk_attention(&c, NULL, &kv, &a) == RFK_E_INVAL, "attention k_new cache rows wider than the kv heads");
+    kv.kv_dim = 1024, a.v_new = NULL;
+    expect(rfk_attention(&c, NULL, &kv, &a) == RFK_E_INVAL, "attention k_new without v_new");
+    a.k_new = NULL, a.cs = NULL, a.n_seq = 0;
     /* rfk_matmul_norm: where no fused kernel applies it says so (the caller
        then launches the norm and the matmul apart); bad arguments are errors */
     expect(rfk_matmul_norm(&c, NULL, 3, w, 20 * 128, cols, rows, &nrm, &o3) == RFK_E_UNSUPPORTED, "norm: Q4_1");

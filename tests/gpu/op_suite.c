@@ -705,6 +705,96 @@ static void test_add(int64_t n) {
 
 /* ---- KV store and attention ---------------------------------------------- */
 
+/* Decode with the step's own keys handed to the attention (rfk_attn_args.
+ * k_new): q and the newest keys unrotated, the newest keys and values not
+ * in the GPU cache (NaN rows there, so a read of them shows). Reference:
+ * the CPU's RoPE of q and the keys, the rotated key and the value stored
+ * (float16) at the newest position of the CPU cache kv, then attention.
+ * Without and with scratch (the split key range), the latter with the q8
+ * output; then the newest positions of the GPU cache: values half for
+ * half, keys by NMSE (see test_rope_kv_store). */
+static void test_attention_new_keys(rf_kv_cache *kv, rfk_kv_view *view, const int32_t *tables, int64_t mb,
+                                    float *dq, const float *q, const int32_t *qpos, const int32_t *qseq,
+                                    const int32_t *dqpos, const int32_t *dqseq, int64_t n_tok, int64_t n_head,
+                                    int64_t n_head_kv, int64_t hd, int64_t window, int32_t max_pos, int64_t max_len,
+                                    rf_rope_style style, int64_t n_rot) {
+    const int bs = view->block_size;
+    const int64_t qd = n_head * hd, kvd = n_head_kv * hd;
+    float *kn = xmalloc((size_t)(n_tok * kvd) * 4), *vn = xmalloc((size_t)(n_tok * kvd) * 4);
+    float *kr = xmalloc((size_t)(n_tok * kvd) * 4), *qr = xmalloc((size_t)(n_tok * qd) * 4);
+    float *cs = xmalloc((size_t)(n_tok * n_rot + 1) * 4), *nan_rows = xmalloc((size_t)(n_tok * kvd) * 4);
+    float *o_ref = xmalloc((size_t)(n_tok * qd) * 4), *o_gpu = xmalloc((size_t)(n_tok * qd) * 4);
+    fill_normal(kn, n_tok * kvd, 1.0f);
+    fill_normal(vn, n_tok * kvd, 1.0f);
+    for (int64_t i = 0; i < n_tok * kvd; i++) nan_rows[i] = NAN;
+    memcpy(kr, kn, (size_t)(n_tok * kvd) * 4);
+    memcpy(qr, q, (size_t)(n_tok * qd) * 4);
+    rf_rope_params p = {style, n_rot, 10000.0f, 1.0f, NULL};
+    ref->rope(ref_ctx, qr, qpos, n_tok, n_head, hd, &p);
+    ref->rope(ref_ctx, kr, qpos, n_tok, n_head_kv, hd, &p);
+    rope_table(cs, qpos, n_tok, n_rot);
+    for (int64_t t = 0; t < n_tok; t++) {
+        uint16_t *kd = rf_kv_k(kv, 0, qseq[t], qpos[t]), *vd = rf_kv_v(kv, 0, qseq[t], qpos[t]);
+        for (int64_t i = 0; i < kvd; i++) {
+            kd[i] = rf_fp32_to_fp16(kr[t * kvd + i]);
+            vd[i] = rf_fp32_to_fp16(vn[t * kvd + i]);
+        }
+    }
+    const float scale = 1.0f / sqrtf((float)hd);
+    rf_attn_args ar = {qr, o_ref, n_tok, n_head, n_head_kv, hd, scale, window, qpos, qseq, kv, 0};
+    ref->attention(ref_ctx, &ar);
+
+    float *dkn = dev_upload(kn, (size_t)(n_tok * kvd) * 4), *dvn = dev_upload(vn, (size_t)(n_tok * kvd) * 4);
+    float *dcs = dev_upload(cs, (size_t)(n_tok * n_rot + 1) * 4), *dnan = dev_upload(nan_rows, (size_t)(n_tok * kvd) * 4);
+    float *dout = dev_poisoned((size_t)(n_tok * qd));
+    const size_t asb = rfk_attention_scratch_bytes(hd);
+    void *ascratch = dev_alloc(asb);
+    const bool with_q8 = hd % 32 == 0 && n_tok <= 64;
+    const size_t qsb = with_q8 ? rfk_matmul_scratch_bytes(RF_TYPE_Q8_0, qd, n_tok) : 0;
+    void *q8 = with_q8 ? dev_alloc(qsb) : NULL;
+    char what[160];
+    int st = 0;
+    for (int sc = 0; sc < 2; sc++) {
+        st = rfk_kv_store(&kctx, NULL, view, dnan, dnan, dqpos, dqseq, n_tok);
+        (void)rfk_rt_memset(dout, 0xFF, (size_t)(n_tok * qd) * 4);
+        if (q8) (void)rfk_rt_memset(q8, 0xFF, qsb);
+        rfk_attn_args ga = {dq, dout, dqpos, dqseq, n_tok, n_head, n_head_kv, hd, scale, window, max_pos,
+                            sc ? ascratch : NULL, sc ? asb : 0, n_tok, sc ? q8 : NULL, sc ? qsb : 0,
+                            dkn, dvn, dcs, n_rot, (int)style};
+        if (!st) st = rfk_attention(&kctx, NULL, view, &ga);
+        (void)rfk_rt_sync();
+        download(o_gpu, dout, n_tok * qd);
+        snprintf(what, sizeof what, "decode+rope %s n_rot=%lld h=%lld/%lld hd=%lld n_tok=%lld ctx<=%lld win=%lld%s",
+                 style == RF_ROPE_NEOX ? "neox" : "normal", (long long)n_rot, (long long)n_head, (long long)n_head_kv,
+                 (long long)hd, (long long)n_tok, (long long)max_len, (long long)window, sc ? " scratch" : "");
+        report("attention", what, st, o_gpu, o_ref, n_tok * qd, 1e-9);
+        if (sc && q8 && !st) check_q8_through_matvec("attention", what, o_gpu, n_tok, qd, q8, qsb);
+    }
+    /* the newest positions of the GPU cache, as the kernel stored them */
+    int64_t bad_v = 0;
+    float *kc_f = xmalloc((size_t)(n_tok * kvd) * 4), *kr_f = xmalloc((size_t)(n_tok * kvd) * 4);
+    uint16_t *row = xmalloc((size_t)kvd * 2);
+    for (int64_t t = 0; t < n_tok; t++) {
+        const size_t off = ((size_t)tables[qseq[t] * mb + qpos[t] / bs] * bs + (size_t)(qpos[t] % bs)) * (size_t)kvd;
+        (void)rfk_rt_download(row, view->k + off, (size_t)kvd * 2);
+        for (int64_t i = 0; i < kvd; i++) {
+            kc_f[t * kvd + i] = rf_fp16_to_fp32(row[i]);
+            kr_f[t * kvd + i] = rf_fp16_to_fp32(rf_fp32_to_fp16(kr[t * kvd + i]));
+        }
+        (void)rfk_rt_download(row, view->v + off, (size_t)kvd * 2);
+        for (int64_t i = 0; i < kvd; i++) bad_v += row[i] != rf_fp32_to_fp16(vn[t * kvd + i]);
+    }
+    const double ek = nmse(kc_f, kr_f, n_tok * kvd);
+    bool ok = !st && bad_v == 0 && ek <= 1e-8;
+    ok ? n_pass++ : n_fail++;
+    printf("%s %-10s %-40s cache: k nmse %.3e (limit 1e-08), %lld of %lld v halves differ\n", ok ? "ok  " : "FAIL",
+           "attention", what, ek, (long long)bad_v, (long long)(n_tok * kvd));
+    rfk_rt_free(dkn), rfk_rt_free(dvn), rfk_rt_free(dcs), rfk_rt_free(dnan), rfk_rt_free(dout), rfk_rt_free(ascratch);
+    if (q8) rfk_rt_free(q8);
+    free(kn), free(vn), free(kr), free(qr), free(cs), free(nan_rows), free(o_ref), free(o_gpu), free(kc_f), free(kr_f);
+    free(row);
+}
+
 /* Sequences n_seq with lengths len[s] already in the cache (random keys and
  * values, stored through rfk_kv_store on the GPU and rf_kv_k/v on the CPU),
  * then the queries: either one decode token per sequence at its last
@@ -825,7 +915,7 @@ static void test_attention(int64_t n_head, int64_t n_head_kv, int64_t hd, int n_
         if (q8) (void)rfk_rt_memset(q8, 0xFF, qsb);
         rfk_attn_args ga = {dq, dout, dqpos, dqseq, n_tok, n_head, n_head_kv, hd, scale, window, max_pos,
                             with_scratch ? ascratch : NULL, with_scratch ? asb : 0, variant == 2 ? distinct : 0,
-                            with_scratch ? q8 : NULL, with_scratch ? qsb : 0};
+                            with_scratch ? q8 : NULL, with_scratch ? qsb : 0, NULL, NULL, NULL, 0, 0};
         st = rfk_attention(&kctx, NULL, &view, &ga);
         (void)rfk_rt_sync();
         download(o_gpu, dout, n_tok * qd);
@@ -838,6 +928,14 @@ static void test_attention(int64_t n_head, int64_t n_head_kv, int64_t hd, int n_
     }
     rfk_rt_free(ascratch);
     if (q8) rfk_rt_free(q8);
+    /* decode: the same queries with RoPE and the KV store in the launch, both
+     * styles (neox over half the head: partial rotation) */
+    if (n_new == 0) {
+        test_attention_new_keys(kv, &view, tables, mb, dq, q, qpos, qseq, dqpos, dqseq, n_tok, n_head, n_head_kv, hd,
+                                window, max_pos, max_len, RF_ROPE_NORMAL, hd);
+        test_attention_new_keys(kv, &view, tables, mb, dq, q, qpos, qseq, dqpos, dqseq, n_tok, n_head, n_head_kv, hd,
+                                window, max_pos, max_len, RF_ROPE_NEOX, hd / 2 % 2 ? hd : hd / 2);
+    }
 
     rfk_rt_free(view.k), rfk_rt_free(view.v), rfk_rt_free(dtables), rfk_rt_free(dk), rfk_rt_free(dv);
     rfk_rt_free(dpos), rfk_rt_free(dseq), rfk_rt_free(dq), rfk_rt_free(dout), rfk_rt_free(dqpos), rfk_rt_free(dqseq);
@@ -995,7 +1093,7 @@ static void bench_attention(int64_t n_head, int64_t n_head_kv, int64_t hd, int n
     const size_t asb = with_scratch ? rfk_attention_scratch_bytes(hd) : 0;
     void *ascratch = asb ? dev_alloc(asb) : NULL;
     rfk_attn_args a = {dq,  dout, dpos, dseq, n_tok, n_head, n_head_kv, hd, 1.0f / sqrtf((float)hd), 0, ctx - 1,
-                       ascratch, asb, n_new > 0 ? 1 : n_seq, NULL, 0};
+                       ascratch, asb, n_new > 0 ? 1 : n_seq, NULL, 0, NULL, NULL, NULL, 0, 0};
     int st = 0;
     for (int i = 0; i < 3; i++) st |= rfk_attention(&kctx, NULL, &view, &a);
     st |= rfk_rt_sync();

@@ -17,6 +17,10 @@
  * query head re-reads its kv head; the L2 serves the repeats). Decode of
  * few sequences over long contexts splits each key range over several
  * blocks (given scratch) and merges the pieces in k_attn_combine.
+ * Decode of one token per sequence can hand the kernel the step's own keys
+ * and values (rfk_attn_args.k_new): it then rotates q and the key itself,
+ * takes the newest key from registers after its walk of the cache and
+ * stores key and value there, which folds the RoPE + KV store launch in.
  */
 #include <limits.h>
 
@@ -69,13 +73,21 @@ template <int W, int N> static __device__ __forceinline__ void rfk_bfly(float *p
     }
 }
 
+/* The step's own keys and values (rfk_attn_args.k_new; k NULL: none):
+ * RoPE of q and the key, and the KV store, done by the attention. */
+struct att_new {
+    const float *k, *v, *cs;
+    uint16_t *kc, *vc; /* the cache, written at pos[t] */
+    int n_rot, neox;
+};
+
 template <int W, int NWARP, int TK, int NP>
 __global__ void __launch_bounds__(NWARP * W)
     k_attention(const float *__restrict__ q, float *__restrict__ out, const int32_t *__restrict__ pos,
                 const int32_t *__restrict__ seq, const uint16_t *__restrict__ kc, const uint16_t *__restrict__ vc,
                 const int32_t *__restrict__ tables, int64_t max_blocks, int64_t kv_dim, int bs, int64_t n_head,
                 int64_t group, int hd, float scale, int64_t window, float *__restrict__ part, int *__restrict__ xq,
-                float2 *__restrict__ xd) {
+                float2 *__restrict__ xd, att_new nw) {
     if constexpr (!rfk_warp_matches<W>()) {
         rfk_trap();
     } else {
@@ -86,28 +98,39 @@ __global__ void __launch_bounds__(NWARP * W)
         const int lane = threadIdx.x % W, warp = threadIdx.x / W;
         const int64_t h = blockIdx.x, t = blockIdx.y, kvh = h / group;
         const float *qr = q + (t * n_head + h) * hd;
+        const float *cn = nw.k ? nw.cs + t * nw.n_rot : nullptr; /* the token's (cos, sin) pairs */
         float2 q2[NP], acc[NP];
 #pragma unroll
         for (int j = 0; j < NP; j++) {
             const int d2 = lane + W * j;
-            q2[j] = 2 * d2 < hd ? make_float2(qr[2 * d2] * scale, qr[2 * d2 + 1] * scale) : make_float2(0.0f, 0.0f);
+            float2 qv = make_float2(0.0f, 0.0f);
+            if (2 * d2 < hd)
+                qv = nw.k ? make_float2(rfk_rope_at(qr, cn, 2 * d2, nw.n_rot, nw.neox),
+                                        rfk_rope_at(qr, cn, 2 * d2 + 1, nw.n_rot, nw.neox))
+                          : make_float2(qr[2 * d2], qr[2 * d2 + 1]);
+            q2[j] = make_float2(qv.x * scale, qv.y * scale);
             acc[j] = make_float2(0.0f, 0.0f);
         }
         /* Keys [lo, p_end]; with a split (gridDim.z > 1, part != NULL) this
          * block takes piece blockIdx.z of gridDim.z of that range. */
-        int64_t p_end = pos[t];
+        const int64_t p_new = pos[t];
+        int64_t p_end = p_new;
         int64_t lo = window > 0 && p_end - window + 1 > 0 ? p_end - window + 1 : 0;
         if (gridDim.z > 1) {
             const int64_t piece = (p_end - lo + gridDim.z) / gridDim.z;
             lo += (int64_t)blockIdx.z * piece;
             p_end = lo + piece - 1 < p_end ? lo + piece - 1 : p_end; /* may leave lo > p_end: empty */
         }
+        /* With nw, the piece that holds p_new walks the cache up to the key
+         * before it and takes that key from nw afterwards. */
+        const bool own = nw.k && lo <= p_new && p_end == p_new;
+        const int64_t p_walk = own ? p_new - 1 : p_end;
         const int32_t *table = tables + (int64_t)seq[t] * max_blocks;
         const uint16_t *kh = kc + (size_t)kvh * hd, *vh = vc + (size_t)kvh * hd;
         float m = -INFINITY, l = 0.0f;
 
-        for (int64_t ts = lo + (int64_t)warp * TK; ts <= p_end; ts += (int64_t)NWARP * TK) {
-            const int n_valid = (int)(p_end - ts + 1 < TK ? p_end - ts + 1 : TK);
+        for (int64_t ts = lo + (int64_t)warp * TK; ts <= p_walk; ts += (int64_t)NWARP * TK) {
+            const int n_valid = (int)(p_walk - ts + 1 < TK ? p_walk - ts + 1 : TK);
             /* Cache row of key ts + lane % TK (block table lookup once per key). */
             const int kl = lane % TK;
             const bool valid = kl < n_valid;
@@ -162,6 +185,39 @@ __global__ void __launch_bounds__(NWARP * W)
                     }
                 }
             }
+            m = m_new;
+        }
+        if (own && warp == 0) {
+            /* the token's own key (rotated) and value, rounded to float16 as
+             * the cache holds them; one block of each kv head stores them */
+            const int64_t kvd = n_head / group * hd;
+            const float *kr = nw.k + t * kvd + kvh * hd, *vr = nw.v + t * kvd + kvh * hd;
+            const int32_t blk = table[p_new / bs];
+            const bool store = h % group == 0 && blk >= 0; /* blk < 0: unreserved, as rfk_kv_store */
+            const size_t off = ((size_t)blk * bs + (size_t)(p_new % bs)) * (size_t)kv_dim + (size_t)kvh * hd;
+            float2 vv[NP];
+            float dot = 0.0f;
+#pragma unroll
+            for (int j = 0; j < NP; j++) {
+                const int d2 = lane + W * j;
+                vv[j] = make_float2(0.0f, 0.0f);
+                if (2 * d2 < hd) {
+                    const unsigned short k0 = rfk_f2h(rfk_rope_at(kr, cn, 2 * d2, nw.n_rot, nw.neox)),
+                                         k1 = rfk_f2h(rfk_rope_at(kr, cn, 2 * d2 + 1, nw.n_rot, nw.neox)),
+                                         v0 = rfk_f2h(vr[2 * d2]), v1 = rfk_f2h(vr[2 * d2 + 1]);
+                    if (store) {
+                        ((uint32_t *)(nw.kc + off))[d2] = (uint32_t)k0 | (uint32_t)k1 << 16;
+                        ((uint32_t *)(nw.vc + off))[d2] = (uint32_t)v0 | (uint32_t)v1 << 16;
+                    }
+                    dot += q2[j].x * rfk_h2f(k0) + q2[j].y * rfk_h2f(k1);
+                    vv[j] = make_float2(rfk_h2f(v0), rfk_h2f(v1));
+                }
+            }
+            const float s = rfk_warp_sum<W>(dot);
+            const float m_new = fmaxf(m, s), corr = expf(m - m_new), pl = expf(s - m_new);
+            l = l * corr + pl;
+#pragma unroll
+            for (int j = 0; j < NP; j++) acc[j].x = acc[j].x * corr + pl * vv[j].x, acc[j].y = acc[j].y * corr + pl * vv[j].y;
             m = m_new;
         }
 
@@ -403,12 +459,13 @@ static int attn_split(const rfk_attn_args *a) {
 template <int W, int NWARP, int TK>
 static int attn_launch(const rfk_ctx *ctx, void *stream, const rfk_kv_view *kv, const rfk_attn_args *a, int n_split,
                        float *part, int *xq, float2 *xd) {
+    const att_new nw = {a->k_new, a->v_new, a->cs, kv->k, kv->v, (int)a->n_rot, a->rope_style};
     const int np = (int)((a->head_dim / 2 + W - 1) / W);
 #define ATT_LAUNCH(NP)                                                                                              \
     RFK_LAUNCH(ctx, "attention", (k_attention<W, NWARP, TK, NP>), rfk_d3(a->n_head, a->n_tok, n_split),            \
                rfk_d3(NWARP * W), 0, stream, a->q, a->out, a->pos, a->seq, kv->k, kv->v, kv->tables,              \
                kv->max_blocks_per_seq, kv->kv_dim, kv->block_size, a->n_head, a->n_head / a->n_head_kv,           \
-               (int)a->head_dim, a->scale, a->window, part, xq, xd)
+               (int)a->head_dim, a->scale, a->window, part, xq, xd, nw)
     if (np <= 1) ATT_LAUNCH(1);
     else if (np == 2) ATT_LAUNCH(2);
     else ATT_LAUNCH(4);
@@ -459,6 +516,10 @@ extern "C" int rfk_attention(const rfk_ctx *ctx, void *stream, const rfk_kv_view
         a->n_head <= 0 || a->n_head_kv <= 0 || a->n_head % a->n_head_kv || a->head_dim <= 0 ||
         a->head_dim > ATT_MAX_HD || a->head_dim % 2 || kv->kv_dim < a->n_head_kv * a->head_dim || kv->block_size <= 0)
         return RFK_E_INVAL;
+    if (a->k_new && (!a->v_new || !a->cs || a->n_seq != a->n_tok || a->n_rot < 0 || a->n_rot > a->head_dim ||
+                     a->n_rot % 2 || (a->rope_style != 0 && a->rope_style != 1) ||
+                     kv->kv_dim != a->n_head_kv * a->head_dim))
+        return RFK_E_INVAL;
     if (a->scratch && (a->scratch_bytes < rfk_attention_scratch_bytes(a->head_dim) || ((uintptr_t)a->scratch & 15)))
         return RFK_E_SCRATCH;
     /* the q8 copy of the output (rfk_quantize_q8's layout) */
@@ -474,7 +535,7 @@ extern "C" int rfk_attention(const rfk_ctx *ctx, void *stream, const rfk_kv_view
         xd = (float2 *)((uint8_t *)a->q8 + off);
     }
     if (a->n_tok == 0) return RFK_OK;
-    if (attn_prefill_applies(a)) {
+    if (!a->k_new && attn_prefill_applies(a)) {
         RFK_IF_WARP64(if (ctx->warp_size == 64) st = launch_attn_prefill_any<64>(ctx, stream, kv, a); else)
         st = launch_attn_prefill_any<32>(ctx, stream, kv, a);
         if (!st && a->q8) /* the tiled kernel writes floats only */

@@ -180,14 +180,13 @@ __global__ void k_rope_kv_store(float *q, const float *__restrict__ k, const flo
                                 const int32_t *__restrict__ seq) {
     const int64_t nh = n_head + n_head_kv, t = blockIdx.x / nh, h = blockIdx.x % nh;
     const float *c = cs + t * n_rot;
-    const int64_t half = n_rot / 2;
     if (h < n_head) {
         float *x = q + (t * n_head + h) * hd;
-        for (int64_t i = threadIdx.x; i < half; i += blockDim.x) {
-            const int64_t a = neox ? i : 2 * i, b = neox ? i + half : 2 * i + 1;
-            const float x0 = x[a], x1 = x[b], co = c[2 * i], si = c[2 * i + 1];
-            x[a] = x0 * co - x1 * si;
-            x[b] = x0 * si + x1 * co;
+        for (int64_t i = threadIdx.x; i < n_rot / 2; i += blockDim.x) {
+            int64_t a, b;
+            float ya, yb;
+            rfk_rope_pair(x, c, i, n_rot, neox, &a, &b, &ya, &yb);
+            x[a] = ya, x[b] = yb;
         }
         return;
     }
@@ -197,11 +196,11 @@ __global__ void k_rope_kv_store(float *q, const float *__restrict__ k, const flo
     if (blk < 0) return; /* an unreserved position: write nothing, as rfk_kv_store */
     const size_t off = ((size_t)blk * bs + (size_t)(p % bs)) * (size_t)kv_dim + (size_t)(kh * hd);
     const float *kr = k + t * kv_dim + kh * hd, *vr = v + t * kv_dim + kh * hd;
-    for (int64_t i = threadIdx.x; i < half; i += blockDim.x) {
-        const int64_t a = neox ? i : 2 * i, b = neox ? i + half : 2 * i + 1;
-        const float x0 = kr[a], x1 = kr[b], co = c[2 * i], si = c[2 * i + 1];
-        kc[off + a] = rfk_f2h(x0 * co - x1 * si);
-        kc[off + b] = rfk_f2h(x0 * si + x1 * co);
+    for (int64_t i = threadIdx.x; i < n_rot / 2; i += blockDim.x) {
+        int64_t a, b;
+        float ya, yb;
+        rfk_rope_pair(kr, c, i, n_rot, neox, &a, &b, &ya, &yb);
+        kc[off + a] = rfk_f2h(ya), kc[off + b] = rfk_f2h(yb);
     }
     for (int64_t i = n_rot + threadIdx.x; i < hd; i += blockDim.x) kc[off + i] = rfk_f2h(kr[i]);
     for (int64_t i = threadIdx.x; i < hd; i += blockDim.x) vc[off + i] = rfk_f2h(vr[i]);

@@ -305,4 +305,28 @@ static __device__ __forceinline__ void rfk_norm_row(float *x, const float *delta
     }
 }
 
+/* ---- RoPE ------------------------------------------------------------------
+ * Pair i of a head x (i < n_rot / 2) rotated by the token's (cos, sin) pair
+ * c[2i], c[2i + 1] (rfk_rope's table): dims a, b = 2i, 2i + 1 (normal) or
+ * i, i + n_rot / 2 (neox); *ya, *yb their rotated values. */
+static __device__ __forceinline__ void rfk_rope_pair(const float *x, const float *c, int64_t i, int64_t n_rot, int neox,
+                                                     int64_t *a, int64_t *b, float *ya, float *yb) {
+    *a = neox ? i : 2 * i, *b = neox ? i + n_rot / 2 : 2 * i + 1;
+    const float x0 = x[*a], x1 = x[*b], co = c[2 * i], si = c[2 * i + 1];
+    *ya = x0 * co - x1 * si;
+    *yb = x0 * si + x1 * co;
+}
+
+/* Dim d of head x after RoPE (dims past n_rot unrotated): the same
+ * arithmetic as the pair above, for a thread that holds single dims. */
+static __device__ __forceinline__ float rfk_rope_at(const float *x, const float *c, int64_t d, int64_t n_rot,
+                                                    int neox) {
+    if (d >= n_rot) return x[d];
+    const int64_t half = n_rot / 2, i = neox ? (d < half ? d : d - half) : d / 2;
+    int64_t a, b;
+    float ya, yb;
+    rfk_rope_pair(x, c, i, n_rot, neox, &a, &b, &ya, &yb);
+    return d == a ? ya : yb;
+}
+
 #endif

@@ -333,6 +333,18 @@ typedef struct rfk_attn_args {
      * head_dim a multiple of 32 and n_tok <= 64. */
     void *q8;
     size_t q8_bytes;
+    /* Optional (k_new NULL: none): RoPE and the KV store of this step in
+     * the same launch, for batches of one token per sequence (n_seq ==
+     * n_tok, else RFK_E_INVAL) over a cache of kv_dim == n_head_kv *
+     * head_dim. q is then read unrotated; k_new, v_new [n_tok][kv_dim]
+     * are the tokens' own keys and values, not yet in the cache. The
+     * kernel rotates q and the key as rfk_rope_kv_store does (cs, n_rot,
+     * rope_style as it takes them), takes position pos[t] from these
+     * (rounded to float16, as the cache holds it) and stores them into
+     * the cache; q itself is not written. */
+    const float *k_new, *v_new, *cs;
+    int64_t n_rot;
+    int rope_style;
 } rfk_attn_args;
 
 /* Scratch rfk_attention can use for any n_tok / n_head with this head_dim

@@ -130,12 +130,11 @@ __global__ void k_rope(float *x, const float *__restrict__ cs, int64_t n_heads, 
     const int64_t th = blockIdx.x, t = th / n_heads;
     float *v = x + th * head_dim;
     const float *c = cs + t * n_rot;
-    const int64_t half = n_rot / 2;
-    for (int64_t i = threadIdx.x; i < half; i += blockDim.x) {
-        const int64_t a = neox ? i : 2 * i, b = neox ? i + half : 2 * i + 1;
-        const float x0 = v[a], x1 = v[b], co = c[2 * i], si = c[2 * i + 1];
-        v[a] = x0 * co - x1 * si;
-        v[b] = x0 * si + x1 * co;
+    for (int64_t i = threadIdx.x; i < n_rot / 2; i += blockDim.x) {
+        int64_t a, b;
+        float ya, yb;
+        rfk_rope_pair(v, c, i, n_rot, neox, &a, &b, &ya, &yb);
+        v[a] = ya, v[b] = yb;
     }
 }
 
