@@ -122,13 +122,41 @@ __global__ void __launch_bounds__(NWARP * W)
             p_end = lo + piece - 1 < p_end ? lo + piece - 1 : p_end; /* may leave lo > p_end: empty */
         }
         /* With nw, the piece that holds p_new walks the cache up to the key
-         * before it and takes that key from nw afterwards. */
+         * before it and takes that key from nw. */
         const bool own = nw.k && lo <= p_new && p_end == p_new;
         const int64_t p_walk = own ? p_new - 1 : p_end;
         const int32_t *table = tables + (int64_t)seq[t] * max_blocks;
         const uint16_t *kh = kc + (size_t)kvh * hd, *vh = vc + (size_t)kvh * hd;
         float m = -INFINITY, l = 0.0f;
 
+        if (own && warp == NWARP - 1) {
+            /* the token's own key (rotated) and value, rounded to float16 as
+             * the cache holds them, as this warp's first key: before its walk,
+             * so that it overlaps the other warps' loads (the last warp has
+             * the fewest tiles); one block of each kv head stores them */
+            const int64_t kvd = n_head / group * hd;
+            const float *kr = nw.k + t * kvd + kvh * hd, *vr = nw.v + t * kvd + kvh * hd;
+            const int32_t blk = table[p_new / bs];
+            const bool store = h % group == 0 && blk >= 0; /* blk < 0: unreserved, as rfk_kv_store */
+            const size_t off = ((size_t)blk * bs + (size_t)(p_new % bs)) * (size_t)kv_dim + (size_t)kvh * hd;
+            float dot = 0.0f;
+#pragma unroll
+            for (int j = 0; j < NP; j++) {
+                const int d2 = lane + W * j;
+                if (2 * d2 < hd) {
+                    const unsigned short k0 = rfk_f2h(rfk_rope_at(kr, cn, 2 * d2, nw.n_rot, nw.neox)),
+                                         k1 = rfk_f2h(rfk_rope_at(kr, cn, 2 * d2 + 1, nw.n_rot, nw.neox)),
+                                         v0 = rfk_f2h(vr[2 * d2]), v1 = rfk_f2h(vr[2 * d2 + 1]);
+                    if (store) {
+                        ((uint32_t *)(nw.kc + off))[d2] = (uint32_t)k0 | (uint32_t)k1 << 16;
+                        ((uint32_t *)(nw.vc + off))[d2] = (uint32_t)v0 | (uint32_t)v1 << 16;
+                    }
+                    dot += q2[j].x * rfk_h2f(k0) + q2[j].y * rfk_h2f(k1);
+                    acc[j] = make_float2(rfk_h2f(v0), rfk_h2f(v1)); /* weight exp(s - m) = 1 */
+                }
+            }
+            m = rfk_warp_sum<W>(dot), l = 1.0f;
+        }
         for (int64_t ts = lo + (int64_t)warp * TK; ts <= p_walk; ts += (int64_t)NWARP * TK) {
             const int n_valid = (int)(p_walk - ts + 1 < TK ? p_walk - ts + 1 : TK);
             /* Cache row of key ts + lane % TK (block table lookup once per key). */
@@ -187,40 +215,6 @@ __global__ void __launch_bounds__(NWARP * W)
             }
             m = m_new;
         }
-        if (own && warp == 0) {
-            /* the token's own key (rotated) and value, rounded to float16 as
-             * the cache holds them; one block of each kv head stores them */
-            const int64_t kvd = n_head / group * hd;
-            const float *kr = nw.k + t * kvd + kvh * hd, *vr = nw.v + t * kvd + kvh * hd;
-            const int32_t blk = table[p_new / bs];
-            const bool store = h % group == 0 && blk >= 0; /* blk < 0: unreserved, as rfk_kv_store */
-            const size_t off = ((size_t)blk * bs + (size_t)(p_new % bs)) * (size_t)kv_dim + (size_t)kvh * hd;
-            float2 vv[NP];
-            float dot = 0.0f;
-#pragma unroll
-            for (int j = 0; j < NP; j++) {
-                const int d2 = lane + W * j;
-                vv[j] = make_float2(0.0f, 0.0f);
-                if (2 * d2 < hd) {
-                    const unsigned short k0 = rfk_f2h(rfk_rope_at(kr, cn, 2 * d2, nw.n_rot, nw.neox)),
-                                         k1 = rfk_f2h(rfk_rope_at(kr, cn, 2 * d2 + 1, nw.n_rot, nw.neox)),
-                                         v0 = rfk_f2h(vr[2 * d2]), v1 = rfk_f2h(vr[2 * d2 + 1]);
-                    if (store) {
-                        ((uint32_t *)(nw.kc + off))[d2] = (uint32_t)k0 | (uint32_t)k1 << 16;
-                        ((uint32_t *)(nw.vc + off))[d2] = (uint32_t)v0 | (uint32_t)v1 << 16;
-                    }
-                    dot += q2[j].x * rfk_h2f(k0) + q2[j].y * rfk_h2f(k1);
-                    vv[j] = make_float2(rfk_h2f(v0), rfk_h2f(v1));
-                }
-            }
-            const float s = rfk_warp_sum<W>(dot);
-            const float m_new = fmaxf(m, s), corr = expf(m - m_new), pl = expf(s - m_new);
-            l = l * corr + pl;
-#pragma unroll
-            for (int j = 0; j < NP; j++) acc[j].x = acc[j].x * corr + pl * vv[j].x, acc[j].y = acc[j].y * corr + pl * vv[j].y;
-            m = m_new;
-        }
-
         if (lane == 0) m_w[warp] = m, l_w[warp] = l;
 #pragma unroll
         for (int j = 0; j < NP; j++) {
