@@ -1266,6 +1266,9 @@ int main(int argc, char **argv) {
             test_matmul(st[i], 1000, 4352, 1, true);
             test_matmul(st[i], 300, 2048, 1, true);
         }
+        /* one token of Q4_0 past the 16384 columns its q8 row takes in shared
+           memory: the reads from global memory */
+        test_matmul(RF_TYPE_Q4_0, 67, 16640, 1, true);
         kctx.n_units = units;
     }
     { /* the row-tiled int8 matrix-product kernel (mmq.cu's k_mmq_rows): rows of whole

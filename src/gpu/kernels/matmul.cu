@@ -292,21 +292,55 @@ template <> struct mv_nrm_smem<false> {
 };
 
 /* With NRM, every block computes the row's add + RMSNorm + q8 into sn
- * (block 0 also stores x += delta and y) and points xq / xd there. */
-template <int W, bool NRM, typename XQ, typename XD>
+ * (block 0 also stores x += delta and y) and points xq / xd there; with
+ * SPLIT the q8 ints in rfk_q8_split's layout (the Q4_0 / Q8_0 body reads
+ * them so). */
+template <int W, bool NRM, bool SPLIT = false, typename XQ, typename XD>
 static __device__ __forceinline__ void mv_norm_pro(const rfk_mv_norm &nrm, int64_t cols, mv_nrm_smem<NRM> &sn,
                                                    XQ &xq, XD &xd) {
     if constexpr (NRM) {
-        rfk_norm_row<W, MV_NORM_RQ>(nrm.x, nrm.delta, nrm.w, nrm.y, cols, nrm.eps, sn.xq, sn.xd, 0, blockIdx.x == 0);
+        rfk_norm_row<W, MV_NORM_RQ, SPLIT>(nrm.x, nrm.delta, nrm.w, nrm.y, cols, nrm.eps, sn.xq, sn.xd, 0,
+                                           blockIdx.x == 0);
         __syncthreads();
         xq = sn.xq, xd = sn.xd;
     }
 }
 
+/* One token's q8 row in shared memory for the plain Q4_0 mat-vec
+ * (k_mv_staged_xs), rows up to MV_XS_MAX columns (Q8_0's tiles leave no
+ * room for it under the 48 KiB of static shared memory). From global memory each
+ * lane read its block's 32 bytes as two 16-byte loads 32 bytes apart: every
+ * load touched 32 sectors and used half of each, and the L1 was the limit
+ * (Nsight Compute, H200: 79% busy, the DRAM 59%). Here a block copies the
+ * row once, the low and the high 16 bytes of 32 consecutive blocks stored
+ * apart (q[64 g + p] and q[64 g + 32 + p] for block 32 g + p), so that a
+ * warp's two reads are each one contiguous run. */
+#define MV_XS_MAX 16384
+template <bool XS> struct mv_xs_smem {
+    int4 q[MV_XS_MAX / 16];
+    float2 d[MV_XS_MAX / 32];
+};
+template <> struct mv_xs_smem<false> {
+    int4 q[1];
+    float2 d[1];
+};
+
+static __device__ __forceinline__ void mv_xs_pro(const int *__restrict__ xq, const float2 *__restrict__ xd, int64_t nb,
+                                                 mv_xs_smem<true> &sx) {
+    const int4 *g = (const int4 *)xq;
+    for (int64_t u = threadIdx.x; u < 2 * nb; u += blockDim.x) {
+        const int64_t b = u >> 1;
+        sx.q[(b >> 5) * 64 + (u & 1) * 32 + (b & 31)] = g[u];
+    }
+    for (int64_t b = threadIdx.x; b < nb; b += blockDim.x) sx.d[b] = xd[b];
+    __syncthreads();
+}
+
 /* Q4_0 and Q8_0: lane l decodes blocks l, l + W, ... of each tile from
  * shared memory (4-byte reads, a funnel shift for odd blocks' 2-byte
- * offset) against q8 activation blocks. */
-template <int T, int W, int NT, bool NRM>
+ * offset) against q8 activation blocks (with XS, one token's, from
+ * mv_xs_smem). */
+template <int T, int W, int NT, bool NRM, bool XS = false>
 static __device__ __forceinline__ void mv_staged(const uint8_t *__restrict__ w, size_t row_bytes, int64_t nb,
                                                  int64_t rows, const int *__restrict__ xq,
                                                  const float2 *__restrict__ xd, rfk_mm_out y, int nt,
@@ -315,8 +349,10 @@ static __device__ __forceinline__ void mv_staged(const uint8_t *__restrict__ w, 
         rfk_trap();
     } else {
         constexpr int B = mvs<T>::bytes, QW = mvs<T>::qwords, TV = mvs<T>::tile_vecs;
+        static_assert(!XS || (NT == 1 && !NRM), "x staging: one token, no fused norm");
         __shared__ uint4 sm[MV_BLOCK / W][TV + 1]; /* +1: the last block's word reads may pass the tile */
         __shared__ mv_nrm_smem<NRM> sn;
+        __shared__ mv_xs_smem<XS> sx;
         const int lane = threadIdx.x % W;
         float acc[NT];
 #pragma unroll
@@ -340,10 +376,17 @@ static __device__ __forceinline__ void mv_staged(const uint8_t *__restrict__ w, 
 #pragma unroll
                 for (int t = 0; t < NT; t++) {
                     if (t < nt) {
-                        const int4 *xp = (const int4 *)(xq + (t * nb + b) * 8);
-                        const int4 x0 = xp[0], x1 = xp[1];
+                        int4 x0, x1;
+                        float2 dx;
+                        if constexpr (XS || NRM) { /* one token's row in shared memory, split */
+                            const int4 *xs = XS ? sx.q : (const int4 *)xq;
+                            const int64_t sq = (b >> 5) * 64 + (b & 31);
+                            x0 = xs[sq], x1 = xs[sq + 32], dx = XS ? sx.d[b] : xd[b];
+                        } else {
+                            const int4 *xp = (const int4 *)(xq + (t * nb + b) * 8);
+                            x0 = xp[0], x1 = xp[1], dx = xd[t * nb + b];
+                        }
                         const int xv[8] = {x0.x, x0.y, x0.z, x0.w, x1.x, x1.y, x1.z, x1.w};
-                        const float2 dx = xd[t * nb + b];
                         int dot = 0;
                         if constexpr (T == 2) {
 #pragma unroll
@@ -362,7 +405,10 @@ static __device__ __forceinline__ void mv_staged(const uint8_t *__restrict__ w, 
             }
         };
         auto done = [&](int64_t r) { mv_flush<W, NT>(acc, lane, nt, y, r); };
-        auto pro = [&] { mv_norm_pro<W, NRM>(nrm, nb * 32, sn, xq, xd); };
+        auto pro = [&] {
+            if constexpr (XS) mv_xs_pro(xq, xd, nb, sx);
+            else mv_norm_pro<W, NRM, true>(nrm, nb * 32, sn, xq, xd);
+        };
         mvs_walk<W, TV>(w, row_bytes, rows, (nb + MVS_TILE - 1) / MVS_TILE, sm[threadIdx.x / W], tile, done, pro);
     }
 }
@@ -386,6 +432,12 @@ static __device__ __forceinline__ void mv_staged(const uint8_t *__restrict__ w, 
         body<T, W, 1, true>(w, row_bytes, nb, rows, xq, xd, y, nt, nrm);                                    \
     }
 MV_WIDE_KERNELS(k_mv_staged, mv_staged, MV_NORM_MIN_BLOCKS)
+template <int T, int W>
+__global__ void __launch_bounds__(MV_BLOCK)
+    k_mv_staged_xs(const uint8_t *__restrict__ w, size_t row_bytes, int64_t nb, int64_t rows,
+                   const int *__restrict__ xq, const float2 *__restrict__ xd, rfk_mm_out y, int nt) {
+    mv_staged<T, W, 1, false, true>(w, row_bytes, nb, rows, xq, xd, y, nt, rfk_mv_norm{});
+}
 
 /* Q6_K (210-byte super-blocks, 2-byte aligned): tiles of MVS6_TILE blocks;
  * lane l always takes 32-element chunk j = l % 8 (half h = j / 4, quarter
@@ -692,6 +744,18 @@ template <int T, int W> static constexpr auto mv_wide_norm_kernel() {
     else return &k_mv_staged_norm<T, W>;
 }
 
+/* One token of Q4_0 reads its q8 row from shared memory
+ * (k_mv_staged_xs, rows up to MV_XS_MAX columns); ROCMFORGE_GPU_MV_XS=0
+ * keeps the reads from global memory (for comparison). */
+static bool mv_xs_on(void) {
+    static int on = -1;
+    if (on < 0) {
+        const char *e = getenv("ROCMFORGE_GPU_MV_XS");
+        on = !(e && e[0] == '0');
+    }
+    return on;
+}
+
 /* The wide-load mat-vec of type T (Q4_0, Q8_0, Q4_K, Q6_K), with the fused
  * norm prologue where NRM (rfk_matmul_norm). */
 template <int T, int W, int NT, bool NRM>
@@ -701,6 +765,16 @@ static int launch_mv_wide(const mm_args *a, int64_t t0, int nt, const rfk_mv_nor
     const int *xq = a->xq ? a->xq + t0 * n_chunks * 8 : NULL;
     const float2 *xd = a->xd ? a->xd + t0 * n_chunks : NULL;
     static int occ = -1;
+    if constexpr (!NRM && NT == 1 && T == 2) {
+        if (a->cols <= MV_XS_MAX && mv_xs_on()) {
+            static int occ_xs = -1;
+            constexpr auto k = &k_mv_staged_xs<T, W>;
+            const int64_t blocks = mv_blocks(a->ctx, k, a->rows, W, &occ_xs);
+            RFK_LAUNCH(a->ctx, "matvec_q8", k, rfk_d3(blocks), rfk_d3(MV_BLOCK), 0, a->stream, a->w, a->row_bytes,
+                       nb, a->rows, xq, xd, mv_out_at(a, t0), nt);
+            return RFK_OK;
+        }
+    }
     if constexpr (NRM) {
         constexpr auto k = mv_wide_norm_kernel<T, W>();
         const int64_t blocks = mv_blocks(a->ctx, k, a->rows, W, &occ);
