@@ -308,13 +308,14 @@ static __device__ __forceinline__ void mv_norm_pro(const rfk_mv_norm &nrm, int64
 
 /* One token's q8 row in shared memory for the plain Q4_0 mat-vec
  * (k_mv_staged_xs), rows up to MV_XS_MAX columns (Q8_0's tiles leave no
- * room for it under the 48 KiB of static shared memory). From global memory each
- * lane read its block's 32 bytes as two 16-byte loads 32 bytes apart: every
- * load touched 32 sectors and used half of each, and the L1 was the limit
- * (Nsight Compute, H200: 79% busy, the DRAM 59%). Here a block copies the
- * row once, the low and the high 16 bytes of 32 consecutive blocks stored
- * apart (q[64 g + p] and q[64 g + 32 + p] for block 32 g + p), so that a
- * warp's two reads are each one contiguous run. */
+ * room for it under the 48 KiB of static shared memory). From global
+ * memory each lane read its block's 32 bytes as two 16-byte loads 32 bytes
+ * apart: every load touched 32 sectors and used half of each, and the L1
+ * was the limit (Nsight Compute, H200: 79% busy, the DRAM 59%). Here a
+ * block copies the row once, the low and the high 16 bytes of 32
+ * consecutive blocks stored apart (rfk_q8_split's layout: q[64 g + p] and
+ * q[64 g + 32 + p] for block 32 g + p), so that a warp's two reads are
+ * each one contiguous run. */
 #define MV_XS_MAX 16384
 template <bool XS> struct mv_xs_smem {
     int4 q[MV_XS_MAX / 16];
