@@ -426,6 +426,12 @@ void rfg_weights_free(rf_gpu_weights *W) {
 
 static const rf_layers_ops layers_ops;
 
+/* A switch for comparisons: on unless the variable starts with '0'. */
+static bool env_on(const char *name) {
+    const char *e = getenv(name);
+    return !(e && e[0] == '0');
+}
+
 rf_status rfg_layers_create(rf_gpu_weights *W, const rf_kv_config *kc, int64_t n_batch, rf_layers_backend *out,
                             rf_error *err) {
     memset(out, 0, sizeof *out);
@@ -441,10 +447,8 @@ rf_status rfg_layers_create(rf_gpu_weights *W, const rf_kv_config *kc, int64_t n
     L->B = n_batch;
     L->ffw = ff_width(W->m, W->l0, W->l1);
     L->mv_max_n = mv_max_n(W->m, W->l0, W->l1, W->head);
-    const char *fe = getenv("ROCMFORGE_GPU_FUSE_NORM"); /* 0: separate norm launches, for comparison */
-    L->fuse_norm = !(fe && fe[0] == '0');
-    const char *fr = getenv("ROCMFORGE_GPU_FUSE_ROPE"); /* 0: the RoPE + KV store launch apart, for comparison */
-    L->fuse_rope = !(fr && fr[0] == '0');
+    L->fuse_norm = env_on("ROCMFORGE_GPU_FUSE_NORM"); /* 0: separate norm launches, for comparison */
+    L->fuse_rope = env_on("ROCMFORGE_GPU_FUSE_ROPE"); /* 0: the RoPE + KV store launch apart, for comparison */
     L->seen = calloc((size_t)(kc->n_seq > 0 ? kc->n_seq : 1), 1);
     if (!L->seen) {
         free(L);

@@ -697,16 +697,22 @@ template <int T, int W, int NT> static int launch_matvec_nt(const mm_args *a, in
     return RFK_OK;
 }
 
+/* A switch for comparisons, read once into *cache (-1: unread): on unless
+ * the variable starts with '0'. */
+static bool env_on(const char *name, int *cache) {
+    if (*cache < 0) {
+        const char *e = getenv(name);
+        *cache = !(e && e[0] == '0');
+    }
+    return *cache;
+}
+
 /* The wide-load kernels take rows of whole 16-byte vectors (every tile and
  * block then starts aligned); ROCMFORGE_GPU_MV=0 keeps the 4-lane ones
  * (for comparison). */
 static bool mv_wide_ok(const mm_args *a) {
-    static int off = -1;
-    if (off < 0) {
-        const char *e = getenv("ROCMFORGE_GPU_MV");
-        off = e && e[0] == '0';
-    }
-    return !off && a->row_bytes % 16 == 0;
+    static int on = -1;
+    return env_on("ROCMFORGE_GPU_MV", &on) && a->row_bytes % 16 == 0;
 }
 
 /* Blocks of the wide mat-vecs: a warp per row while the rows fit in what
@@ -716,12 +722,8 @@ static bool mv_wide_ok(const mm_args *a) {
  * short-lived warps and a partial last wave (ROCMFORGE_GPU_MV_PERSIST=0:
  * always a warp per row). */
 static bool mv_persist_off(void) {
-    static int off = -1;
-    if (off < 0) {
-        const char *e = getenv("ROCMFORGE_GPU_MV_PERSIST");
-        off = e && e[0] == '0';
-    }
-    return off;
+    static int on = -1;
+    return !env_on("ROCMFORGE_GPU_MV_PERSIST", &on);
 }
 
 template <typename K> static int64_t mv_blocks(const rfk_ctx *ctx, K kernel, int64_t rows, int W, int *occ) {
@@ -750,11 +752,7 @@ template <int T, int W> static constexpr auto mv_wide_norm_kernel() {
  * keeps the reads from global memory (for comparison). */
 static bool mv_xs_on(void) {
     static int on = -1;
-    if (on < 0) {
-        const char *e = getenv("ROCMFORGE_GPU_MV_XS");
-        on = !(e && e[0] == '0');
-    }
-    return on;
+    return env_on("ROCMFORGE_GPU_MV_XS", &on);
 }
 
 /* The wide-load mat-vec of type T (Q4_0, Q8_0, Q4_K, Q6_K), with the fused
