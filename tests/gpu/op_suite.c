@@ -1265,10 +1265,13 @@ int main(int argc, char **argv) {
             test_matmul(st[i], 129, 10240, 1, true); /* 2.5 tiles of every wide kernel */
             test_matmul(st[i], 1000, 4352, 1, true);
             test_matmul(st[i], 300, 2048, 1, true);
+            test_matmul(st[i], 129, 4096, 1, true); /* Q6_K's widest row with its q8 row in shared memory */
         }
-        /* one token of Q4_0 past the 16384 columns its q8 row takes in shared
-           memory: the reads from global memory */
+        /* one token past the 16384 columns whose q8 row the Q4_0 and Q4_K
+           one-token kernels take in shared memory: the reads from global
+           memory (Q6_K's, past 4096 columns, are the 10240 and 4352 above) */
         test_matmul(RF_TYPE_Q4_0, 67, 16640, 1, true);
+        test_matmul(RF_TYPE_Q4_K, 67, 18432, 1, true);
         kctx.n_units = units;
     }
     { /* the row-tiled int8 matrix-product kernel (mmq.cu's k_mmq_rows): rows of whole

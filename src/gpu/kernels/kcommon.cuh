@@ -194,20 +194,23 @@ static inline size_t rfk_q8_xd_offset(int64_t cols, int64_t n_tok) {
 }
 
 /* Where quad i of a row goes in the split q8 layout of a one-token row in
- * shared memory (matmul.cu's mat-vecs): the low and the high 16 bytes of
- * the 32 blocks of group g stored apart, as int4 units 64 g + p and 64 g +
- * 32 + p for block 32 g + p, so that a warp reading one block a lane reads
- * each half as one contiguous run. Returns the int index. */
-static __device__ __forceinline__ int64_t rfk_q8_split(int64_t i) {
-    const int64_t b = i >> 3, h = (i >> 2) & 1;
-    return (((b >> 5) * 64 + h * 32 + (b & 31)) << 2) + (i & 3);
+ * shared memory (matmul.cu's mat-vecs). The row is cut into items of U
+ * 16-byte units (U = 2: a block of 32 values, which a Q4_0, Q8_0 or Q6_K
+ * lane takes; U = 4: the two blocks a Q4_K lane takes), and unit u of the
+ * 32 items of group g is stored at int4 index 32 U g + 32 u + p for item
+ * 32 g + p: a warp reading one item a lane reads each unit as one
+ * contiguous run. Returns the int index. */
+template <int U> static __device__ __forceinline__ int64_t rfk_q8_split(int64_t i) {
+    static_assert(U == 2 || U == 4, "items of two or four units");
+    const int64_t n = i >> 2, item = n / U, u = n % U;
+    return (((item >> 5) * (32 * U) + u * 32 + (item & 31)) << 2) + (i & 3);
 }
 
 /* Eight consecutive lanes hold the four values each of one block (quad i,
- * i / 8 the block): quantize and store it (the ints at rfk_q8_split's
- * places with SPLIT). Every lane of the warp must call (the shuffles), live
- * or not; only live lanes store. */
-template <int W, bool SPLIT = false>
+ * i / 8 the block): quantize and store it (where SPLIT, the units an item,
+ * is not 0, the ints at rfk_q8_split<SPLIT>'s places). Every lane of the
+ * warp must call (the shuffles), live or not; only live lanes store. */
+template <int W, int SPLIT = 0>
 static __device__ __forceinline__ void rfk_q8_store(float4 v, int64_t i, bool live, int *xq, float2 *xd) {
     float amax = fmaxf(fmaxf(fabsf(v.x), fabsf(v.y)), fmaxf(fabsf(v.z), fabsf(v.w)));
 #pragma unroll
@@ -219,7 +222,7 @@ static __device__ __forceinline__ void rfk_q8_store(float4 v, int64_t i, bool li
 #pragma unroll
     for (int o = 4; o > 0; o /= 2) sum += RFK_SHFL_XOR(sum, o, W);
     if (live) {
-        xq[SPLIT ? rfk_q8_split(i) : i] =
+        xq[SPLIT ? rfk_q8_split<SPLIT ? SPLIT : 2>(i) : i] =
             (q0 & 0xFF) | ((q1 & 0xFF) << 8) | ((q2 & 0xFF) << 16) | ((int)((unsigned)q3 << 24));
         if (i % 8 == 0) xd[i / 8] = make_float2(d, d * (float)sum);
     }
@@ -258,12 +261,13 @@ static __device__ __forceinline__ void rfk_q8_store1(float v, int64_t e, bool li
  * with store false nothing but the q8 blocks is written (a block that
  * computes the row for itself beside others that do the same). RQ quads a
  * thread (rows up to 4 * RFK_NORM_BLOCK * RQ floats): fewer hold fewer
- * registers. SPLIT: the q8 ints in rfk_q8_split's layout (row 0 only). */
+ * registers. SPLIT (not 0): the q8 ints in rfk_q8_split<SPLIT>'s layout (row
+ * 0 only). */
 #define RFK_NORM_BLOCK 256
 #define RFK_NORM_RQ 8 /* quads per thread */
 #define RFK_NORM_MAX (4 * RFK_NORM_BLOCK * RFK_NORM_RQ)
 
-template <int W, int RQ = RFK_NORM_RQ, bool SPLIT = false>
+template <int W, int RQ = RFK_NORM_RQ, int SPLIT = 0>
 static __device__ __forceinline__ void rfk_norm_row(float *x, const float *delta, const float *__restrict__ w,
                                                     float *y, int64_t dim, float eps, int *xq, float2 *xd,
                                                     int64_t row, bool store) {

@@ -293,9 +293,9 @@ template <> struct mv_nrm_smem<false> {
 
 /* With NRM, every block computes the row's add + RMSNorm + q8 into sn
  * (block 0 also stores x += delta and y) and points xq / xd there; with
- * SPLIT the q8 ints in rfk_q8_split's layout (the Q4_0 / Q8_0 body reads
- * them so). */
-template <int W, bool NRM, bool SPLIT = false, typename XQ, typename XD>
+ * SPLIT (not 0) the q8 ints in rfk_q8_split<SPLIT>'s layout, as the body
+ * reads them. */
+template <int W, bool NRM, int SPLIT = 0, typename XQ, typename XD>
 static __device__ __forceinline__ void mv_norm_pro(const rfk_mv_norm &nrm, int64_t cols, mv_nrm_smem<NRM> &sn,
                                                    XQ &xq, XD &xd) {
     if constexpr (NRM) {
@@ -306,32 +306,33 @@ static __device__ __forceinline__ void mv_norm_pro(const rfk_mv_norm &nrm, int64
     }
 }
 
-/* One token's q8 row in shared memory for the plain Q4_0 mat-vec
- * (k_mv_staged_xs), rows up to MV_XS_MAX columns (Q8_0's tiles leave no
- * room for it under the 48 KiB of static shared memory). From global
+/* One token's q8 row in shared memory for the plain Q4_0, Q4_K and Q6_K
+ * mat-vecs (k_mv_*_xs), rows up to MV_XS_MAX columns (Q8_0's tiles leave
+ * no room for it under the 48 KiB of static shared memory). From global
  * memory each lane read its block's 32 bytes as two 16-byte loads 32 bytes
  * apart: every load touched 32 sectors and used half of each, and the L1
  * was the limit (Nsight Compute, H200: 79% busy, the DRAM 59%). Here a
- * block copies the row once, the low and the high 16 bytes of 32
- * consecutive blocks stored apart (rfk_q8_split's layout: q[64 g + p] and
- * q[64 g + 32 + p] for block 32 g + p), so that a warp's two reads are
- * each one contiguous run. */
+ * block copies the row once in rfk_q8_split<U>'s layout (U = 2 for a block
+ * a lane, 4 for Q4_K's two: q[64 g + p] and q[64 g + 32 + p] for block
+ * 32 g + p when U = 2), so that a warp's reads are each one contiguous
+ * run. */
 #define MV_XS_MAX 16384
 template <bool XS> struct mv_xs_smem {
     int4 q[MV_XS_MAX / 16];
-    float2 d[MV_XS_MAX / 32];
+    __align__(16) float2 d[MV_XS_MAX / 32]; /* Q4_K reads two as a float4 */
 };
 template <> struct mv_xs_smem<false> {
     int4 q[1];
     float2 d[1];
 };
 
+template <int U>
 static __device__ __forceinline__ void mv_xs_pro(const int *__restrict__ xq, const float2 *__restrict__ xd, int64_t nb,
                                                  mv_xs_smem<true> &sx) {
     const int4 *g = (const int4 *)xq;
-    for (int64_t u = threadIdx.x; u < 2 * nb; u += blockDim.x) {
-        const int64_t b = u >> 1;
-        sx.q[(b >> 5) * 64 + (u & 1) * 32 + (b & 31)] = g[u];
+    for (int64_t n = threadIdx.x; n < 2 * nb; n += blockDim.x) { /* unit n of the row */
+        const int64_t item = n / U;
+        sx.q[(item >> 5) * (32 * U) + (n % U) * 32 + (item & 31)] = g[n];
     }
     for (int64_t b = threadIdx.x; b < nb; b += blockDim.x) sx.d[b] = xd[b];
     __syncthreads();
@@ -407,8 +408,8 @@ static __device__ __forceinline__ void mv_staged(const uint8_t *__restrict__ w, 
         };
         auto done = [&](int64_t r) { mv_flush<W, NT>(acc, lane, nt, y, r); };
         auto pro = [&] {
-            if constexpr (XS) mv_xs_pro(xq, xd, nb, sx);
-            else mv_norm_pro<W, NRM, true>(nrm, nb * 32, sn, xq, xd);
+            if constexpr (XS) mv_xs_pro<2>(xq, xd, nb, sx);
+            else mv_norm_pro<W, NRM, 2>(nrm, nb * 32, sn, xq, xd);
         };
         mvs_walk<W, TV>(w, row_bytes, rows, (nb + MVS_TILE - 1) / MVS_TILE, sm[threadIdx.x / W], tile, done, pro);
     }
@@ -445,8 +446,9 @@ __global__ void __launch_bounds__(MV_BLOCK)
  * t = j % 4: low nibbles of ql[64h + 32(t % 2) ..] shifted by 4(t / 2),
  * bits 2t of qh[32h ..]) of blocks l / 8, l / 8 + W / 8, ..., as q - 32 in
  * signed bytes; the chunk's two 16-element halves are scaled by their own
- * int8 scales after the byte dots. */
-template <int T, int W, int NT, bool NRM>
+ * int8 scales after the byte dots. One token's row in shared memory (XS:
+ * copied, NRM: computed) is in rfk_q8_split<2>'s layout, as Q4_0's. */
+template <int T, int W, int NT, bool NRM, bool XS = false>
 static __device__ __forceinline__ void mv_q6k(const uint8_t *__restrict__ w, size_t row_bytes, int64_t nsb,
                                               int64_t rows, const int *__restrict__ xq, const float2 *__restrict__ xd,
                                               rfk_mm_out y, int nt, const rfk_mv_norm &nrm) {
@@ -454,8 +456,10 @@ static __device__ __forceinline__ void mv_q6k(const uint8_t *__restrict__ w, siz
         rfk_trap();
     } else {
         constexpr int TV = mvs<14>::tile_vecs;
+        static_assert(!XS || (NT == 1 && !NRM), "x staging: one token, no fused norm");
         __shared__ uint4 sm[MV_BLOCK / W][TV + 1];
         __shared__ mv_nrm_smem<NRM> sn;
+        __shared__ mv_xs_smem<XS> sx;
         const int lane = threadIdx.x % W, j = lane % 8, h = j / 4, tq = j % 4;
         const int64_t n_chunks = nsb * 8;
         float acc[NT];
@@ -485,34 +489,55 @@ static __device__ __forceinline__ void mv_q6k(const uint8_t *__restrict__ w, siz
                 for (int t = 0; t < NT; t++) {
                     if (t < nt) {
                         const int64_t c = t * n_chunks + sb * 8 + j;
-                        const int4 *xp = (const int4 *)(xq + c * 8);
-                        const int4 x0 = xp[0], x1 = xp[1];
+                        int4 x0, x1;
+                        float dx;
+                        if constexpr (XS || NRM) { /* one token's row in shared memory, split */
+                            const int4 *xs = XS ? sx.q : (const int4 *)xq;
+                            const int64_t sq = (c >> 5) * 64 + (c & 31);
+                            x0 = xs[sq], x1 = xs[sq + 32], dx = XS ? sx.d[c].x : xd[c].x;
+                        } else {
+                            const int4 *xp = (const int4 *)(xq + c * 8);
+                            x0 = xp[0], x1 = xp[1], dx = xd[c].x;
+                        }
                         int lo = 0, hi = 0;
                         lo = rfk_dp4a(v[0], x0.x, lo), lo = rfk_dp4a(v[1], x0.y, lo);
                         lo = rfk_dp4a(v[2], x0.z, lo), lo = rfk_dp4a(v[3], x0.w, lo);
                         hi = rfk_dp4a(v[4], x1.x, hi), hi = rfk_dp4a(v[5], x1.y, hi);
                         hi = rfk_dp4a(v[6], x1.z, hi), hi = rfk_dp4a(v[7], x1.w, hi);
-                        acc[t] += d * xd[c].x * (float)(s0 * lo + s1 * hi);
+                        acc[t] += d * dx * (float)(s0 * lo + s1 * hi);
                     }
                 }
             }
         };
         auto done = [&](int64_t r) { mv_flush<W, NT>(acc, lane, nt, y, r); };
-        auto pro = [&] { mv_norm_pro<W, NRM>(nrm, nsb * 256, sn, xq, xd); };
+        auto pro = [&] {
+            if constexpr (XS) mv_xs_pro<2>(xq, xd, nsb * 8, sx);
+            else mv_norm_pro<W, NRM, 2>(nrm, nsb * 256, sn, xq, xd);
+        };
         mvs_walk<W, TV>(w, row_bytes, rows, (nsb + MVS6_TILE - 1) / MVS6_TILE, sm[threadIdx.x / W], tile, done, pro);
     }
 }
 
 MV_WIDE_KERNELS(k_mv_q6k, mv_q6k, MV_NORM_MIN_BLOCKS_Q6K)
+template <int T, int W>
+__global__ void __launch_bounds__(MV_BLOCK)
+    k_mv_q6k_xs(const uint8_t *__restrict__ w, size_t row_bytes, int64_t nb, int64_t rows,
+                const int *__restrict__ xq, const float2 *__restrict__ xd, rfk_mm_out y, int nt) {
+    mv_q6k<T, W, 1, false, true>(w, row_bytes, nb, rows, xq, xd, y, nt, rfk_mv_norm{});
+}
 
-template <int T, int W, int NT, bool NRM>
+/* Q4_K, several tokens, or one past MV_XS_MAX columns: the activations
+ * from global memory. Lane l takes half h = k % 2 (16 bytes) of sub-block
+ * pair j = k / 2's 32 bytes qs[32j ..] (k = l % 8) of blocks l / 8,
+ * l / 8 + W / 8, ..., loaded straight into registers with the block's
+ * header. */
+template <int T, int W, int NT>
 static __device__ __forceinline__ void mv_q4k(const uint8_t *__restrict__ w, size_t row_bytes, int64_t nsb,
                                               int64_t rows, const int *__restrict__ xq, const float2 *__restrict__ xd,
-                                              rfk_mm_out y, int nt, const rfk_mv_norm &nrm) {
+                                              rfk_mm_out y, int nt) {
     if constexpr (!rfk_warp_matches<W>()) {
         rfk_trap();
     } else {
-        __shared__ mv_nrm_smem<NRM> sn;
         const int lane = threadIdx.x % W, k = lane % 8, j = k / 2, h = k % 2;
         /* rows r0, r0 + stride, ... of this warp (as k_mv_staged) in steps
          * of SPI blocks; the next step's two loads are issued before the
@@ -534,9 +559,8 @@ static __device__ __forceinline__ void mv_q4k(const uint8_t *__restrict__ w, siz
                 qv = *(const uint4 *)(b + 16 + 16 * k);
             }
         };
-        if (r0 < rows) fetch(r0, 0);
-        mv_norm_pro<W, NRM>(nrm, nsb * 256, sn, xq, xd); /* every thread: a block-wide barrier */
         if (r0 >= rows) return;
+        fetch(r0, 0);
         for (int64_t r = r0, st = 0;;) {
             const uint4 chd = hd, cqv = qv;
             const int64_t r2 = st + 1 < steps ? r : r + stride, st2 = st + 1 < steps ? st + 1 : 0;
@@ -586,7 +610,96 @@ static __device__ __forceinline__ void mv_q4k(const uint8_t *__restrict__ w, siz
     }
 }
 
-MV_WIDE_KERNELS(k_mv_q4k, mv_q4k, MV_NORM_MIN_BLOCKS)
+template <int T, int W, int NT>
+__global__ void __launch_bounds__(MV_BLOCK)
+    k_mv_q4k(const uint8_t *__restrict__ w, size_t row_bytes, int64_t nb, int64_t rows, const int *__restrict__ xq,
+             const float2 *__restrict__ xd, rfk_mm_out y, int nt) {
+    mv_q4k<T, W, NT>(w, row_bytes, nb, rows, xq, xd, y, nt);
+}
+
+/* Q4_K, one token, its q8 row in shared memory in rfk_q8_split<4>'s
+ * layout (XS = !NRM: copied there from xq; NRM: computed there by the
+ * fused norm). Tiles of MVK_TILE blocks (2304 bytes, as Q4_0's) staged in
+ * the warp's shared memory; lane l takes sub-block pair k = l % 4 of blocks
+ * l / 4, l / 4 + W / 4, ...: its 32 bytes qs[32k ..] (the low nibbles
+ * sub-block 2k, the high ones 2k + 1) and the block's header as 16-byte
+ * reads, which the 144-byte blocks keep aligned and spread over the banks
+ * (eight lanes, one phase, eight distinct bank quads); the pair's 64
+ * activation bytes as four 16-byte reads, each one contiguous run over the
+ * warp. A lane's scale decode then serves 64 weights, twice mv_q4k's. */
+#define MVK_TILE 16
+template <> struct mvs<12> { static constexpr int tile_vecs = MVK_TILE * 144 / 16; };
+
+template <int T, int W, bool NRM>
+static __device__ __forceinline__ void mv_q4k_s(const uint8_t *__restrict__ w, size_t row_bytes, int64_t nsb,
+                                                int64_t rows, const int *__restrict__ xq, const float2 *__restrict__ xd,
+                                                rfk_mm_out y, int nt, const rfk_mv_norm &nrm) {
+    if constexpr (!rfk_warp_matches<W>()) {
+        rfk_trap();
+    } else {
+        constexpr int TV = mvs<12>::tile_vecs;
+        __shared__ uint4 sm[MV_BLOCK / W][TV]; /* 16-byte reads only: none passes the tile */
+        __shared__ mv_nrm_smem<NRM> sn;
+        __shared__ mv_xs_smem<!NRM> sx;
+        const int lane = threadIdx.x % W, k = lane % 4;
+        const int4 *xs = NRM ? (const int4 *)sn.xq : sx.q;
+        const float4 *xds = (const float4 *)(NRM ? sn.xd : sx.d); /* (d, d * sum) of blocks 2p, 2p + 1 */
+        /* Sub-blocks 2k, 2k + 1's 6-bit scales and mins from the header's
+           scales[12] (words hd.y, hd.z, hd.w) as two bytes of a word: for k <
+           2 bytes 2k, 2k + 1 (+ 4 for the mins); for k >= 2 the low (scales)
+           or high (mins) nibbles of bytes 2k + 4, 2k + 5 with the top two bits
+           of bytes 2k - 4, 2k - 3 (scales) or 2k, 2k + 1 (mins) above them. */
+        const unsigned sh = 16u * (k & 1);
+        float acc[1] = {0.0f};
+        auto tile = [&](const uint32_t *sw, int64_t ti) {
+            const uint4 *sv = (const uint4 *)sw;
+#pragma unroll
+            for (int i = 0; i < MVK_TILE * 4 / W; i++) {
+                const int bl = lane / 4 + i * (W / 4);
+                const int64_t sb = ti * MVK_TILE + bl;
+                if (sb >= nsb) continue;
+                const uint4 hd = sv[bl * 9], q0 = sv[bl * 9 + 1 + 2 * k], q1 = sv[bl * 9 + 2 + 2 * k];
+                const uint32_t ys = hd.y >> sh, zs = hd.z >> sh, ws = hd.w >> sh;
+                const uint32_t sc = k < 2 ? ys & 0x3F3Fu : (ws & 0x0F0Fu) | ((ys >> 2) & 0x3030u);
+                const uint32_t mn = k < 2 ? zs & 0x3F3Fu : ((ws >> 4) & 0x0F0Fu) | ((zs >> 2) & 0x3030u);
+                const int64_t p = sb * 4 + k, u0 = (p >> 5) * 128 + (p & 31); /* pair p of the row */
+                const int4 x0 = xs[u0], x1 = xs[u0 + 32], x2 = xs[u0 + 64], x3 = xs[u0 + 96];
+                const float4 dd = xds[p];
+                const uint32_t qw[8] = {q0.x, q0.y, q0.z, q0.w, q1.x, q1.y, q1.z, q1.w};
+                const int xl[8] = {x0.x, x0.y, x0.z, x0.w, x1.x, x1.y, x1.z, x1.w};
+                const int xh[8] = {x2.x, x2.y, x2.z, x2.w, x3.x, x3.y, x3.z, x3.w};
+                int lo = 0, hi = 0;
+#pragma unroll
+                for (int u = 0; u < 8; u++) {
+                    lo = rfk_dp4a((int)(qw[u] & 0x0F0F0F0Fu), xl[u], lo);
+                    hi = rfk_dp4a((int)((qw[u] >> 4) & 0x0F0F0F0Fu), xh[u], hi);
+                }
+                const float d = rfk_h2f((unsigned short)(hd.x & 0xFFFF)), dmin = rfk_h2f((unsigned short)(hd.x >> 16));
+                acc[0] += d * ((float)(int)(sc & 0xFF) * dd.x * (float)lo + (float)(int)(sc >> 8) * dd.z * (float)hi) -
+                          dmin * ((float)(int)(mn & 0xFF) * dd.y + (float)(int)(mn >> 8) * dd.w);
+            }
+        };
+        auto done = [&](int64_t r) { mv_flush<W, 1>(acc, lane, nt, y, r); };
+        auto pro = [&] {
+            if constexpr (NRM) mv_norm_pro<W, NRM, 4>(nrm, nsb * 256, sn, xq, xd);
+            else mv_xs_pro<4>(xq, xd, nsb * 8, sx);
+        };
+        mvs_walk<W, TV>(w, row_bytes, rows, (nsb + MVK_TILE - 1) / MVK_TILE, sm[threadIdx.x / W], tile, done, pro);
+    }
+}
+
+template <int T, int W>
+__global__ void __launch_bounds__(MV_BLOCK)
+    k_mv_q4k_xs(const uint8_t *__restrict__ w, size_t row_bytes, int64_t nb, int64_t rows,
+                const int *__restrict__ xq, const float2 *__restrict__ xd, rfk_mm_out y, int nt) {
+    mv_q4k_s<T, W, false>(w, row_bytes, nb, rows, xq, xd, y, nt, rfk_mv_norm{});
+}
+template <int T, int W>
+__global__ void __launch_bounds__(MV_BLOCK, MV_NORM_MIN_BLOCKS)
+    k_mv_q4k_norm(const uint8_t *__restrict__ w, size_t row_bytes, int64_t nb, int64_t rows,
+                  const int *__restrict__ xq, const float2 *__restrict__ xd, rfk_mm_out y, int nt, rfk_mv_norm nrm) {
+    mv_q4k_s<T, W, true>(w, row_bytes, nb, rows, xq, xd, y, nt, nrm);
+}
 
 template <int T>
 __global__ void __launch_bounds__(256)
@@ -747,9 +860,17 @@ template <int T, int W> static constexpr auto mv_wide_norm_kernel() {
     else return &k_mv_staged_norm<T, W>;
 }
 
-/* One token of Q4_0 reads its q8 row from shared memory
- * (k_mv_staged_xs, rows up to MV_XS_MAX columns); ROCMFORGE_GPU_MV_XS=0
- * keeps the reads from global memory (for comparison). */
+/* The one-token kernels that read the q8 row from shared memory (rows up
+ * to MV_XS_MAX columns; Q6_K's up to MV_XS_MAX_Q6K, H200: 28672 x 4096
+ * 40.2 -> 37.5 us, the 128256-row head 147.5 -> 133.4, but 4096 x 14336
+ * 24.5 -> 26.1); ROCMFORGE_GPU_MV_XS=0 keeps the reads from global memory
+ * (for comparison). */
+#define MV_XS_MAX_Q6K 4096
+template <int T, int W> static constexpr auto mv_xs_kernel() {
+    if constexpr (T == 12) return &k_mv_q4k_xs<T, W>;
+    else if constexpr (T == 14) return &k_mv_q6k_xs<T, W>;
+    else return &k_mv_staged_xs<T, W>;
+}
 static bool mv_xs_on(void) {
     static int on = -1;
     return env_on("ROCMFORGE_GPU_MV_XS", &on);
@@ -764,10 +885,10 @@ static int launch_mv_wide(const mm_args *a, int64_t t0, int nt, const rfk_mv_nor
     const int *xq = a->xq ? a->xq + t0 * n_chunks * 8 : NULL;
     const float2 *xd = a->xd ? a->xd + t0 * n_chunks : NULL;
     static int occ = -1;
-    if constexpr (!NRM && NT == 1 && T == 2) {
-        if (a->cols <= MV_XS_MAX && mv_xs_on()) {
+    if constexpr (!NRM && NT == 1 && (T == 2 || T == 12 || T == 14)) {
+        if (a->cols <= (T == 14 ? MV_XS_MAX_Q6K : MV_XS_MAX) && mv_xs_on()) {
             static int occ_xs = -1;
-            constexpr auto k = &k_mv_staged_xs<T, W>;
+            constexpr auto k = mv_xs_kernel<T, W>();
             const int64_t blocks = mv_blocks(a->ctx, k, a->rows, W, &occ_xs);
             RFK_LAUNCH(a->ctx, "matvec_q8", k, rfk_d3(blocks), rfk_d3(MV_BLOCK), 0, a->stream, a->w, a->row_bytes,
                        nb, a->rows, xq, xd, mv_out_at(a, t0), nt);
