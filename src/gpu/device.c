@@ -160,6 +160,8 @@ static rf_status gpu_open(int device, rf_gpu **out, rf_error *err) {
     g->kctx.check = check_launch;
     g->kctx.check_user = g;
     g->kctx.n_units = g->info.n_units;
+    const char *early = getenv("ROCMFORGE_GPU_EARLY"); /* 0: plain launches (for comparison) */
+    g->kctx.early_launch = rfg_early_launch_ok(g->device) && !(early && early[0] == '0');
     if (g->kctx.warp_size != 32 && g->kctx.warp_size != 64) {
         rfg_err(err, RF_E_UNSUPPORTED, "%s device %d \"%s\" (%s): warp size %d (kernels run 32 or 64)", RFG_VENDOR,
                 g->device, name, arch, g->kctx.warp_size);

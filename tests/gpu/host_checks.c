@@ -55,7 +55,7 @@ static void expect(bool cond, const char *what) {
     } while (0)
 
 static void check_width(int W) {
-    rfk_ctx c = {W, record, NULL, 0};
+    rfk_ctx c = {W, record, NULL, 0, 0};
     void *w = (void *)0x100000, *x = (void *)0x200000, *y = (void *)0x300000, *sc = (void *)0x400000;
     const int64_t rows = 1000, cols = 4096;
     const unsigned rpb = 256 / (unsigned)W; /* mat-vec rows per block */
@@ -127,6 +127,11 @@ static void check_width(int W) {
                   (rows + rpb - 1) / rpb, 1, 1, 256);
     EXPECT_LAUNCH(c, rfk_matmul_norm(&c, NULL, 14, w, 210 * 16, cols, rows, &nrm, &o3), "matvec_norm",
                   (rows + rpb - 1) / rpb, 1, 1, 256);
+    /* launched early (sm_90's programmatic dependent launch): checked the same */
+    c.early_launch = 1;
+    EXPECT_LAUNCH(c, rfk_matmul_norm(&c, NULL, 12, w, 144 * 16, cols, rows, &nrm, &o3), "matvec_norm",
+                  (rows + rpb - 1) / rpb, 1, 1, 256);
+    c.early_launch = 0;
 
     /* refusals before any launch (the hook must not even be asked) */
     seen s = {0};
@@ -188,7 +193,7 @@ static void check_width(int W) {
 int rfk_host_checks(void);
 int rfk_host_checks(void) {
     check_width(32);
-    rfk_ctx c64 = {64, record, NULL, 0};
+    rfk_ctx c64 = {64, record, NULL, 0, 0};
     seen s = {0};
     c64.check_user = &s;
     const int st = rfk_add(&c64, NULL, (const float *)0x1000, (const float *)0x1000, (float *)0x1000, 8);
@@ -200,7 +205,7 @@ int rfk_host_checks(void) {
     } else {
         check_width(64);
     }
-    rfk_ctx bad = {48, record, &s, 0};
+    rfk_ctx bad = {48, record, &s, 0, 0};
     expect(rfk_matmul(&bad, NULL, 2, (void *)0x1000, 18, 32, 1, (const float *)0x1000, (float *)0x1000, 1, NULL, 0) ==
                RFK_E_WARP,
            "warp 48 refused");

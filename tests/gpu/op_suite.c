@@ -1190,7 +1190,10 @@ int main(int argc, char **argv) {
         fprintf(stderr, "op_suite: no GPU: %s\n", rfk_rt_error_str(st));
         return 2;
     }
-    printf("op_suite: device %s, warp %d, seed %llu\n", name, kctx.warp_size, (unsigned long long)rng_state);
+    const char *early = getenv("ROCMFORGE_GPU_EARLY"); /* as the backend: early launches where the device has them */
+    kctx.early_launch = rfk_rt_early_launch() && !(early && early[0] == '0');
+    printf("op_suite: device %s, warp %d, early launch %s, seed %llu\n", name, kctx.warp_size,
+           kctx.early_launch ? "on" : "off", (unsigned long long)rng_state);
     if (argc == 6 && strcmp(argv[1], "--bench-one") == 0) { /* TYPE ROWS COLS N_TOK, for profilers */
         rf_type t;
         if (!rf_type_from_name(argv[2], &t)) return 2;

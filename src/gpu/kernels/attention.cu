@@ -91,6 +91,7 @@ __global__ void __launch_bounds__(NWARP * W)
     if constexpr (!rfk_warp_matches<W>()) {
         rfk_trap();
     } else {
+        rfk_grid_release(); /* the next kernel may start early (RFK_LAUNCH_EARLY) */
         /* NP head-dim pairs per lane: dims 2(lane + W j) .. +1, j < NP (2 NP W >= hd) */
         static_assert(TK <= W && W % TK == 0, "a tile's keys map onto the lanes");
         __shared__ float m_w[NWARP], l_w[NWARP];
@@ -253,6 +254,7 @@ __global__ void __launch_bounds__(NWARP * W)
  * sum_s e_s l_s with e_s = exp(m_s - max m). */
 __global__ void k_attn_combine(const float *__restrict__ part, float *__restrict__ out, int64_t n_head, int hd,
                                int n_split, int *__restrict__ xq, float2 *__restrict__ xd) {
+    rfk_grid_release(); /* the next kernel may start early (RFK_LAUNCH_EARLY) */
     const int64_t rows = gridDim.y * n_head, r = blockIdx.y * n_head + blockIdx.x;
     float mx = -INFINITY, den = 0.0f;
     for (int sp = 0; sp < n_split; sp++) mx = fmaxf(mx, part[2 * (sp * rows + r)]);

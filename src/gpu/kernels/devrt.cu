@@ -26,6 +26,11 @@ extern "C" int rfk_rt_init(int *warp_size, int *n_units, char *name, size_t name
     return 0;
 }
 
+extern "C" int rfk_rt_early_launch(void) {
+    rfk_rt_prop prop;
+    return RFK_HAS_EARLY_LAUNCH && RT(GetDeviceProperties)(&prop, 0) == RT(Success) && prop.major >= 9;
+}
+
 extern "C" void *rfk_rt_alloc(size_t bytes) {
     void *p = NULL;
     return RT(Malloc)(&p, bytes ? bytes : 1) == RT(Success) ? p : NULL;

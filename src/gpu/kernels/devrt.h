@@ -16,6 +16,8 @@ extern "C" {
 
 /* Selects device 0; fills its warp width and name (name_len bytes). */
 int rfk_rt_init(int *warp_size, int *n_units, char *name, size_t name_len);
+/* 1 when device 0 takes early launches (rfk_ctx.early_launch), else 0. */
+int rfk_rt_early_launch(void);
 /* Device memory; NULL on failure. rfk_rt_free accepts NULL. */
 void *rfk_rt_alloc(size_t bytes);
 void rfk_rt_free(void *p);

@@ -25,6 +25,7 @@ __global__ void __launch_bounds__(FROW_BLOCK)
     if constexpr (!rfk_warp_matches<W>()) {
         rfk_trap();
     } else {
+        rfk_grid_release(); /* the next kernel may start early (RFK_LAUNCH_EARLY) */
         __shared__ float red[32];
         float *xr = x + blockIdx.x * dim;
         const float *dr = delta ? delta + blockIdx.x * dim : NULL;
@@ -69,6 +70,7 @@ __global__ void __launch_bounds__(RFK_NORM_BLOCK)
     if constexpr (!rfk_warp_matches<W>()) {
         rfk_trap();
     } else {
+        rfk_grid_release(); /* the next kernel may start early (RFK_LAUNCH_EARLY) */
         rfk_norm_row<W>(x, delta, w, y, dim, eps, xq, xd, blockIdx.x, true);
     }
 }
@@ -129,6 +131,7 @@ __global__ void __launch_bounds__(256) k_glu_q8(int act, const float *gate, cons
     if constexpr (!rfk_warp_matches<W>()) {
         rfk_trap();
     } else {
+        rfk_grid_release(); /* the next kernel may start early (RFK_LAUNCH_EARLY) */
         const int64_t q = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
         const bool live = q < n_quads;
         float4 v = make_float4(0.0f, 0.0f, 0.0f, 0.0f);

@@ -43,6 +43,27 @@ static inline int rfk_warp_status(const rfk_ctx *c) {
         if (le_) return le_;                                                                          \
     } while (0)
 
+/* RFK_LAUNCH for a kernel that calls rfk_grid_wait() in every thread
+ * before it reads anything earlier kernels wrote and before it writes
+ * anything: launched early (rfk_launch_early) where ctx->early_launch. It
+ * may then read what does not change between kernels (the weights) while
+ * the kernel ahead of it finishes. */
+#define RFK_LAUNCH_EARLY(ctx, name, kern, grid, block, smem, stream, ...)                              \
+    do {                                                                                               \
+        if (!(ctx)->early_launch) {                                                                    \
+            RFK_LAUNCH(ctx, name, kern, grid, block, smem, stream, __VA_ARGS__);                       \
+            break;                                                                                     \
+        }                                                                                              \
+        rfk_dim3 ge_ = (grid), be_ = (block);                                                          \
+        if ((ctx)->check) {                                                                            \
+            int st_ = (ctx)->check((ctx)->check_user, (name), ge_, be_, (size_t)(smem));               \
+            if (st_) return st_;                                                                       \
+        }                                                                                              \
+        int le_ = rfk_launch_early(kern, dim3(ge_.x, ge_.y, ge_.z), dim3(be_.x, be_.y, be_.z),         \
+                                   (size_t)(smem), (rfk_stream_t)(stream), __VA_ARGS__);               \
+        if (le_) return le_;                                                                           \
+    } while (0)
+
 /* Statements for the W = 64 instantiation, present only in builds whose
  * targets have wave64 (so CUDA builds never instantiate it). */
 #if RFK_BUILD_HAS_WARP64

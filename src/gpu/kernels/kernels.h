@@ -71,6 +71,8 @@ typedef struct rfk_ctx {
     rfk_launch_check_fn check; /* optional (NULL: no check) */
     void *check_user;          /* passed to check */
     int n_units;               /* multiprocessors (SMs / CUs); 0 = unknown. Sizes persistent grids */
+    int early_launch;          /* 1: the mat-vecs may start before the kernel ahead of them has
+                                  ended (vendor/cuda.h's rfk_launch_early; sm_90 and later) */
 } rfk_ctx;
 
 /* Human-readable text of a status: the RFK_E_* codes; "vendor runtime

@@ -113,6 +113,7 @@ __global__ void k_quantize_q8(const float *__restrict__ x, int64_t n_blocks, int
     if constexpr (!rfk_warp_matches<W>()) {
         rfk_trap();
     } else {
+        rfk_grid_release(); /* the next kernel may start early (RFK_LAUNCH_EARLY) */
         const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; /* quad index */
         const bool live = i / 8 < n_blocks; /* lanes past the end still shuffle */
         const float4 v = live ? *(const float4 *)(x + 4 * i) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
@@ -240,7 +241,11 @@ static __device__ __forceinline__ void mvs_words8(const uint32_t *sw, int o, uin
  * copied to the warp's shared memory s; the next tile's loads are issued
  * before tile(sw, t) decodes the current one (t its index in the row), and
  * done(r) follows a row's last tile. pro() runs in every thread once the
- * first tile's loads are issued (it may hold a block-wide barrier). */
+ * first tile's loads are issued (it may hold a block-wide barrier). Early
+ * launch (RFK_LAUNCH_EARLY): the kernel lets the next one start at once
+ * and waits for the one ahead of it after those first loads, before pro()
+ * reads the activations: the first weight tiles load while the kernel
+ * ahead finishes. */
 template <int W, int TV, typename Tile, typename Done, typename Pro>
 static __device__ __forceinline__ void mvs_walk(const uint8_t *__restrict__ w, size_t row_bytes, int64_t rows,
                                                 int64_t n_tiles, uint4 *s, Tile tile, Done done, Pro pro) {
@@ -256,7 +261,9 @@ static __device__ __forceinline__ void mvs_walk(const uint8_t *__restrict__ w, s
         for (int i = 0; i < VPL; i++)
             if (lane + i * W < nv) tmp[i] = row[v0 + lane + i * W];
     };
+    rfk_grid_release();
     if (r0 < rows) fetch(r0, 0);
+    rfk_grid_wait();
     pro();
     if (r0 >= rows) return; /* whole warps; no block-wide barrier follows */
     for (int64_t r = r0, t = 0;;) {
@@ -559,8 +566,10 @@ static __device__ __forceinline__ void mv_q4k(const uint8_t *__restrict__ w, siz
                 qv = *(const uint4 *)(b + 16 + 16 * k);
             }
         };
+        rfk_grid_release(); /* early launch, as mvs_walk */
+        if (r0 < rows) fetch(r0, 0);
+        rfk_grid_wait();
         if (r0 >= rows) return;
-        fetch(r0, 0);
         for (int64_t r = r0, st = 0;;) {
             const uint4 chd = hd, cqv = qv;
             const int64_t r2 = st + 1 < steps ? r : r + stride, st2 = st + 1 < steps ? st + 1 : 0;
@@ -890,7 +899,7 @@ static int launch_mv_wide(const mm_args *a, int64_t t0, int nt, const rfk_mv_nor
             static int occ_xs = -1;
             constexpr auto k = mv_xs_kernel<T, W>();
             const int64_t blocks = mv_blocks(a->ctx, k, a->rows, W, &occ_xs);
-            RFK_LAUNCH(a->ctx, "matvec_q8", k, rfk_d3(blocks), rfk_d3(MV_BLOCK), 0, a->stream, a->w, a->row_bytes,
+            RFK_LAUNCH_EARLY(a->ctx, "matvec_q8", k, rfk_d3(blocks), rfk_d3(MV_BLOCK), 0, a->stream, a->w, a->row_bytes,
                        nb, a->rows, xq, xd, mv_out_at(a, t0), nt);
             return RFK_OK;
         }
@@ -898,12 +907,12 @@ static int launch_mv_wide(const mm_args *a, int64_t t0, int nt, const rfk_mv_nor
     if constexpr (NRM) {
         constexpr auto k = mv_wide_norm_kernel<T, W>();
         const int64_t blocks = mv_blocks(a->ctx, k, a->rows, W, &occ);
-        RFK_LAUNCH(a->ctx, "matvec_norm", k, rfk_d3(blocks), rfk_d3(MV_BLOCK), 0, a->stream, a->w, a->row_bytes, nb,
+        RFK_LAUNCH_EARLY(a->ctx, "matvec_norm", k, rfk_d3(blocks), rfk_d3(MV_BLOCK), 0, a->stream, a->w, a->row_bytes, nb,
                    a->rows, xq, xd, mv_out_at(a, t0), nt, nrm);
     } else {
         constexpr auto k = mv_wide_kernel<T, W, NT>();
         const int64_t blocks = mv_blocks(a->ctx, k, a->rows, W, &occ);
-        RFK_LAUNCH(a->ctx, "matvec_q8", k, rfk_d3(blocks), rfk_d3(MV_BLOCK), 0, a->stream, a->w, a->row_bytes, nb,
+        RFK_LAUNCH_EARLY(a->ctx, "matvec_q8", k, rfk_d3(blocks), rfk_d3(MV_BLOCK), 0, a->stream, a->w, a->row_bytes, nb,
                    a->rows, xq, xd, mv_out_at(a, t0), nt);
     }
     return RFK_OK;

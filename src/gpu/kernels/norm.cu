@@ -35,6 +35,7 @@ __global__ void __launch_bounds__(ROW_BLOCK)
     if constexpr (!rfk_warp_matches<W>()) {
         rfk_trap();
     } else {
+        rfk_grid_release(); /* the next kernel may start early (RFK_LAUNCH_EARLY) */
         __shared__ float red[32];
         const float *xr = x + blockIdx.x * dim;
         float *yr = y + blockIdx.x * dim;
@@ -54,6 +55,7 @@ __global__ void __launch_bounds__(RFK_NORM_BLOCK)
     if constexpr (!rfk_warp_matches<W>()) {
         rfk_trap();
     } else {
+        rfk_grid_release(); /* the next kernel may start early (RFK_LAUNCH_EARLY) */
         rfk_norm_row<W>((float *)x, NULL, w, y, dim, eps, NULL, NULL, blockIdx.x, true);
     }
 }

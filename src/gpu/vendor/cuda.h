@@ -97,6 +97,14 @@ static inline rfg_error rfg_device_name_arch(int dev, char *name, size_t nn, cha
     return cudaSuccess;
 }
 
+/* Whether kernels may be launched early on this device (programmatic
+ * dependent launch, compute capability 9.0 and later; see the kernel side's
+ * rfk_launch_early). */
+static inline int rfg_early_launch_ok(int dev) {
+    int v = 0;
+    return cudaDeviceGetAttribute(&v, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess && v >= 9;
+}
+
 /* ---- vendor BLAS, loaded at run time (blas.c) ------------------------------
  * cuBLAS is not linked: blas.c dlopens the first of RFG_BLAS_LIBS and
  * resolves four entry points by name. The enum values passed are the
@@ -180,6 +188,33 @@ template <int N> static __device__ __forceinline__ void rfk_cp_async_wait_hw(voi
 #else
 #define RFK_HAS_CP_ASYNC 0
 #endif
+/* Early launch (programmatic dependent launch, sm_90 and later). A kernel
+ * launched by rfk_launch_early may start while the kernel ahead of it in
+ * the stream still runs, once every block of that one has called
+ * rfk_grid_release() (or ended); its rfk_grid_wait() (PTX griddepcontrol)
+ * holds it until that kernel has ended and its writes are visible. Both
+ * are no-ops on older targets and in kernels launched the plain way. */
+#define RFK_HAS_EARLY_LAUNCH 1
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+static __device__ __forceinline__ void rfk_grid_wait(void) { asm volatile("griddepcontrol.wait;" ::: "memory"); }
+static __device__ __forceinline__ void rfk_grid_release(void) {
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+}
+#else
+static __device__ __forceinline__ void rfk_grid_wait(void) {}
+static __device__ __forceinline__ void rfk_grid_release(void) {}
+#endif
+template <typename... P, typename... A>
+static inline int rfk_launch_early(void (*kern)(P...), dim3 grid, dim3 block, size_t smem, rfk_stream_t stream,
+                                   A... args) {
+    cudaLaunchAttribute at;
+    at.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    at.val.programmaticStreamSerializationAllowed = 1;
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = grid, cfg.blockDim = block, cfg.dynamicSmemBytes = smem, cfg.stream = stream;
+    cfg.attrs = &at, cfg.numAttrs = 1;
+    return (int)cudaLaunchKernelEx(&cfg, kern, args...);
+}
 /* the runtime's names, for the op suite's shim (devrt.cu) */
 #define RFK_RT(x) cuda##x
 typedef cudaDeviceProp rfk_rt_prop;

@@ -101,6 +101,12 @@ static inline rfg_error rfg_device_name_arch(int dev, char *name, size_t nn, cha
     return hipSuccess;
 }
 
+/* No early launch on AMD (vendor/cuda.h's programmatic dependent launch). */
+static inline int rfg_early_launch_ok(int dev) {
+    (void)dev;
+    return 0;
+}
+
 /* ---- vendor BLAS, loaded at run time (blas.c) ------------------------------
  * rocBLAS (what hipBLAS calls on AMD; its gemm_ex ABI has been stable since
  * ROCm 3) is not linked: blas.c dlopens the first of RFG_BLAS_LIBS and
@@ -170,6 +176,17 @@ static __device__ __forceinline__ void rfk_syncwarp(void) {
 /* No asynchronous global -> shared copy is wired up: kcommon.cuh's
  * rfk_cp_async* copy through registers. */
 #define RFK_HAS_CP_ASYNC 0
+/* No early launch (vendor/cuda.h's programmatic dependent launch): kernels
+ * start when the one ahead has ended, as with a plain launch. */
+#define RFK_HAS_EARLY_LAUNCH 0
+static __device__ __forceinline__ void rfk_grid_wait(void) {}
+static __device__ __forceinline__ void rfk_grid_release(void) {}
+template <typename... P, typename... A>
+static inline int rfk_launch_early(void (*kern)(P...), dim3 grid, dim3 block, size_t smem, rfk_stream_t stream,
+                                   A... args) {
+    kern<<<grid, block, smem, stream>>>(args...);
+    return rfk_last_error();
+}
 /* the runtime's names, for the op suite's shim (devrt.cu) */
 #define RFK_RT(x) hip##x
 typedef hipDeviceProp_t rfk_rt_prop;
