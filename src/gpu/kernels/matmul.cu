@@ -899,21 +899,21 @@ static int launch_mv_wide(const mm_args *a, int64_t t0, int nt, const rfk_mv_nor
             static int occ_xs = -1;
             constexpr auto k = mv_xs_kernel<T, W>();
             const int64_t blocks = mv_blocks(a->ctx, k, a->rows, W, &occ_xs);
-            RFK_LAUNCH_EARLY(a->ctx, "matvec_q8", k, rfk_d3(blocks), rfk_d3(MV_BLOCK), 0, a->stream, a->w, a->row_bytes,
-                       nb, a->rows, xq, xd, mv_out_at(a, t0), nt);
+            RFK_LAUNCH_EARLY(a->ctx, "matvec_q8", k, rfk_d3(blocks), rfk_d3(MV_BLOCK), 0, a->stream, a->w,
+                             a->row_bytes, nb, a->rows, xq, xd, mv_out_at(a, t0), nt);
             return RFK_OK;
         }
     }
     if constexpr (NRM) {
         constexpr auto k = mv_wide_norm_kernel<T, W>();
         const int64_t blocks = mv_blocks(a->ctx, k, a->rows, W, &occ);
-        RFK_LAUNCH_EARLY(a->ctx, "matvec_norm", k, rfk_d3(blocks), rfk_d3(MV_BLOCK), 0, a->stream, a->w, a->row_bytes, nb,
-                   a->rows, xq, xd, mv_out_at(a, t0), nt, nrm);
+        RFK_LAUNCH_EARLY(a->ctx, "matvec_norm", k, rfk_d3(blocks), rfk_d3(MV_BLOCK), 0, a->stream, a->w,
+                         a->row_bytes, nb, a->rows, xq, xd, mv_out_at(a, t0), nt, nrm);
     } else {
         constexpr auto k = mv_wide_kernel<T, W, NT>();
         const int64_t blocks = mv_blocks(a->ctx, k, a->rows, W, &occ);
-        RFK_LAUNCH_EARLY(a->ctx, "matvec_q8", k, rfk_d3(blocks), rfk_d3(MV_BLOCK), 0, a->stream, a->w, a->row_bytes, nb,
-                   a->rows, xq, xd, mv_out_at(a, t0), nt);
+        RFK_LAUNCH_EARLY(a->ctx, "matvec_q8", k, rfk_d3(blocks), rfk_d3(MV_BLOCK), 0, a->stream, a->w,
+                         a->row_bytes, nb, a->rows, xq, xd, mv_out_at(a, t0), nt);
     }
     return RFK_OK;
 }
