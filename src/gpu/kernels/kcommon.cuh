@@ -243,8 +243,9 @@ static __device__ __forceinline__ void rfk_q8_store(float4 v, int64_t i, bool li
 #pragma unroll
     for (int o = 4; o > 0; o /= 2) sum += RFK_SHFL_XOR(sum, o, W);
     if (live) {
-        xq[SPLIT ? rfk_q8_split<SPLIT ? SPLIT : 2>(i) : i] =
-            (q0 & 0xFF) | ((q1 & 0xFF) << 8) | ((q2 & 0xFF) << 16) | ((int)((unsigned)q3 << 24));
+        int64_t at = i;
+        if constexpr (SPLIT != 0) at = rfk_q8_split<SPLIT>(i);
+        xq[at] = (q0 & 0xFF) | ((q1 & 0xFF) << 8) | ((q2 & 0xFF) << 16) | ((int)((unsigned)q3 << 24));
         if (i % 8 == 0) xd[i / 8] = make_float2(d, d * (float)sum);
     }
 }
