@@ -90,11 +90,12 @@ static void check_width(int W) {
     rfk_kv_view kv = {(uint16_t *)w, (uint16_t *)x, (const int32_t *)y, 64, 1024, 16};
     rfk_attn_args a = {x, y, (const int32_t *)x, (const int32_t *)x, 512, 32, 8, 128, 0.1f, 0, 511, NULL, 0, 0, NULL, 0,
                        NULL, NULL, NULL, 0, 0};
-    EXPECT_LAUNCH(c, rfk_attention(&c, NULL, &kv, &a), "attention", 32, 512, 1, 4 * W);
+    /* many (head, token) blocks: the 4 query heads of a kv head share a block of 8 warps */
+    EXPECT_LAUNCH(c, rfk_attention(&c, NULL, &kv, &a), "attention", 8, 512, 1, 8 * W);
     a.n_seq = 1; /* a prompt: the tiled prefill kernel, 32 queries per block */
     EXPECT_LAUNCH(c, rfk_attention(&c, NULL, &kv, &a), "attn_prefill", 16, 32, 1, 128);
     a.n_seq = 17; /* 512 / 17 < 32 queries per sequence: the per-query kernel */
-    EXPECT_LAUNCH(c, rfk_attention(&c, NULL, &kv, &a), "attention", 32, 512, 1, 4 * W);
+    EXPECT_LAUNCH(c, rfk_attention(&c, NULL, &kv, &a), "attention", 8, 512, 1, 8 * W);
     a.n_seq = 0;
     a.n_tok = 1, a.max_pos = 4095;
     EXPECT_LAUNCH(c, rfk_attention(&c, NULL, &kv, &a), "attention", 32, 1, 1, 512);
@@ -102,17 +103,17 @@ static void check_width(int W) {
     EXPECT_LAUNCH(c, rfk_attention(&c, NULL, &kv, &a), "attention", 32, 1, 16, 4 * W);
     EXPECT_LAUNCH(c, rfk_kv_store(&c, NULL, &kv, x, x, (const int32_t *)x, (const int32_t *)x, 9), "kv_store", 9, 1, 1,
                   128);
-    /* short decode: few blocks in 8-key tiles, 256 threads; many blocks keep 4 warps */
+    /* short decode: few blocks in 8-key tiles, 256 threads; many blocks share kv heads as above */
     a.scratch = NULL, a.scratch_bytes = 0, a.n_tok = 1, a.max_pos = 100;
     EXPECT_LAUNCH(c, rfk_attention(&c, NULL, &kv, &a), "attention", 32, 1, 1, 256);
     a.n_tok = 9;
-    EXPECT_LAUNCH(c, rfk_attention(&c, NULL, &kv, &a), "attention", 32, 9, 1, 4 * W);
+    EXPECT_LAUNCH(c, rfk_attention(&c, NULL, &kv, &a), "attention", 8, 9, 1, 8 * W);
     /* the q8 copy of the output: in the kernel, or after the tiled prefill kernel */
     a.q8 = sc, a.q8_bytes = rfk_matmul_scratch_bytes(2, 32 * 128, 64);
-    EXPECT_LAUNCH(c, rfk_attention(&c, NULL, &kv, &a), "attention", 32, 9, 1, 4 * W);
+    EXPECT_LAUNCH(c, rfk_attention(&c, NULL, &kv, &a), "attention", 8, 9, 1, 8 * W);
     /* RoPE + KV store inside the attention (one token a sequence): the same launch */
     a.k_new = x, a.v_new = x, a.cs = x, a.n_rot = 128, a.rope_style = 1, a.n_seq = 9;
-    EXPECT_LAUNCH(c, rfk_attention(&c, NULL, &kv, &a), "attention", 32, 9, 1, 4 * W);
+    EXPECT_LAUNCH(c, rfk_attention(&c, NULL, &kv, &a), "attention", 8, 9, 1, 8 * W);
     a.k_new = NULL, a.v_new = NULL, a.cs = NULL;
     a.n_tok = 64, a.max_pos = 63, a.n_seq = 1;
     EXPECT_LAUNCH(c, rfk_attention(&c, NULL, &kv, &a), "attn_prefill", 2, 32, 1, 128);

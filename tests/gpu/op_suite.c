@@ -1362,6 +1362,14 @@ rest:
         test_attention(4, 2, 32, 3, dshort, 0, 0);
         const int64_t dmany[] = {5, 40, 100, 130, 7, 64, 200, 33, 1};
         test_attention(32, 8, 128, 9, dmany, 0, 0);
+        /* more than 256 (head, token) blocks: the query heads of a kv head in one block
+           (4 of them: two blocks a kv head at group 8; 2 at group 2), every head_dim */
+        const int64_t dgqa[] = {3, 90, 260, 17, 1, 129, 64, 33, 200, 5, 48, 77};
+        test_attention(32, 4, 128, 12, dgqa, 0, 0);
+        test_attention(24, 12, 64, 12, dgqa, 0, 40);
+        test_attention(32, 8, 256, 12, dgqa, 0, 0);
+        test_attention(24, 6, 80, 12, dgqa, 0, 0);
+        test_attention(24, 12, 32, 12, dgqa, 0, 0);
         const int64_t pre[] = {77, 5};
         test_attention(8, 2, 128, 2, pre, 77, 0);
         test_attention(8, 8, 64, 2, pre, 3, 0);

@@ -4,25 +4,29 @@
  * attention over it with an online softmax, for prefill and decode alike.
  *
  * Attention: one block of 4 warps (8 or 16 for decode of few sequences)
- * per (query head, token). Warps take tiles of TK consecutive key
- * positions in turn (W, or 8 over short ranges). Each lane owns head-dim
- * pairs of the (pre-scaled) query, so every key row is read with
+ * per (query head, token), or, where the blocks are many and kv heads are
+ * shared, one block of 8 warps per (2 or 4 query heads of a kv head,
+ * token). Warps take tiles of TK consecutive key positions in turn (W, or
+ * 8 over short ranges and for several heads). Each lane owns head-dim
+ * pairs of the (pre-scaled) queries, so every key row is read with
  * coalesced loads; the TK per-lane partial dots of a tile are
  * reduce-scattered in a butterfly so that lane j ends with key j % TK's
  * score; the warp updates its running max / sum and accumulates the TK
  * value rows (coalesced too). The warps' partial (max, sum, accumulator)
  * are merged at the end; with q8 scratch the output's q8 blocks are
- * written there too (the o projection's input). Causal by
- * position, optional sliding window, GQA by kv head = head / group (each
- * query head re-reads its kv head; the L2 serves the repeats). Decode of
- * few sequences over long contexts splits each key range over several
- * blocks (given scratch) and merges the pieces in k_attn_combine.
+ * written there too (the o projection's input). Causal by position,
+ * optional sliding window, GQA by kv head = head / group: a block of
+ * several query heads reads each key and value row once for all of them
+ * (per-head blocks re-read the kv head; the L2 serves the repeats).
+ * Decode of few sequences over long contexts splits each key range over
+ * several blocks (given scratch) and merges the pieces in k_attn_combine.
  * Decode of one token per sequence can hand the kernel the step's own keys
  * and values (rfk_attn_args.k_new): it then rotates q and the key itself,
  * takes the newest key from registers after its walk of the cache and
  * stores key and value there, which folds the RoPE + KV store launch in.
  */
 #include <limits.h>
+#include <stdlib.h>
 
 #include "kcommon.cuh"
 
@@ -81,7 +85,7 @@ struct att_new {
     int n_rot, neox;
 };
 
-template <int W, int NWARP, int TK, int NP>
+template <int W, int NWARP, int TK, int NP, int G>
 __global__ void __launch_bounds__(NWARP * W)
     k_attention(const float *__restrict__ q, float *__restrict__ out, const int32_t *__restrict__ pos,
                 const int32_t *__restrict__ seq, const uint16_t *__restrict__ kc, const uint16_t *__restrict__ vc,
@@ -94,23 +98,28 @@ __global__ void __launch_bounds__(NWARP * W)
         rfk_grid_release(); /* the next kernel may start early (RFK_LAUNCH_EARLY) */
         /* NP head-dim pairs per lane: dims 2(lane + W j) .. +1, j < NP (2 NP W >= hd) */
         static_assert(TK <= W && W % TK == 0, "a tile's keys map onto the lanes");
-        __shared__ float m_w[NWARP], l_w[NWARP];
-        __shared__ float acc_w[NWARP][2 * NP * W];
+        constexpr int HDW = 2 * NP * W < ATT_MAX_HD ? 2 * NP * W : ATT_MAX_HD; /* head dims a warp holds */
+        __shared__ float m_w[NWARP][G], l_w[NWARP][G];
+        __shared__ float acc_w[NWARP][G][HDW];
         const int lane = threadIdx.x % W, warp = threadIdx.x / W;
-        const int64_t h = blockIdx.x, t = blockIdx.y, kvh = h / group;
-        const float *qr = q + (t * n_head + h) * hd;
+        /* heads h0 .. h0 + G - 1, one kv head (G divides group) */
+        const int64_t h0 = (int64_t)blockIdx.x * G, t = blockIdx.y, kvh = h0 / group;
         const float *cn = nw.k ? nw.cs + t * nw.n_rot : nullptr; /* the token's (cos, sin) pairs */
-        float2 q2[NP], acc[NP];
+        float2 q2[G][NP], acc[G][NP];
 #pragma unroll
-        for (int j = 0; j < NP; j++) {
-            const int d2 = lane + W * j;
-            float2 qv = make_float2(0.0f, 0.0f);
-            if (2 * d2 < hd)
-                qv = nw.k ? make_float2(rfk_rope_at(qr, cn, 2 * d2, nw.n_rot, nw.neox),
-                                        rfk_rope_at(qr, cn, 2 * d2 + 1, nw.n_rot, nw.neox))
-                          : make_float2(qr[2 * d2], qr[2 * d2 + 1]);
-            q2[j] = make_float2(qv.x * scale, qv.y * scale);
-            acc[j] = make_float2(0.0f, 0.0f);
+        for (int i = 0; i < G; i++) {
+            const float *qr = q + (t * n_head + h0 + i) * hd;
+#pragma unroll
+            for (int j = 0; j < NP; j++) {
+                const int d2 = lane + W * j;
+                float2 qv = make_float2(0.0f, 0.0f);
+                if (2 * d2 < hd)
+                    qv = nw.k ? make_float2(rfk_rope_at(qr, cn, 2 * d2, nw.n_rot, nw.neox),
+                                            rfk_rope_at(qr, cn, 2 * d2 + 1, nw.n_rot, nw.neox))
+                              : make_float2(qr[2 * d2], qr[2 * d2 + 1]);
+                q2[i][j] = make_float2(qv.x * scale, qv.y * scale);
+                acc[i][j] = make_float2(0.0f, 0.0f);
+            }
         }
         /* Keys [lo, p_end]; with a split (gridDim.z > 1, part != NULL) this
          * block takes piece blockIdx.z of gridDim.z of that range. */
@@ -128,7 +137,9 @@ __global__ void __launch_bounds__(NWARP * W)
         const int64_t p_walk = own ? p_new - 1 : p_end;
         const int32_t *table = tables + (int64_t)seq[t] * max_blocks;
         const uint16_t *kh = kc + (size_t)kvh * hd, *vh = vc + (size_t)kvh * hd;
-        float m = -INFINITY, l = 0.0f;
+        float m[G], l[G];
+#pragma unroll
+        for (int i = 0; i < G; i++) m[i] = -INFINITY, l[i] = 0.0f;
 
         if (own && warp == NWARP - 1) {
             /* the token's own key (rotated) and value, rounded to float16 as
@@ -138,9 +149,11 @@ __global__ void __launch_bounds__(NWARP * W)
             const int64_t kvd = n_head / group * hd;
             const float *kr = nw.k + t * kvd + kvh * hd, *vr = nw.v + t * kvd + kvh * hd;
             const int32_t blk = table[p_new / bs];
-            const bool store = h % group == 0 && blk >= 0; /* blk < 0: unreserved, as rfk_kv_store */
+            const bool store = h0 % group == 0 && blk >= 0; /* blk < 0: unreserved, as rfk_kv_store */
             const size_t off = ((size_t)blk * bs + (size_t)(p_new % bs)) * (size_t)kv_dim + (size_t)kvh * hd;
-            float dot = 0.0f;
+            float dot[G];
+#pragma unroll
+            for (int i = 0; i < G; i++) dot[i] = 0.0f;
 #pragma unroll
             for (int j = 0; j < NP; j++) {
                 const int d2 = lane + W * j;
@@ -152,11 +165,15 @@ __global__ void __launch_bounds__(NWARP * W)
                         ((uint32_t *)(nw.kc + off))[d2] = (uint32_t)k0 | (uint32_t)k1 << 16;
                         ((uint32_t *)(nw.vc + off))[d2] = (uint32_t)v0 | (uint32_t)v1 << 16;
                     }
-                    dot += q2[j].x * rfk_h2f(k0) + q2[j].y * rfk_h2f(k1);
-                    acc[j] = make_float2(rfk_h2f(v0), rfk_h2f(v1)); /* weight exp(s - m) = 1 */
+#pragma unroll
+                    for (int i = 0; i < G; i++) {
+                        dot[i] += q2[i][j].x * rfk_h2f(k0) + q2[i][j].y * rfk_h2f(k1);
+                        acc[i][j] = make_float2(rfk_h2f(v0), rfk_h2f(v1)); /* weight exp(s - m) = 1 */
+                    }
                 }
             }
-            m = rfk_warp_sum<W>(dot), l = 1.0f;
+#pragma unroll
+            for (int i = 0; i < G; i++) m[i] = rfk_warp_sum<W>(dot[i]), l[i] = 1.0f;
         }
         for (int64_t ts = lo + (int64_t)warp * TK; ts <= p_walk; ts += (int64_t)NWARP * TK) {
             const int n_valid = (int)(p_walk - ts + 1 < TK ? p_walk - ts + 1 : TK);
@@ -165,13 +182,15 @@ __global__ void __launch_bounds__(NWARP * W)
             const bool valid = kl < n_valid;
             const int64_t my_p = ts + (valid ? kl : 0);
             const int32_t my_row = table[my_p / bs] * bs + (int32_t)(my_p % bs);
-            float part[TK];
+            float sp[G][TK];
             /* No n_valid guard on the loads: lanes past the range hold key
              * ts's row (a valid one), so all TK rows' loads can be in flight
-             * at once; their scores are masked below. */
+             * at once; their scores are masked below. Each key row is read
+             * once for the G heads. */
 #pragma unroll
             for (int j = 0; j < TK; j++) {
-                part[j] = 0.0f;
+#pragma unroll
+                for (int i = 0; i < G; i++) sp[i][j] = 0.0f;
                 const int32_t rj = RFK_SHFL(my_row, j, W);
                 const uint32_t *kr = (const uint32_t *)(kh + (size_t)rj * kv_dim);
 #pragma unroll
@@ -179,73 +198,93 @@ __global__ void __launch_bounds__(NWARP * W)
                     const int d2 = lane + W * jj;
                     if (2 * d2 < hd) {
                         const uint32_t u = kr[d2];
-                        part[j] += q2[jj].x * rfk_h2f((unsigned short)(u & 0xFFFF)) +
-                                   q2[jj].y * rfk_h2f((unsigned short)(u >> 16));
+                        const float k0 = rfk_h2f((unsigned short)(u & 0xFFFF)), k1 = rfk_h2f((unsigned short)(u >> 16));
+#pragma unroll
+                        for (int i = 0; i < G; i++) sp[i][j] += q2[i][jj].x * k0 + q2[i][jj].y * k1;
                     }
                 }
             }
-            /* lane l: key l % TK summed over its group of TK lanes, then
-             * over the W / TK groups */
-            rfk_bfly<W, TK>(part, lane);
-            float sc = part[0];
+            float pl[G], corr[G];
 #pragma unroll
-            for (int o = TK; o < W; o *= 2) sc += RFK_SHFL_XOR(sc, o, W);
-            const float s = valid ? sc : -INFINITY;
-            /* Lane 0's key (ts) is always in range, so m_new is finite. */
-            const float m_new = fmaxf(m, rfk_warp_max<W>(s));
-            const float corr = expf(m - m_new); /* m = -inf on the first tile: 0 */
-            const float pl = valid ? expf(s - m_new) : 0.0f;
-            l = l * corr + rfk_warp_sum<W>(lane < TK ? pl : 0.0f); /* each key once */
+            for (int i = 0; i < G; i++) {
+                /* lane l: key l % TK summed over its group of TK lanes, then
+                 * over the W / TK groups */
+                rfk_bfly<W, TK>(sp[i], lane);
+                float sc = sp[i][0];
 #pragma unroll
-            for (int j = 0; j < NP; j++) acc[j].x *= corr, acc[j].y *= corr;
+                for (int o = TK; o < W; o *= 2) sc += RFK_SHFL_XOR(sc, o, W);
+                const float s = valid ? sc : -INFINITY;
+                /* Lane 0's key (ts) is always in range, so m_new is finite. */
+                const float m_new = fmaxf(m[i], rfk_warp_max<W>(s));
+                corr[i] = expf(m[i] - m_new); /* m = -inf on the first tile: 0 */
+                pl[i] = valid ? expf(s - m_new) : 0.0f;
+                l[i] = l[i] * corr[i] + rfk_warp_sum<W>(lane < TK ? pl[i] : 0.0f); /* each key once */
+                m[i] = m_new;
+#pragma unroll
+                for (int j = 0; j < NP; j++) acc[i][j].x *= corr[i], acc[i][j].y *= corr[i];
+            }
             /* Unrolled and unguarded for the same reason: pl is 0 past n_valid. */
 #pragma unroll
-            for (int i = 0; i < TK; i++) {
-                const float pi = RFK_SHFL(pl, i, W);
-                const int32_t ri = RFK_SHFL(my_row, i, W);
-                const uint32_t *vr = (const uint32_t *)(vh + (size_t)ri * kv_dim);
+            for (int k = 0; k < TK; k++) {
+                float pk[G];
+#pragma unroll
+                for (int i = 0; i < G; i++) pk[i] = RFK_SHFL(pl[i], k, W);
+                const int32_t rk = RFK_SHFL(my_row, k, W);
+                const uint32_t *vr = (const uint32_t *)(vh + (size_t)rk * kv_dim);
 #pragma unroll
                 for (int j = 0; j < NP; j++) {
                     const int d2 = lane + W * j;
                     if (2 * d2 < hd) {
                         const uint32_t u = vr[d2];
-                        acc[j].x += pi * rfk_h2f((unsigned short)(u & 0xFFFF));
-                        acc[j].y += pi * rfk_h2f((unsigned short)(u >> 16));
+                        const float v0 = rfk_h2f((unsigned short)(u & 0xFFFF)), v1 = rfk_h2f((unsigned short)(u >> 16));
+#pragma unroll
+                        for (int i = 0; i < G; i++) acc[i][j].x += pk[i] * v0, acc[i][j].y += pk[i] * v1;
                     }
                 }
             }
-            m = m_new;
         }
-        if (lane == 0) m_w[warp] = m, l_w[warp] = l;
 #pragma unroll
-        for (int j = 0; j < NP; j++) {
-            const int d2 = lane + W * j;
-            if (2 * d2 < hd) acc_w[warp][2 * d2] = acc[j].x, acc_w[warp][2 * d2 + 1] = acc[j].y;
+        for (int i = 0; i < G; i++) {
+            if (lane == 0) m_w[warp][i] = m[i], l_w[warp][i] = l[i];
+#pragma unroll
+            for (int j = 0; j < NP; j++) {
+                const int d2 = lane + W * j;
+                if (2 * d2 < hd) acc_w[warp][i][2 * d2] = acc[i][j].x, acc_w[warp][i][2 * d2 + 1] = acc[i][j].y;
+            }
         }
         __syncthreads();
-        float mx = -INFINITY;
-#pragma unroll
-        for (int w = 0; w < NWARP; w++) mx = fmaxf(mx, m_w[w]);
-        float den = 0.0f;
-#pragma unroll
-        for (int w = 0; w < NWARP; w++) den += m_w[w] == -INFINITY ? 0.0f : expf(m_w[w] - mx) * l_w[w];
         /* Split: the unnormalized (max, sum, accumulator) go to part for
-         * k_attn_combine; an empty piece leaves (-inf, 0, 0). */
-        const int64_t rows = gridDim.y * n_head, bi = (int64_t)blockIdx.z * rows + t * n_head + h;
-        float *o = part ? part + 2 * gridDim.z * rows + bi * hd : out + (t * n_head + h) * hd;
-        if (part && threadIdx.x == 0) part[2 * bi] = mx, part[2 * bi + 1] = den;
+         * k_attn_combine; an empty piece leaves (-inf, 0, 0). The G heads'
+         * outputs are consecutive: one pass over G * hd values. */
+        const int64_t rows = gridDim.y * n_head, bi = (int64_t)blockIdx.z * rows + t * n_head + h0;
+        float *o = part ? part + 2 * gridDim.z * rows + bi * hd : out + (t * n_head + h0) * hd;
+        if (part && threadIdx.x < G) {
+            const int i = threadIdx.x;
+            float mx = -INFINITY, den = 0.0f;
+            for (int w = 0; w < NWARP; w++) mx = fmaxf(mx, m_w[w][i]);
+            for (int w = 0; w < NWARP; w++) den += m_w[w][i] == -INFINITY ? 0.0f : expf(m_w[w][i] - mx) * l_w[w][i];
+            part[2 * (bi + i)] = mx, part[2 * (bi + i) + 1] = den;
+        }
         /* whole rounds of the block, so that every lane takes part in the
          * q8 shuffles (hd a multiple of 32 when xq is given) */
-        for (int d0 = 0; d0 < hd; d0 += blockDim.x) {
-            const int d = d0 + threadIdx.x;
-            float num = 0.0f;
-            if (d < hd) {
+        for (int e0 = 0; e0 < G * hd; e0 += blockDim.x) {
+            const int e = e0 + threadIdx.x, i = e / hd, d = e % hd;
+            float num = 0.0f, den = 1.0f;
+            if (e < G * hd) {
+                float mx = -INFINITY;
 #pragma unroll
-                for (int w = 0; w < NWARP; w++) /* a warp that saw no key adds nothing */
-                    num += m_w[w] == -INFINITY ? 0.0f : expf(m_w[w] - mx) * acc_w[w][d];
-                o[d] = part ? num : num / den;
+                for (int w = 0; w < NWARP; w++) mx = fmaxf(mx, m_w[w][i]);
+                den = 0.0f;
+#pragma unroll
+                for (int w = 0; w < NWARP; w++) { /* a warp that saw no key adds nothing */
+                    const float f = m_w[w][i] == -INFINITY ? 0.0f : expf(m_w[w][i] - mx);
+                    den += f * l_w[w][i];
+                    num += f * acc_w[w][i][d];
+                }
+                o[e] = part ? num : num / den;
             }
-            if (xq && !part) rfk_q8_store1(d < hd ? num / den : 0.0f, (t * n_head + h) * hd + d, d < hd, xq, xd);
+            if (xq && !part)
+                rfk_q8_store1(e < G * hd ? num / den : 0.0f, (t * n_head + h0) * hd + e, e < G * hd, xq, xd);
         }
     }
 }
@@ -450,15 +489,15 @@ static int attn_split(const rfk_attn_args *a) {
     return n < 2 ? 1 : (int)n;
 }
 
-/* One launch of k_attention<W, NWARP, TK, NP> with NP the fewest head-dim
- * pairs per lane that hold head_dim (instantiations 1, 2, 4). */
-template <int W, int NWARP, int TK>
+/* One launch of k_attention<W, NWARP, TK, NP, G> with NP the fewest
+ * head-dim pairs per lane that hold head_dim (instantiations 1, 2, 4). */
+template <int W, int NWARP, int TK, int G = 1>
 static int attn_launch(const rfk_ctx *ctx, void *stream, const rfk_kv_view *kv, const rfk_attn_args *a, int n_split,
                        float *part, int *xq, float2 *xd) {
     const att_new nw = {a->k_new, a->v_new, a->cs, kv->k, kv->v, (int)a->n_rot, a->rope_style};
     const int np = (int)((a->head_dim / 2 + W - 1) / W);
 #define ATT_LAUNCH(NP)                                                                                              \
-    RFK_LAUNCH(ctx, "attention", (k_attention<W, NWARP, TK, NP>), rfk_d3(a->n_head, a->n_tok, n_split),            \
+    RFK_LAUNCH(ctx, "attention", (k_attention<W, NWARP, TK, NP, G>), rfk_d3(a->n_head / G, a->n_tok, n_split),     \
                rfk_d3(NWARP * W), 0, stream, a->q, a->out, a->pos, a->seq, kv->k, kv->v, kv->tables,              \
                kv->max_blocks_per_seq, kv->kv_dim, kv->block_size, a->n_head, a->n_head / a->n_head_kv,           \
                (int)a->head_dim, a->scale, a->window, part, xq, xd, nw)
@@ -478,12 +517,22 @@ static int attn_launch(const rfk_ctx *ctx, void *stream, const rfk_kv_view *kv, 
 #define ATT_SHORT 512
 #define ATT_SHORT_TK 8
 
+/* Query heads a block takes when many (head, token) blocks share kv heads
+ * (GQA): ATT_GQA_HEADS of one kv head, in ATT_GQA_WARPS warps of
+ * ATT_SHORT_TK-key tiles (the heads' partial sums, G x TK a lane, must stay
+ * in registers), so that each key and value row is read once for them
+ * instead of once a head. */
+#define ATT_GQA_HEADS 4
+#define ATT_GQA_WARPS 8
+
 /* The common case keeps 4 warps in tiles of W keys (many (head, token)
  * blocks hide each other's latency; W-key tiles take the fewest
- * instructions a key). Few blocks: over short ranges 256 threads a block
- * in tiles of ATT_SHORT_TK keys; over long ranges without scratch 512
- * threads in W-key tiles, so that more of the GPU walks the keys; with
- * scratch the range is split over blocks. */
+ * instructions a key), or, with kv heads shared by an even number of query
+ * heads, blocks of 2 or 4 of those heads (ROCMFORGE_GPU_ATT_GQA=0: never).
+ * Few blocks: over short ranges 256 threads a block in tiles of
+ * ATT_SHORT_TK keys; over long ranges without scratch 512 threads in W-key
+ * tiles, so that more of the GPU walks the keys; with scratch the range is
+ * split over blocks. */
 template <int W> static int launch_attention(const rfk_ctx *ctx, void *stream, const rfk_kv_view *kv,
                                              const rfk_attn_args *a, int *xq, float2 *xd) {
     const int n_split = attn_split(a);
@@ -493,6 +542,16 @@ template <int W> static int launch_attention(const rfk_ctx *ctx, void *stream, c
         return attn_launch<W, 256 / W, ATT_SHORT_TK>(ctx, stream, kv, a, 1, NULL, xq, xd);
     if (n_split == 1 && rows < 512 && a->max_pos >= 1024)
         return attn_launch<W, 512 / W, W>(ctx, stream, kv, a, 1, NULL, xq, xd);
+    static const bool gqa_off = [] {
+        const char *e = getenv("ROCMFORGE_GPU_ATT_GQA");
+        return e && e[0] == '0';
+    }();
+    const int64_t group = a->n_head / a->n_head_kv;
+    if (n_split == 1 && !gqa_off && group % 2 == 0) {
+        if (group % ATT_GQA_HEADS == 0)
+            return attn_launch<W, ATT_GQA_WARPS, ATT_SHORT_TK, ATT_GQA_HEADS>(ctx, stream, kv, a, 1, NULL, xq, xd);
+        return attn_launch<W, ATT_GQA_WARPS, ATT_SHORT_TK, 2>(ctx, stream, kv, a, 1, NULL, xq, xd);
+    }
     int st = attn_launch<W, ATT_WARPS, W>(ctx, stream, kv, a, n_split, part, xq, xd);
     if (st || !part) return st;
     RFK_LAUNCH(ctx, "attn_combine", k_attn_combine, rfk_d3(a->n_head, a->n_tok), rfk_d3(128), 0, stream, part, a->out,
