@@ -66,6 +66,7 @@ struct rf_gpu_layers {
     float *x, *xb, *q, *k, *v, *att, *tmp, *gate, *up, *qkv, *cs[2], *hid, *logits;
     float *bias;         /* [n_batch][max(q, kv width)]: a bias replicated per row (add_bias) */
     int32_t *pos, *seq, *tables;
+    int *ticket;           /* the fused norm's (rfk_mv_norm.ticket): zeroed once, left 0 by each call */
     void *mm_scratch;
     size_t mm_scratch_bytes;
     int64_t mv_max_n;      /* largest mat-vec batch (MV_MAX_N_DEFAULT) */
@@ -248,7 +249,7 @@ static void carve_layers(rf_gpu_layers *L, const rf_model *m) {
     F(L->bias, B * (qd > kvd ? qd : kvd));
     F(L->gate, B * L->ffw); F(L->up, B * L->ffw);
     F(L->cs[0], B * hp->n_rot); F(L->cs[1], B * hp->n_rot);
-    F(L->pos, B); F(L->seq, B);
+    F(L->pos, B); F(L->seq, B); F(L->ticket, 4);
     F(L->tables, (int64_t)L->kc.n_seq * L->kc.max_blocks_per_seq);
     if (hp->n_expert) {
         const int64_t k = hp->n_expert_used;
@@ -470,8 +471,9 @@ rf_status rfg_layers_create(rf_gpu_weights *W, const rf_kv_config *kc, int64_t n
     carve_layers(L, W->m);
     const char *gv = getenv("ROCMFORGE_GPU_GRAPHS");
     L->graphs = !(gv && strcmp(gv, "0") == 0);
-    /* a fresh cache reads as zeros, like the host's calloc'd pool */
+    /* a fresh cache reads as zeros, like the host's calloc'd pool; the ticket starts at 0 */
     e = rfg_memset_async(L->kv, 0, (size_t)(W->l1 - W->l0) * 2 * L->kv_layer * sizeof(uint16_t), W->g->stream);
+    if (e == rfg_success) e = rfg_memset_async(L->ticket, 0, 4 * sizeof *L->ticket, W->g->stream);
     if (e == rfg_success) e = rfg_stream_synchronize(W->g->stream);
     if (e != rfg_success) {
         rfg_layers_free(L);
@@ -600,7 +602,7 @@ static int norm_mm(rf_gpu_layers *L, const dw *w, const float *delta, const floa
                    bool dec, bool *fused) {
     *fused = false;
     if (!L->fuse_norm || !w || n != 1 || !dec) return 0;
-    rfk_mv_norm nrm = {L->x, delta, nw, L->xb, L->w->m->hp.norm_eps};
+    rfk_mv_norm nrm = {L->x, delta, nw, L->xb, L->w->m->hp.norm_eps, L->ticket};
     int st = rfk_matmul_norm(&L->g->kctx, L->g->stream, w->type, w->d, w->row_bytes, w->cols, w->rows, &nrm, o);
     if (st == RFK_E_UNSUPPORTED) return 0;
     *fused = st == 0;

@@ -122,7 +122,7 @@ static void check_width(int W) {
 
     /* the norm fused into the mat-vec: one launch of the wide kernel's _norm twin */
     float *xr = (float *)0x500000, *yr = (float *)0x600000;
-    rfk_mv_norm nrm = {xr, (const float *)0x700000, (const float *)0x800000, yr, 1e-5f};
+    rfk_mv_norm nrm = {xr, (const float *)0x700000, (const float *)0x800000, yr, 1e-5f, (int *)0x900000};
     rfk_mm_out o3 = {{y, y, y}, {rows / 2, rows / 4, rows - rows / 2 - rows / 4}, 3};
     EXPECT_LAUNCH(c, rfk_matmul_norm(&c, NULL, 2, w, 18 * 128, cols, rows, &nrm, &o3), "matvec_norm",
                   (rows + rpb - 1) / rpb, 1, 1, 256);

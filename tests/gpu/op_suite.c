@@ -354,9 +354,14 @@ static void test_matmul_norm(rf_type t, int64_t rows, int64_t cols, bool with_de
     const int64_t parts[3] = {rows / 2, rows / 4, rows - rows / 2 - rows / 4};
     rfk_mm_out o = {{NULL, NULL, NULL}, {parts[0], parts[1], parts[2]}, 3};
     for (int i = 0; i < 3; i++) o.y[i] = dev_poisoned((size_t)parts[i]);
-    rfk_mv_norm nrm = {dx, with_delta ? ddl : NULL, dnw, dy, 1e-5f};
+    int *dticket = dev_alloc(sizeof(int));
+    (void)rfk_rt_memset(dticket, 0, sizeof(int));
+    rfk_mv_norm nrm = {dx, with_delta ? ddl : NULL, dnw, dy, 1e-5f, dticket};
     int st = rfk_matmul_norm(&kctx, NULL, t, dwt, rb, cols, rows, &nrm, &o);
     (void)rfk_rt_sync();
+    int ticket = -1;
+    (void)rfk_rt_download(&ticket, dticket, sizeof ticket);
+    rfk_rt_free(dticket);
     char what[96];
     snprintf(what, sizeof what, "%s rows=%lld cols=%lld%s%s", rf_type_name(t), (long long)rows, (long long)cols,
              with_delta ? " +delta" : "", kctx.n_units == 1 ? " 1 unit" : "");
@@ -371,6 +376,9 @@ static void test_matmul_norm(rf_type t, int64_t rows, int64_t cols, bool with_de
         download(y_gpu, dy, cols);
         for (int i = 0, r0 = 0; i < 3; r0 += (int)parts[i], i++) download(p_gpu + r0, o.y[i], parts[i]);
         report("mm_norm", what, st, x_gpu, x_ref, cols, 0.0); /* the residual: one float add, exact */
+        ticket == 0 ? n_pass++ : n_fail++; /* the last block put it back for the next call */
+        printf("%s %-10s %-40s ticket after the call: %d (want 0)\n", ticket == 0 ? "ok  " : "FAIL", "mm_norm", what,
+               ticket);
         report("mm_norm", what, st, y_gpu, y_ref, cols, 1e-11);
         report("mm_norm", what, st, p_gpu, p_ref, rows, 5e-4); /* q8 activations */
     }

@@ -281,7 +281,11 @@ static __device__ __forceinline__ void rfk_q8_store1(float v, int64_t e, bool li
  * what it read). With xq, the q8 blocks of y go there too (dim a multiple
  * of 32; rfk_q8_store). The row is `row` of x, delta, y and the q8 arrays;
  * with store false nothing but the q8 blocks is written (a block that
- * computes the row for itself beside others that do the same). RQ quads a
+ * computes the row for itself beside others that do the same). With ticket
+ * (a device int that is 0 before the launch; blocks of one grid computing
+ * the same row) store is decided by it instead: the block that reads x
+ * last stores x and y and puts the ticket back to 0, so that no block can
+ * read an x already updated by another. RQ quads a
  * thread (rows up to 4 * RFK_NORM_BLOCK * RQ floats): fewer hold fewer
  * registers. SPLIT (not 0): the q8 ints in rfk_q8_split<SPLIT>'s layout (row
  * 0 only). */
@@ -292,7 +296,7 @@ static __device__ __forceinline__ void rfk_q8_store1(float v, int64_t e, bool li
 template <int W, int RQ = RFK_NORM_RQ, int SPLIT = 0>
 static __device__ __forceinline__ void rfk_norm_row(float *x, const float *delta, const float *__restrict__ w,
                                                     float *y, int64_t dim, float eps, int *xq, float2 *xd,
-                                                    int64_t row, bool store) {
+                                                    int64_t row, bool store, int *ticket = nullptr) {
     __shared__ float red[32];
     const int64_t nq = dim / 4;
     float4 *xr = (float4 *)(x + row * dim);
@@ -318,6 +322,18 @@ static __device__ __forceinline__ void rfk_norm_row(float *x, const float *delta
     float ss = 0.0f;
 #pragma unroll
     for (int k = 0; k < RQ; k++) ss += v[k].x * v[k].x + v[k].y * v[k].y + v[k].z * v[k].z + v[k].w * v[k].w;
+    if (ticket) {
+        __shared__ int last;
+        __syncthreads(); /* the block's loads of x are done */
+        if (threadIdx.x == 0) {
+            __threadfence();
+            last = atomicAdd(ticket, 1) == (int)(gridDim.x * gridDim.y * gridDim.z) - 1;
+            __threadfence(); /* every other block's loads come before this block's stores */
+            if (last) *ticket = 0;
+        }
+        __syncthreads();
+        store = last;
+    }
     if (dr && store) {
 #pragma unroll
         for (int k = 0; k < RQ; k++) {

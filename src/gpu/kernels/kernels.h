@@ -158,9 +158,10 @@ int rfk_matmul_ex(const rfk_ctx *ctx, void *stream, uint32_t type, const void *w
 /* One row's add + RMSNorm + q8 (rfk_add_rmsnorm_q8, n_rows 1) fused into
  * the mat-vec that reads it: every block of the mat-vec computes the row's
  * norm into its own shared memory (x, delta and the weight come from the
- * L2) while its first weight tile is in flight, and block 0 also stores
- * x += delta and y as rfk_add_rmsnorm_q8 does. Saves that launch and the
- * q8 round trip through scratch. One token; types Q4_0, Q8_0, Q4_K, Q6_K
+ * L2) while its first weight tile is in flight, and the block that reads x
+ * last (by the ticket) stores x += delta and y as rfk_add_rmsnorm_q8 does:
+ * a block storing x while others still read it would hand them x + delta.
+ * Saves that launch and the q8 round trip through scratch. One token; types Q4_0, Q8_0, Q4_K, Q6_K
  * with rows of whole 16-byte vectors, cols a multiple of 32 up to 4096 and
  * x, delta, w, y 16-byte aligned; anything else returns RFK_E_UNSUPPORTED
  * and launches nothing (the
@@ -171,6 +172,7 @@ typedef struct rfk_mv_norm {
     const float *w;     /* [cols] norm weight, or NULL (1) */
     float *y;           /* [cols] the normed row as floats (not x) */
     float eps;
+    int *ticket;        /* device int, 0 before the first call; each call leaves it 0 */
 } rfk_mv_norm;
 
 int rfk_matmul_norm(const rfk_ctx *ctx, void *stream, uint32_t type, const void *w, size_t row_bytes, int64_t cols,

@@ -299,15 +299,16 @@ template <> struct mv_nrm_smem<false> {
 };
 
 /* With NRM, every block computes the row's add + RMSNorm + q8 into sn
- * (block 0 also stores x += delta and y) and points xq / xd there; with
+ * (the block that reads x last also stores x += delta and y: nrm.ticket)
+ * and points xq / xd there; with
  * SPLIT (not 0) the q8 ints in rfk_q8_split<SPLIT>'s layout, as the body
  * reads them. */
 template <int W, bool NRM, int SPLIT = 0, typename XQ, typename XD>
 static __device__ __forceinline__ void mv_norm_pro(const rfk_mv_norm &nrm, int64_t cols, mv_nrm_smem<NRM> &sn,
                                                    XQ &xq, XD &xd) {
     if constexpr (NRM) {
-        rfk_norm_row<W, MV_NORM_RQ, SPLIT>(nrm.x, nrm.delta, nrm.w, nrm.y, cols, nrm.eps, sn.xq, sn.xd, 0,
-                                           blockIdx.x == 0);
+        rfk_norm_row<W, MV_NORM_RQ, SPLIT>(nrm.x, nrm.delta, nrm.w, nrm.y, cols, nrm.eps, sn.xq, sn.xd, 0, false,
+                                           nrm.ticket);
         __syncthreads();
         xq = sn.xq, xd = sn.xd;
     }
@@ -1127,7 +1128,8 @@ extern "C" int rfk_matmul_norm(const rfk_ctx *ctx, void *stream, uint32_t type, 
     if (st) return st;
     const mm_type *t = mm_find(type);
     if ((st = mm_check(t, row_bytes, cols, rows))) return st;
-    if (!w || !out || !norm || !norm->x || !norm->y || norm->y == norm->x || ((uintptr_t)w & 15)) return RFK_E_INVAL;
+    if (!w || !out || !norm || !norm->x || !norm->y || norm->y == norm->x || !norm->ticket || ((uintptr_t)w & 15))
+        return RFK_E_INVAL;
     if ((((uintptr_t)norm->x | (uintptr_t)norm->delta | (uintptr_t)norm->w | (uintptr_t)norm->y) & 15))
         return RFK_E_UNSUPPORTED; /* the norm's 16-byte loads */
     rfk_mm_out o;
