@@ -144,6 +144,10 @@ static void check_width(int W) {
            "x not 16-byte aligned");
     expect(rfk_matmul(&c, NULL, 15, w, 292 * 16, cols, rows, x, y, 1, NULL, 0) == RFK_E_UNSUPPORTED, "Q8_K weights");
     expect(rfk_matmul(&c, NULL, 4, w, 64, cols, rows, x, y, 1, NULL, 0) == RFK_E_UNSUPPORTED, "retired type id 4");
+    rfk_mv_norm no_ticket = nrm;
+    no_ticket.ticket = NULL;
+    expect(rfk_matmul_norm(&c, NULL, 2, w, 18 * 128, cols, rows, &no_ticket, &o3) == RFK_E_INVAL,
+           "fused norm without its ticket");
     expect(rfk_matmul(&c, NULL, 12, w, 144 * 16, cols, rows, x, y, 3, sc, sb - 1) == RFK_E_SCRATCH, "scratch short");
     expect(rfk_matmul(&c, NULL, 12, w, 144 * 16, cols, rows, x, y, 3, (void *)0x400008, sb) == RFK_E_SCRATCH,
            "scratch misaligned");
