@@ -433,6 +433,12 @@ static bool env_on(const char *name) {
     return !(e && e[0] == '0');
 }
 
+/* A switch for comparisons: off unless the variable starts with '1'. */
+static bool env_set(const char *name) {
+    const char *e = getenv(name);
+    return e && e[0] == '1';
+}
+
 rf_status rfg_layers_create(rf_gpu_weights *W, const rf_kv_config *kc, int64_t n_batch, rf_layers_backend *out,
                             rf_error *err) {
     memset(out, 0, sizeof *out);
@@ -448,7 +454,10 @@ rf_status rfg_layers_create(rf_gpu_weights *W, const rf_kv_config *kc, int64_t n
     L->B = n_batch;
     L->ffw = ff_width(W->m, W->l0, W->l1);
     L->mv_max_n = mv_max_n(W->m, W->l0, W->l1, W->head);
-    L->fuse_norm = env_on("ROCMFORGE_GPU_FUSE_NORM"); /* 0: separate norm launches, for comparison */
+    /* the norm inside the mat-vec: opt-in (1). Since the mat-vecs launch early,
+     * the separate add + norm launch lets their weight fetch overlap the norm,
+     * while each fused block re-reads x, delta and the norm weight (PERF) */
+    L->fuse_norm = env_set("ROCMFORGE_GPU_FUSE_NORM");
     L->fuse_rope = env_on("ROCMFORGE_GPU_FUSE_ROPE"); /* 0: the RoPE + KV store launch apart, for comparison */
     L->seen = calloc((size_t)(kc->n_seq > 0 ? kc->n_seq : 1), 1);
     if (!L->seen) {
