@@ -55,7 +55,7 @@ static void expect(bool cond, const char *what) {
     } while (0)
 
 static void check_width(int W) {
-    rfk_ctx c = {W, record, NULL, 0, 0};
+    rfk_ctx c = {W, record, NULL, 0, 0, 0};
     void *w = (void *)0x100000, *x = (void *)0x200000, *y = (void *)0x300000, *sc = (void *)0x400000;
     const int64_t rows = 1000, cols = 4096;
     const unsigned rpb = 256 / (unsigned)W; /* mat-vec rows per block */
@@ -65,8 +65,14 @@ static void check_width(int W) {
                   (rows + rpb - 1) / rpb, 1, 1, 256);
     const size_t sb = rfk_matmul_scratch_bytes(12, cols, 3);
     expect(sb >= (size_t)(3 * cols), "q8 scratch holds the int8 activations");
+    expect(sb >= (size_t)(3 * cols) * 5 / 4 + (size_t)(3 * cols) * 2, "and the float16 ones after them");
+    c.mmq_f16 = 2; /* int8 products: the quantizer first */
     EXPECT_LAUNCH(c, rfk_matmul(&c, NULL, 12, w, 144 * 16, cols, rows, x, y, 3, sc, sb), "quantize_q8",
                   (3 * cols / 4 + 255) / 256, 1, 1, 256);
+    c.mmq_f16 = 1; /* float16 products: the float16 conversion first */
+    EXPECT_LAUNCH(c, rfk_matmul(&c, NULL, 12, w, 144 * 16, cols, rows, x, y, 3, sc, sb), "mmq_x_f16",
+                  (3 * cols / 4 + 255) / 256, 1, 1, 256);
+    c.mmq_f16 = 0;
     EXPECT_LAUNCH(c, rfk_matmul(&c, NULL, 2, w, 18 * 128, cols, rows, x, y, 77, sc, sb), "mm_tiled",
                   (rows + 63) / 64, 2, 1, 256);
     rfk_launch_plan p;
@@ -198,7 +204,7 @@ static void check_width(int W) {
 int rfk_host_checks(void);
 int rfk_host_checks(void) {
     check_width(32);
-    rfk_ctx c64 = {64, record, NULL, 0, 0};
+    rfk_ctx c64 = {64, record, NULL, 0, 0, 0};
     seen s = {0};
     c64.check_user = &s;
     const int st = rfk_add(&c64, NULL, (const float *)0x1000, (const float *)0x1000, (float *)0x1000, 8);
@@ -210,7 +216,7 @@ int rfk_host_checks(void) {
     } else {
         check_width(64);
     }
-    rfk_ctx bad = {48, record, &s, 0, 0};
+    rfk_ctx bad = {48, record, &s, 0, 0, 0};
     expect(rfk_matmul(&bad, NULL, 2, (void *)0x1000, 18, 32, 1, (const float *)0x1000, (float *)0x1000, 1, NULL, 0) ==
                RFK_E_WARP,
            "warp 48 refused");

@@ -170,8 +170,9 @@ static void test_matmul(rf_type t, int64_t rows, int64_t cols, int64_t n_tok, bo
     download(y_gpu, dy, n_tok * rows);
     char what[96];
     const bool q8 = scratch && n_tok <= 64;
-    snprintf(what, sizeof what, "%s rows=%lld cols=%lld n_tok=%lld%s", rf_type_name(t), (long long)rows,
-             (long long)cols, (long long)n_tok, q8 ? " q8-act" : "");
+    snprintf(what, sizeof what, "%s rows=%lld cols=%lld n_tok=%lld%s%s", rf_type_name(t), (long long)rows,
+             (long long)cols, (long long)n_tok, q8 ? " q8-act" : "",
+             kctx.mmq_f16 == 1 ? " (f16 mmq)" : kctx.mmq_f16 == 2 ? " (int8 mmq)" : "");
     report("matmul", what, st, y_gpu, y_ref, n_tok * rows, q8 ? 5e-4 : 1e-9);
     rfk_rt_free(scratch);
     rfk_rt_free(dw), rfk_rt_free(dx), rfk_rt_free(dy);
@@ -1015,6 +1016,63 @@ static void test_mma_selftest(void) {
     rfk_rt_free(da), rfk_rt_free(db), rfk_rt_free(dout);
 }
 
+/* The float16 matrix primitive against a CPU product in double of the
+ * fragment layout kcommon.cuh documents: the instruction (sm_80+) and the
+ * emulation must both be within float rounding of it (products of float16
+ * are exact in float32; only the order of the sums differs). And the
+ * fragment load (rfk_ldsm_x4) both ways against the layout, exactly. */
+static void test_mma_f16_selftest(void) {
+    int32_t a[32 * 4], b[32 * 2], ld[2 * 32 * 4];
+    uint16_t m[8 * 40];
+    float out[2 * 32 * 4];
+    double A[16][16], B[16][8];
+    for (int l = 0; l < 32; l++) {
+        const int g = l / 4, q = l % 4;
+        uint16_t h[6][2];
+        for (int r = 0; r < 6; r++)
+            for (int e = 0; e < 2; e++) h[r][e] = rf_fp32_to_fp16(rng_normal() * 4.0f);
+        for (int r = 0; r < 4; r++) a[4 * l + r] = (int32_t)(h[r][0] | (uint32_t)h[r][1] << 16);
+        for (int r = 0; r < 2; r++) b[2 * l + r] = (int32_t)(h[4 + r][0] | (uint32_t)h[4 + r][1] << 16);
+        for (int e = 0; e < 2; e++) {
+            A[g][2 * q + e] = rf_fp16_to_fp32(h[0][e]), A[g + 8][2 * q + e] = rf_fp16_to_fp32(h[1][e]);
+            A[g][2 * q + 8 + e] = rf_fp16_to_fp32(h[2][e]), A[g + 8][2 * q + 8 + e] = rf_fp16_to_fp32(h[3][e]);
+            B[2 * q + e][g] = rf_fp16_to_fp32(h[4][e]), B[2 * q + 8 + e][g] = rf_fp16_to_fp32(h[5][e]);
+        }
+    }
+    for (int i = 0; i < 8 * 40; i++) m[i] = (uint16_t)rng_next();
+    int32_t *da = dev_upload(a, sizeof a), *db = dev_upload(b, sizeof b), *dld = dev_alloc(sizeof ld);
+    uint16_t *dm = dev_upload(m, sizeof m);
+    float *dout = dev_alloc(sizeof out);
+    int st = rfk_mma_f16_selftest(&kctx, NULL, da, db, dm, dout, dld);
+    int sync = rfk_rt_sync();
+    if (!st && !sync) sync = rfk_rt_download(out, dout, sizeof out);
+    if (!st && !sync) sync = rfk_rt_download(ld, dld, sizeof ld);
+    int bad = 0, bad_ld = 0;
+    double worst = 0.0;
+    for (int k = 0; k < 2 && !st && !sync; k++)
+        for (int l = 0; l < 32; l++) {
+            for (int i = 0; i < 4; i++) {
+                const int g = l / 4 + 8 * (i / 2), n = 2 * (l % 4) + i % 2;
+                static const double init[4] = {1.0, -2.0, 3.0, -4.0};
+                double want = init[i], mag = fabs(init[i]);
+                for (int e = 0; e < 16; e++) want += A[g][e] * B[e][n], mag += fabs(A[g][e] * B[e][n]);
+                const double err = fabs(out[(k * 32 + l) * 4 + i] - want) / mag;
+                if (err > worst) worst = err;
+                if (err > 1e-6) bad++;
+                /* the load: row l / 4, columns 8i + 2 (l % 4) and the next */
+                const int c = 8 * i + 2 * (l % 4);
+                const uint32_t w = m[(l / 4) * 40 + c] | (uint32_t)m[(l / 4) * 40 + c + 1] << 16;
+                if ((uint32_t)ld[(k * 32 + l) * 4 + i] != w) bad_ld++;
+            }
+        }
+    const bool ok = !st && !sync && !bad && !bad_ld;
+    ok ? n_pass++ : n_fail++;
+    printf("%s mma        %-40s %d of 256 sums off (worst %.1e of the sum of |products|), %d of 256 loads differ "
+           "(launch %d, sync %d)\n",
+           ok ? "ok  " : "FAIL", "float16 k16, ldmatrix: instruction, emul.", bad, worst, bad_ld, st, sync);
+    rfk_rt_free(da), rfk_rt_free(db), rfk_rt_free(dm), rfk_rt_free(dout), rfk_rt_free(dld);
+}
+
 /* ---- benchmark ----------------------------------------------------------- */
 
 static double median_ms(float *ms, int n) {
@@ -1227,6 +1285,7 @@ int main(int argc, char **argv) {
 
     test_launch_check();
     test_mma_selftest();
+    test_mma_f16_selftest();
     /* RF_OPS_MATMUL_ONLY: the matmul cases alone, for a time-limited device call
        after a matmul change; RF_OPS_SKIP_MATMUL: all but them, after a change
        elsewhere. A full run is the default and what gpu-check's ops do. */
@@ -1234,7 +1293,11 @@ int main(int argc, char **argv) {
     const bool mm_only = mm_env && mm_env[0] && mm_env[0] != '0';
     const char *skip_env = getenv("RF_OPS_SKIP_MATMUL");
     const bool skip_mm = skip_env && skip_env[0] && skip_env[0] != '0';
+    /* RF_OPS_MMQ_ONLY: the matrix-product kernel's cases alone (seconds) */
+    const char *mmq_env = getenv("RF_OPS_MMQ_ONLY");
+    const bool mmq_only = mmq_env && mmq_env[0] && mmq_env[0] != '0';
     if (skip_mm) goto rest;
+    if (mmq_only) goto mmq;
     for (size_t i = 0; i < RF_ARRAY_LEN(mm_types); i++) {
         const rf_type t = mm_types[i];
         const int64_t blk = rf_type_get(t)->blck_size < 32 ? 32 : rf_type_get(t)->blck_size;
@@ -1285,21 +1348,29 @@ int main(int argc, char **argv) {
         test_matmul(RF_TYPE_Q4_K, 67, 18432, 1, true);
         kctx.n_units = units;
     }
-    { /* the row-tiled int8 matrix-product kernel (mmq.cu's k_mmq_rows): rows of whole
-         vectors, 129 rows (a partial tile), 40 stages of 256 columns; on this device
-         the small grid takes its smallest tiles, on a pretend one-multiprocessor
-         device its largest (128 rows up to 16 tokens, 64 rows x 32 tokens), on a
-         pretend five-multiprocessor one K split in two (9, 16 and 32 tokens) */
+mmq:
+    { /* the row-tiled matrix-product kernel (mmq.cu's k_mmq_rows), on int8 and on
+         float16 products (kctx.mmq_f16 2, 1; the other cases run the build's default):
+         rows of whole vectors, 129 rows (a partial tile), 40 stages of 256 columns
+         (80 of 128); on this device the small grid takes its smallest tiles, on a
+         pretend one-multiprocessor device its largest (128 rows up to 16 tokens, 64
+         rows x 32 tokens), on a pretend five-multiprocessor one K split in two (9, 16
+         and 32 tokens); 3 tokens (one 8-token tile, 5 clamped) */
         static const rf_type mt[] = {RF_TYPE_Q4_0, RF_TYPE_Q4_1, RF_TYPE_Q8_0, RF_TYPE_Q4_K, RF_TYPE_Q6_K};
-        static const int64_t nts[] = {9, 16, 32, 40};
+        static const int64_t nts[] = {3, 9, 16, 32, 40};
         const int units = kctx.n_units;
-        for (int pass = 0; pass < 3; pass++) {
-            kctx.n_units = pass == 0 ? units : pass == 1 ? 1 : 5;
-            for (size_t i = 0; i < RF_ARRAY_LEN(mt); i++)
-                for (size_t j = 0; j < RF_ARRAY_LEN(nts); j++) test_matmul(mt[i], 129, 10240, nts[j], true);
+        for (int f16 = 1; f16 <= 2; f16++) {
+            kctx.mmq_f16 = f16;
+            for (int pass = 0; pass < 3; pass++) {
+                kctx.n_units = pass == 0 ? units : pass == 1 ? 1 : 5;
+                for (size_t i = 0; i < RF_ARRAY_LEN(mt); i++)
+                    for (size_t j = 0; j < RF_ARRAY_LEN(nts); j++) test_matmul(mt[i], 129, 10240, nts[j], true);
+            }
         }
+        kctx.mmq_f16 = 0;
         kctx.n_units = units;
     }
+    if (mmq_only) goto done;
     { /* the add + norm fused into the mat-vec (rfk_matmul_norm) */
         static const rf_type nt[] = {RF_TYPE_Q4_0, RF_TYPE_Q8_0, RF_TYPE_Q4_K, RF_TYPE_Q6_K};
         for (size_t i = 0; i < RF_ARRAY_LEN(nt); i++) {
@@ -1398,7 +1469,10 @@ rest:
     }
 done:
     printf("op_suite: %d passed, %d failed%s\n", n_pass, n_fail,
-           mm_only ? " (matmul cases only)" : skip_mm ? " (matmul cases skipped)" : "");
+           mmq_only  ? " (matrix-product cases only)"
+           : mm_only ? " (matmul cases only)"
+           : skip_mm ? " (matmul cases skipped)"
+                     : "");
     rf_cpu_ref_ctx_free(ref_ctx);
     rf_threadpool_free(tp);
     return n_fail ? 1 : 0;

@@ -15,6 +15,9 @@
  *   rfk_syncwarp()                         one warp's shared-memory stores before its loads
  *   RFK_HAS_MMA_I8, rfk_mma_hw_i8_k32/_k16 int8 matrix instructions where the target has
  *                                          them (kcommon.cuh's rfk_mma_i8_* emulate them)
+ *   RFK_HAS_MMA_F16, rfk_mma_hw_f16_k16, rfk_ldsm_x4_hw   float16 matrix instructions and
+ *                                          their shared-memory fragment loads (emulated by
+ *                                          kcommon.cuh's rfk_mma_f16_k16 / rfk_ldsm_x4)
  *   RFK_HAS_CP_ASYNC, rfk_cp_async_hw<B>, _commit_hw, _wait_hw<N>   asynchronous global ->
  *                                          shared copies where the target has them
  *                                          (kcommon.cuh's rfk_cp_async* copy otherwise)

@@ -165,6 +165,65 @@ template <bool HW> static __device__ __forceinline__ void rfk_mma_i8_k16(int c[4
     }
 }
 
+/* ---- float16 matrix products on a group of 32 lanes ----------------------
+ * D[16][8] += A[16][16] B[16][8] (float16 in, float32 sums), in the
+ * fragment layout of PTX mma.m16n8k16 .f16: lane l of the group, with
+ * g = l / 4 and q = l % 4, holds pairs of float16 (the lower k in the low
+ * half) a[0] = A[g][2q, 2q+1], a[1] = A[g+8][2q, 2q+1], a[2] = A[g][2q+8,
+ * 2q+9], a[3] = A[g+8][2q+8, 2q+9]; b[0] = B[2q, 2q+1][g], b[1] = B[2q+8,
+ * 2q+9][g]; and the sums c[] as rfk_mma_i8_k32's. One instruction where
+ * the target has it (RFK_HAS_MMA_F16); otherwise shuffles and float
+ * multiply-adds: the products of float16 are exact in float32, only the
+ * order of the additions differs, so the two agree to float rounding. */
+static __device__ __forceinline__ float rfk_hdot2(int u, int v) {
+    return fmaf(rfk_h2f((unsigned short)((unsigned)u >> 16)), rfk_h2f((unsigned short)((unsigned)v >> 16)),
+                rfk_h2f((unsigned short)(u & 0xFFFF)) * rfk_h2f((unsigned short)(v & 0xFFFF)));
+}
+
+template <bool HW>
+static __device__ __forceinline__ void rfk_mma_f16_k16(float c[4], const int a[4], const int b[2]) {
+#if RFK_HAS_MMA_F16
+    if constexpr (HW) {
+        rfk_mma_hw_f16_k16(c, a, b);
+    } else
+#endif
+    {
+        const int lane = threadIdx.x % 32, g = lane / 4, q = lane % 4;
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            const int ra0 = RFK_SHFL(a[0], 4 * g + i, 32), ra1 = RFK_SHFL(a[1], 4 * g + i, 32);
+            const int ra2 = RFK_SHFL(a[2], 4 * g + i, 32), ra3 = RFK_SHFL(a[3], 4 * g + i, 32);
+#pragma unroll
+            for (int j = 0; j < 2; j++) {
+                const int rb0 = RFK_SHFL(b[0], 4 * (2 * q + j) + i, 32), rb1 = RFK_SHFL(b[1], 4 * (2 * q + j) + i, 32);
+                c[j] += rfk_hdot2(ra0, rb0) + rfk_hdot2(ra2, rb1);
+                c[2 + j] += rfk_hdot2(ra1, rb0) + rfk_hdot2(ra3, rb1);
+            }
+        }
+    }
+}
+
+/* Four 8 x 8 float16 matrices from shared memory in the B fragment layout:
+ * matrix i is rows 0..7 (pitch `pitch` halves) x columns 8i..8i+7 of
+ * `base`, and lane l gets r[i] = its row l / 4, columns 8i + 2 (l % 4) and
+ * the next. With rows of k (one token's activations a row) that is b[0],
+ * b[1] of rfk_mma_f16_k16 for columns 0..15 (r[0], r[1]) and 16..31 (r[2],
+ * r[3]). ldmatrix where the target has it, else each lane's own loads. The
+ * group must be converged; base and every row 16-byte aligned. */
+template <bool HW>
+static __device__ __forceinline__ void rfk_ldsm_x4(int r[4], const uint16_t *base, int pitch) {
+    const int lane = threadIdx.x % 32;
+#if RFK_HAS_MMA_F16
+    if constexpr (HW) {
+        rfk_ldsm_x4_hw(r, base + (lane % 8) * pitch + (lane / 8) * 8);
+    } else
+#endif
+    {
+#pragma unroll
+        for (int i = 0; i < 4; i++) r[i] = *(const int *)(base + (lane / 4) * pitch + 8 * i + 2 * (lane % 4));
+    }
+}
+
 /* ---- asynchronous copies to shared memory --------------------------------
  * rfk_cp_async<B>(dst, src): B = 4, 8 or 16 bytes, both aligned to B, from
  * global to shared memory; rfk_cp_async_commit() closes a group of them and
@@ -204,6 +263,15 @@ template <int N> static __device__ __forceinline__ void rfk_cp_async_wait(void) 
 bool rfk_mmq_supports(uint32_t type);
 int rfk_mmq(const rfk_ctx *ctx, void *stream, uint32_t type, const uint8_t *w, size_t row_bytes, int64_t cols,
             int64_t rows, const int *xq, const float2 *xd, const rfk_mm_out &y, int64_t n_tok);
+/* The same product on float16 matrix instructions from float x (converted
+ * into xh, n_tok * cols halves of scratch, by the call): where
+ * rfk_mmq_f16_fits (ctx->mmq_f16 or its default allows it, the type has
+ * the kernel, the rows are whole vectors of its stage copies; by default
+ * only where the tile keeps 32 tokens). */
+bool rfk_mmq_f16_fits(const rfk_ctx *ctx, uint32_t type, const uint8_t *w, size_t row_bytes, int64_t cols,
+                      int64_t rows, int64_t n_tok);
+int rfk_mmq_f16(const rfk_ctx *ctx, void *stream, uint32_t type, const uint8_t *w, size_t row_bytes, int64_t cols,
+                int64_t rows, const float *x, uint16_t *xh, const rfk_mm_out &y, int64_t n_tok);
 
 /* ---- q8 activation blocks (the integer-dot mat-vec's input) ---------------
  * x [n_tok][cols] as int8 blocks of 32: xq (one int per 4 values, flat

@@ -73,6 +73,9 @@ typedef struct rfk_ctx {
     int n_units;               /* multiprocessors (SMs / CUs); 0 = unknown. Sizes persistent grids */
     int early_launch;          /* 1: the mat-vecs may start before the kernel ahead of them has
                                   ended (vendor/cuda.h's rfk_launch_early; sm_90 and later) */
+    int mmq_f16;               /* batches of 3..64 tokens: 1 on float16 matrix products, 2 on
+                                  int8 ones, 0 the default (float16 in CUDA builds, int8 in HIP
+                                  ones; ROCMFORGE_GPU_MMQ_F16=0|1 overrides) */
 } rfk_ctx;
 
 /* Human-readable text of a status: the RFK_E_* codes; "vendor runtime
@@ -127,8 +130,10 @@ int rfk_matmul_plan(const rfk_ctx *ctx, uint32_t type, int64_t cols, int64_t row
  * every type reads float32 x (float rounding only).
  * n_tok 1..64 uses the fused dequantize + mat-vec kernel (one launch per 8
  * tokens) or, with scratch, for n_tok >= 3 (ROCMFORGE_GPU_MMQ_MIN; 0 turns
- * it off) and Q4_0, Q4_1, Q8_0, Q4_K, Q6_K weights, one launch of the int8
- * matrix-product kernel (mmq.cu), whose arithmetic is the q8 mat-vec's;
+ * it off) and Q4_0, Q4_1, Q8_0, Q4_K, Q6_K weights, the matrix-product
+ * kernel (mmq.cu): on float16 products of x converted to float16 (CUDA
+ * builds, rows of whole copy vectors; rfk_ctx.mmq_f16) or on int8 ones,
+ * whose arithmetic is the q8 mat-vec's;
  * larger n_tok the tiled kernel (float path, scratch unused).
  * Requirements (else RFK_E_INVAL): cols a multiple of 32 and of the block
  * size; row_bytes the exact row size or a multiple of 16; w, x 16-byte
@@ -149,8 +154,9 @@ typedef struct rfk_mm_out {
 /* rfk_matmul with the output split as `out` says (its rows add up to
  * `rows`; more than one part needs n_tok <= 64) and, with x_quantized, the
  * activations already in scratch as q8 blocks for these cols and n_tok
- * (written by rfk_quantize_q8 or a fused kernel: x is then not read and
- * may be NULL; needs an integer-dot type, scratch and n_tok <= 64). */
+ * (written by rfk_quantize_q8 or a fused kernel; needs an integer-dot type,
+ * scratch and n_tok <= 64): x may then be NULL, else it must hold the
+ * same activations as floats, which the float16 products read instead. */
 int rfk_matmul_ex(const rfk_ctx *ctx, void *stream, uint32_t type, const void *w, size_t row_bytes, int64_t cols,
                   int64_t rows, const float *x, const rfk_mm_out *out, int64_t n_tok, void *scratch,
                   size_t scratch_bytes, int x_quantized);
@@ -192,6 +198,14 @@ int rfk_quantize_q8(const rfk_ctx *ctx, void *stream, const float *x, int64_t co
  * starting sums (1, 2, 3, 4 for k32; -5, 6, -7, 8 for k16). For the op
  * suite. */
 int rfk_mma_selftest(const rfk_ctx *ctx, void *stream, const int *a, const int *b, int *out);
+
+/* The float16 primitive (rfk_mma_f16_k16) likewise: a [32][4], b [32][2]
+ * words of float16 pairs; out [2][32][4]: the k16 product onto the sums 1,
+ * -2, 3, -4 through the instruction and through the emulation. And the
+ * fragment load (rfk_ldsm_x4) of the 8 x 32 halves at the start of m
+ * [8][40] (rows of 40 halves) both ways into ld [2][32][4]. */
+int rfk_mma_f16_selftest(const rfk_ctx *ctx, void *stream, const int *a, const int *b, const uint16_t *m, float *out,
+                         int *ld);
 
 /* out[t] = dequantized row ids[t] of w (ids: device int32 [n], each in
  * [0, rows): an id out of range writes zeros). out [n][cols]. */

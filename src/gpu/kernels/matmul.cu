@@ -802,6 +802,7 @@ typedef struct mm_args {
     bool x_quantized; /* xq / xd already hold x */
     int *xq;    /* q8 activations in scratch, or NULL: float path */
     float2 *xd; /* their per-block (scale, scale * sum) */
+    uint16_t *xh; /* scratch for float16 activations (rfk_mmq_f16), or NULL */
 } mm_args;
 
 /* The outputs of tokens t0.. (each part advanced by t0 of its rows). */
@@ -958,6 +959,11 @@ static bool use_mmq(uint32_t type, bool q8, int64_t n_tok) {
 
 template <int T, int W> static int launch_matvec(const mm_args *a) {
     if constexpr (rfk_has_vdot<rfk_q<T>>::value) {
+        /* float16 products where they apply: from the float x, so whatever
+           q8 a producer left in scratch goes unread */
+        if (a->xh && a->x && ((uintptr_t)a->x & 15) == 0 && use_mmq(T, true, a->n_tok) &&
+            rfk_mmq_f16_fits(a->ctx, T, a->w, a->row_bytes, a->cols, a->rows, a->n_tok))
+            return rfk_mmq_f16(a->ctx, a->stream, T, a->w, a->row_bytes, a->cols, a->rows, a->x, a->xh, a->y, a->n_tok);
         if (a->xq && !a->x_quantized) {
             const int64_t n_quads = a->n_tok * a->cols / 4;
             RFK_LAUNCH(a->ctx, "quantize_q8", k_quantize_q8<W>, rfk_d3((n_quads + 255) / 256), rfk_d3(256), 0,
@@ -1038,14 +1044,19 @@ extern "C" int rfk_matmul_supports(uint32_t type) { return mm_find(type) != NULL
 extern "C" int rfk_matmul_mmq(uint32_t type) { return use_mmq(type, true, RFK_MMQ_MAX_N); }
 
 /* q8 activations: n_tok * cols int8, then (d, d * sum) per 32 as float2,
- * 16-byte aligned. Only the mat-vec path (n_tok <= MV_MAX_BATCH) uses them. */
+ * 16-byte aligned. Only the mat-vec path (n_tok <= MV_MAX_BATCH) uses them.
+ * From 3 tokens (where rfk_mmq_f16 may run) they are followed, 16-byte
+ * aligned, by n_tok * cols float16 activations. */
 static size_t q8_xd_offset(int64_t cols, int64_t n_tok) { return rfk_q8_xd_offset(cols, n_tok); }
+static size_t q8_bytes(int64_t cols, int64_t n_tok) {
+    return (q8_xd_offset(cols, n_tok) + (size_t)(n_tok * cols / 32) * sizeof(float2) + 15) / 16 * 16;
+}
 
 extern "C" size_t rfk_matmul_scratch_bytes(uint32_t type, int64_t cols, int64_t n_tok) {
     const mm_type *t = mm_find(type);
     if (!t || !t->int_dot || cols <= 0 || cols % 32 || n_tok <= 0) return 0;
     if (n_tok > MV_MAX_BATCH) n_tok = MV_MAX_BATCH;
-    return q8_xd_offset(cols, n_tok) + (size_t)(n_tok * cols / 32) * sizeof(float2);
+    return q8_bytes(cols, n_tok) + (n_tok >= 3 ? (size_t)(n_tok * cols) * sizeof(uint16_t) : 0);
 }
 
 extern "C" int rfk_matmul_plan(const rfk_ctx *ctx, uint32_t type, int64_t cols, int64_t rows, int64_t n_tok,
@@ -1099,12 +1110,13 @@ extern "C" int rfk_matmul_ex(const rfk_ctx *ctx, void *stream, uint32_t type, co
     if (out->n < 1 || out->n > 3 || (out->n > 1 && n_tok > MV_MAX_BATCH)) return RFK_E_INVAL;
     rfk_mm_out o;
     if (!mm_parts_ok(out, rows, &o)) return RFK_E_INVAL;
-    mm_args a = {ctx, stream, (const uint8_t *)w, row_bytes, cols, rows, x, o, n_tok, x_quantized != 0, NULL, NULL};
+    mm_args a = {ctx, stream, (const uint8_t *)w, row_bytes, cols, rows, x, o, n_tok, x_quantized != 0, NULL, NULL, NULL};
     if (scratch && t->int_dot && n_tok <= MV_MAX_BATCH) {
         if (scratch_bytes < rfk_matmul_scratch_bytes(type, cols, n_tok) || ((uintptr_t)scratch & 15))
             return RFK_E_SCRATCH;
         a.xq = (int *)scratch;
         a.xd = (float2 *)((uint8_t *)scratch + q8_xd_offset(cols, n_tok));
+        if (n_tok >= 3) a.xh = (uint16_t *)((uint8_t *)scratch + q8_bytes(cols, n_tok));
     }
     return t->matmul(&a);
 }
@@ -1134,7 +1146,7 @@ extern "C" int rfk_matmul_norm(const rfk_ctx *ctx, void *stream, uint32_t type, 
         return RFK_E_UNSUPPORTED; /* the norm's 16-byte loads */
     rfk_mm_out o;
     if (!mm_parts_ok(out, rows, &o)) return RFK_E_INVAL;
-    mm_args a = {ctx, stream, (const uint8_t *)w, row_bytes, cols, rows, NULL, o, 1, true, NULL, NULL};
+    mm_args a = {ctx, stream, (const uint8_t *)w, row_bytes, cols, rows, NULL, o, 1, true, NULL, NULL, NULL};
     /* what the fused kernels take: rows of whole 16-byte vectors, a row the
        norm's registers hold */
     if (cols % 32 || cols > MV_NORM_MAX || !mv_wide_ok(&a)) return RFK_E_UNSUPPORTED;

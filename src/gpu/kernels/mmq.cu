@@ -34,8 +34,15 @@
  * Types: Q4_0, Q4_1, Q8_0, Q4_K, Q6_K (Q6_K's two 16-element scales per 32
  * columns take two k16 products). Q4_0 and Q6_K are made signed (q - 8,
  * q - 32) so that they need no activation sum.
+ *
+ * The row-tiled kernel also has a float16 variant (mh_mul, rfk_mmq_f16):
+ * the same weight words decoded to float16 with their scales applied,
+ * times float16 activations (converted from float by k_mmq_x_f16), on
+ * float16 matrix products that accumulate in float32, with no per-block
+ * epilogue; by default it takes the 32-token tiles of CUDA builds.
  */
 #include <stdlib.h>
+#include <string.h>
 
 #include "kcommon.cuh"
 #include "quant.cuh"
@@ -62,6 +69,7 @@ static __device__ __forceinline__ int mq_s6(uint32_t v) { return (int)((v + 0x60
 template <int T> struct mq;
 
 template <> struct mq<2> { /* Q4_0: d, qs[16]; low nibbles 0..15, high 16..31 */
+    static constexpr bool has_min = false;
     static constexpr bool stage_mt2 = false; /* staged at 32 tokens too (see mmq_launch) */
     static constexpr int stage_cols = 1024, stage_bytes = 18 * 32; /* a row's stage (ST kernels) */
     static constexpr bool split = false;
@@ -76,6 +84,7 @@ template <> struct mq<2> { /* Q4_0: d, qs[16]; low nibbles 0..15, high 16..31 */
 };
 
 template <> struct mq<3> { /* Q4_1: d, m, qs[16]; value d * q + m */
+    static constexpr bool has_min = true;
     static constexpr bool stage_mt2 = false; /* staged at 32 tokens too (see mmq_launch) */
     static constexpr int stage_cols = 1024, stage_bytes = 20 * 32; /* a row's stage (ST kernels) */
     static constexpr bool split = false;
@@ -90,6 +99,7 @@ template <> struct mq<3> { /* Q4_1: d, m, qs[16]; value d * q + m */
 };
 
 template <> struct mq<8> { /* Q8_0: d, qs[32] */
+    static constexpr bool has_min = false;
     static constexpr bool stage_mt2 = false; /* staged at 32 tokens too (see mmq_launch) */
     static constexpr int stage_cols = 512, stage_bytes = 34 * 16; /* a row's stage (ST kernels) */
     static constexpr bool split = false;
@@ -103,6 +113,7 @@ template <> struct mq<8> { /* Q8_0: d, qs[32] */
 };
 
 template <> struct mq<12> { /* Q4_K: d, dmin, scales[12], qs[128]; sub-block j of 32 */
+    static constexpr bool has_min = true;
     static constexpr bool stage_mt2 = true; /* staged at 32 tokens too (see mmq_launch) */
     static constexpr int stage_cols = 1024, stage_bytes = 144 * 4; /* a row's stage (ST kernels) */
     static constexpr bool split = false;
@@ -129,6 +140,7 @@ template <> struct mq<12> { /* Q4_K: d, dmin, scales[12], qs[128]; sub-block j o
 };
 
 template <> struct mq<14> { /* Q6_K: ql[128], qh[64], int8 scales[16], d; see quant.cuh */
+    static constexpr bool has_min = false;
     static constexpr bool stage_mt2 = true; /* staged at 32 tokens too (see mmq_launch) */
     static constexpr int stage_cols = 512, stage_bytes = 210 * 2; /* a row's stage (ST kernels) */
     static constexpr bool split = true;
@@ -200,6 +212,84 @@ static __device__ __forceinline__ void mq_mul(float (&acc)[MT][NT8][4], const ui
             acc[m][n][3] += A1.s * o.d1[n].x * f[3] - A1.m * o.d1[n].y;
         }
     }
+}
+
+/* ---- float16 products ----------------------------------------------------
+ * At 32 tokens the int8 products above are bound by their float epilogue:
+ * every 32-column block's int32 sums are converted and scaled, four float
+ * instructions per sum (Nsight Compute, H100: 38 M instructions for Q4_0
+ * 28672 x 4096). The float16 variant (the row-tiled kernel with H) decodes
+ * each weight pair once into float16 with its scale applied, s * q - m,
+ * and multiplies it with float16 activations on mma.m16n8k16, which
+ * accumulates in float32 across blocks: no epilogue. Each lane's weight word w[h] (elements 16h + 4q .. + 3 of
+ * the block, mq_row) gives its A pairs as bytes (0, 2) and (1, 3); the
+ * activations are stored in that order (k_mmq_x_f16), so logical column
+ * 16h + 2q + {0, 1, 8, 9} of the fragment is element 16h + 4q + {0, 2, 1,
+ * 3}. Rounding: the weight to float16 (2^-11 relative, as the activations),
+ * products and sums in float32. */
+
+/* Bytes 0 and 2 of w (signed int8 b) as the float16 pair s * b - m: 0x6480
+ * ^ (b & 0xFF) is the float16 1152 + b exactly, minus 1152 exactly is b. */
+template <bool MIN>
+static __device__ __forceinline__ int mh_pair(uint32_t w, __half2 s, __half2 nm) {
+    const uint32_t u = (w & 0x00FF00FFu) ^ 0x64806480u, k = 0x64806480u;
+    __half2 h, c;
+    memcpy(&h, &u, 4);
+    memcpy(&c, &k, 4);
+    h = __hsub2(h, c);
+    h = MIN ? __hfma2(h, s, nm) : __hmul2(h, s);
+    int r;
+    memcpy(&r, &h, 4);
+    return r;
+}
+
+/* acc[m][n] += the block's weights times the activations' B fragments
+ * bfr[n] (columns 0..15: bfr[n][0..1], 16..31: bfr[n][2..3]). */
+template <int T, int MT, int NT8>
+static __device__ __forceinline__ void mh_mul(float (&acc)[MT][NT8][4], const uint8_t *const (&rp)[MT][2], int64_t b,
+                                              int q, const int (&bfr)[NT8][4]) {
+    typedef mq<T> Q;
+#pragma unroll
+    for (int m = 0; m < MT; m++) {
+        mq_row R[2]; /* rows g and g + 8 of this m-tile */
+        Q::row(rp[m][0], b, q, R[0]);
+        Q::row(rp[m][1], b, q, R[1]);
+        int a[2][4]; /* the A fragments of columns 0..15 and 16..31 */
+#pragma unroll
+        for (int h = 0; h < 2; h++)
+#pragma unroll
+            for (int r = 0; r < 2; r++) {
+                const float sc = Q::split ? R[r].s * (float)(h ? R[r].s1 : R[r].s0) : R[r].s;
+                const __half2 s2 = __float2half2_rn(sc), nm2 = __float2half2_rn(Q::has_min ? -R[r].m : 0.0f);
+                a[h][r] = mh_pair<Q::has_min>((uint32_t)R[r].w[h], s2, nm2);
+                a[h][2 + r] = mh_pair<Q::has_min>((uint32_t)R[r].w[h] >> 8, s2, nm2);
+            }
+#pragma unroll
+        for (int n = 0; n < NT8; n++) {
+            rfk_mma_f16_k16<true>(acc[m][n], a[0], &bfr[n][0]);
+            rfk_mma_f16_k16<true>(acc[m][n], a[1], &bfr[n][2]);
+        }
+    }
+}
+
+/* x [n_tok][cols] to the float16 kernel's activations, xh the same shape:
+ * element 16h + 4q + i of each 32-column block to column 16h + 2q + {0, 8,
+ * 1, 9}[i] (mh_mul's order), clamped to the float16 range (a value past it
+ * would become infinite; NaN stays NaN). One thread per 4 elements. */
+static __device__ __forceinline__ uint32_t mh_pack(float lo, float hi) {
+    lo = fabsf(lo) > 65504.0f ? copysignf(65504.0f, lo) : lo;
+    hi = fabsf(hi) > 65504.0f ? copysignf(65504.0f, hi) : hi;
+    return (uint32_t)rfk_f2h(lo) | (uint32_t)rfk_f2h(hi) << 16;
+}
+
+__global__ void k_mmq_x_f16(const float *__restrict__ x, int64_t n_quads, uint32_t *__restrict__ xh) {
+    const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n_quads) return;
+    const float4 v = ((const float4 *)x)[i];
+    const int k = (int)(i % 8);
+    uint32_t *o = xh + (i / 8) * 16 + 8 * (k / 4) + k % 4; /* the word of columns 16h + 2q, 2q + 1 */
+    o[0] = mh_pack(v.x, v.z);
+    o[4] = mh_pack(v.y, v.w);
 }
 
 /* Rows [16 MT blockIdx.x, +16 MT) of y[t][r] for tokens [8 NT8 blockIdx.y,
@@ -377,39 +467,57 @@ __global__ void __launch_bounds__(MQ_BLOCK)
  * staged by cp.async into two buffers, else through registers into one
  * (Q6_K: its 4-byte copies and 53-word rows ran slower asynchronously, and
  * two padded buffers pass 48 KiB); mt2: 32 rows a group fit */
-template <int T> struct mqr;
+template <int T, bool H = false> struct mqr;
 template <> struct mqr<2> { static constexpr int kc = 256, sby = 144, v = 16; static constexpr bool async = true, mt2 = true; };   /* Q4_0 */
 template <> struct mqr<3> { static constexpr int kc = 256, sby = 160, v = 16; static constexpr bool async = true, mt2 = false; };  /* Q4_1 */
 template <> struct mqr<8> { static constexpr int kc = 128, sby = 136, v = 8; static constexpr bool async = true, mt2 = true; };    /* Q8_0 */
 template <> struct mqr<12> { static constexpr int kc = 256, sby = 144, v = 16; static constexpr bool async = true, mt2 = true; };  /* Q4_K */
 template <> struct mqr<14> { static constexpr int kc = 256, sby = 210, v = 4; static constexpr bool async = false, mt2 = false; }; /* Q6_K */
+/* The float16 kernel (H): its activations take 2 bytes a column, so the
+ * 32-column types stage 128 columns (two buffers: 64 rows' stages, or 128
+ * of Q4_0 and Q4_1, and 32 tokens' 8.5 KiB of activations each) and the
+ * super-block types their 256 through registers into one buffer (two would
+ * pass 48 KiB). */
+template <> struct mqr<2, true> { static constexpr int kc = 128, sby = 72, v = 8; static constexpr bool async = true, mt2 = true; };
+template <> struct mqr<3, true> { static constexpr int kc = 128, sby = 80, v = 16; static constexpr bool async = true, mt2 = true; };
+template <> struct mqr<8, true> { static constexpr int kc = 128, sby = 136, v = 8; static constexpr bool async = true, mt2 = false; };
+template <> struct mqr<12, true> { static constexpr int kc = 256, sby = 144, v = 16; static constexpr bool async = false, mt2 = false; };
+template <> struct mqr<14, true> { static constexpr int kc = 256, sby = 210, v = 4; static constexpr bool async = false, mt2 = false; };
 
 /* words of a row's stage (Q6_K: with the lead), and its pitch, padded to 4
  * mod 8 words */
-template <int T> __host__ __device__ constexpr int mqr_words() { return mqr<T>::v == 4 ? (mqr<T>::sby + 2 + 3) / 4 : mqr<T>::sby / 4; }
+template <int T, bool H = false> __host__ __device__ constexpr int mqr_words() {
+    return mqr<T, H>::v == 4 ? (mqr<T, H>::sby + 2 + 3) / 4 : mqr<T, H>::sby / 4;
+}
 __host__ __device__ constexpr int mqr_pad(int w) { return w % 8 == 4 ? w : mqr_pad(w + 1); }
-template <int T> __host__ __device__ constexpr int mqr_pitch() { return mqr_pad(mqr_words<T>()); }
+template <int T, bool H = false> __host__ __device__ constexpr int mqr_pitch() { return mqr_pad(mqr_words<T, H>()); }
 
 /* Whether rows of row_bytes at w take the row-tiled kernel. */
-template <int T> static bool mqr_fits(const uint8_t *w, size_t row_bytes) {
-    return row_bytes % mqr<T>::v == 0 && ((uintptr_t)w % mqr<T>::v) == 0;
+template <int T, bool H = false> static bool mqr_fits(const uint8_t *w, size_t row_bytes) {
+    return row_bytes % mqr<T, H>::v == 0 && ((uintptr_t)w % mqr<T, H>::v) == 0;
 }
 
-template <int T, int MT, int NT8>
+/* H: the float16 variant (mh_mul): xq is then the float16 activations of
+ * k_mmq_x_f16, xd unused; a stage holds each token's P::kc columns as a
+ * row of XC 16-byte chunks, padded to XP (the ldmatrix rows of 8 tokens
+ * then hit 32 banks). */
+template <int T, int MT, int NT8, bool H = false>
 __global__ void __launch_bounds__(MQR_BLOCK)
     k_mmq_rows(const uint8_t *__restrict__ w, size_t row_bytes, int64_t nb, int64_t rows, const int *__restrict__ xq,
                const float2 *__restrict__ xd, rfk_mm_out y, int nt) {
-    typedef mqr<T> P;
+    typedef mqr<T, H> P;
     constexpr int V = P::v, VW = V / 4, KB = P::kc / 32, NTOK = 8 * NT8, RW = 16 * MT;
-    constexpr int NW = mqr_words<T>(), PITCH = mqr_pitch<T>(), NV = NW / VW;
+    constexpr int NW = mqr_words<T, H>(), PITCH = mqr_pitch<T, H>(), NV = NW / VW;
     static_assert(NW % VW == 0, "a row's stage is whole vectors");
+    constexpr int XC = KB * 4, XP = XC + 1;                          /* H: a token's chunks, its pitch */
     constexpr int WV = (RW * NV + 31) / 32;                          /* weight vectors per lane */
-    constexpr int AV = (NTOK * KB * 2 + MQR_BLOCK - 1) / MQR_BLOCK;  /* activation 16-byte halves per thread */
-    constexpr int DV = (NTOK * KB + MQR_BLOCK - 1) / MQR_BLOCK;      /* activation scales per thread */
+    constexpr int AV = H ? (NTOK * XC + MQR_BLOCK - 1) / MQR_BLOCK   /* activation 16-byte chunks per thread */
+                         : (NTOK * KB * 2 + MQR_BLOCK - 1) / MQR_BLOCK;
+    constexpr int DV = H ? 1 : (NTOK * KB + MQR_BLOCK - 1) / MQR_BLOCK; /* activation scales per thread */
     constexpr int NBUF = P::async ? 2 : 1;
     __shared__ __align__(16) uint32_t ws[NBUF][MQR_GROUPS][RW * PITCH];
-    __shared__ __align__(16) uint4 xs[NBUF][KB * NTOK * 2];
-    __shared__ __align__(16) float2 ds[NBUF][KB * NTOK];
+    __shared__ __align__(16) uint4 xs[NBUF][H ? NTOK * XP : KB * NTOK * 2];
+    __shared__ __align__(16) float2 ds[NBUF][H ? 1 : KB * NTOK];
     const int lane = threadIdx.x % 32, grp = threadIdx.x / 32, g = lane / 4, q = lane % 4;
     const int64_t r0 = (int64_t)blockIdx.x * (MQR_GROUPS * RW) + grp * RW; /* the group's first row */
     const int tb = blockIdx.y * NTOK;
@@ -430,20 +538,30 @@ __global__ void __launch_bounds__(MQR_BLOCK)
             if (rr < RW && v0 + vv < row_vecs)
                 rfk_cp_async<V>(&ws[bf][grp][rr * PITCH + vv * VW], w + (size_t)r * row_bytes + (v0 + vv) * V);
         }
+        if constexpr (H) {
 #pragma unroll
-        for (int i = 0; i < AV; i++) {
-            const int e = threadIdx.x + MQR_BLOCK * i, h = e % 2, j = (e / 2) % KB, t = e / (2 * KB);
-            const int64_t b = s * KB + j;
-            if (t < NTOK && b < nb)
-                rfk_cp_async<16>(&xs[bf][(j * NTOK + t) * 2 + (h ^ ((t >> 2) & 1))],
-                                 (const uint4 *)xq + ((int64_t)(tb + (t < nt ? t : nt - 1)) * nb + b) * 2 + h);
-        }
+            for (int i = 0; i < AV; i++) {
+                const int e = threadIdx.x + MQR_BLOCK * i, c = e % XC, t = e / XC;
+                if (t < NTOK && s * KB + c / 4 < nb)
+                    rfk_cp_async<16>(&xs[bf][t * XP + c],
+                                     (const uint4 *)xq + (int64_t)(tb + (t < nt ? t : nt - 1)) * nb * 4 + s * XC + c);
+            }
+        } else {
 #pragma unroll
-        for (int i = 0; i < DV; i++) {
-            const int e = threadIdx.x + MQR_BLOCK * i, j = e % KB, t = e / KB;
-            const int64_t b = s * KB + j;
-            if (t < NTOK && b < nb)
-                rfk_cp_async<8>(&ds[bf][j * NTOK + t], xd + (int64_t)(tb + (t < nt ? t : nt - 1)) * nb + b);
+            for (int i = 0; i < AV; i++) {
+                const int e = threadIdx.x + MQR_BLOCK * i, h = e % 2, j = (e / 2) % KB, t = e / (2 * KB);
+                const int64_t b = s * KB + j;
+                if (t < NTOK && b < nb)
+                    rfk_cp_async<16>(&xs[bf][(j * NTOK + t) * 2 + (h ^ ((t >> 2) & 1))],
+                                     (const uint4 *)xq + ((int64_t)(tb + (t < nt ? t : nt - 1)) * nb + b) * 2 + h);
+            }
+#pragma unroll
+            for (int i = 0; i < DV; i++) {
+                const int e = threadIdx.x + MQR_BLOCK * i, j = e % KB, t = e / KB;
+                const int64_t b = s * KB + j;
+                if (t < NTOK && b < nb)
+                    rfk_cp_async<8>(&ds[bf][j * NTOK + t], xd + (int64_t)(tb + (t < nt ? t : nt - 1)) * nb + b);
+            }
         }
         rfk_cp_async_commit();
     };
@@ -468,17 +586,25 @@ __global__ void __launch_bounds__(MQR_BLOCK)
 #pragma unroll JU
         for (int j = 0; j < KB; j++) {
             if (s * KB + j >= nb) break;
-            mq_bops<NT8> o;
+            if constexpr (H) {
+                int bfr[NT8][4];
 #pragma unroll
-            for (int n = 0; n < NT8; n++) {
-                const uint32_t *xw = (const uint32_t *)&xs[bf][(j * NTOK + 8 * n + g) * 2];
-                o.bf[n][0] = (int)xw[4 * sw + q];
-                o.bf[n][1] = (int)xw[4 * (sw ^ 1) + q];
-                const float4 dd = *(const float4 *)&ds[bf][j * NTOK + 8 * n + 2 * q];
-                o.d0[n] = make_float2(dd.x, dd.y);
-                o.d1[n] = make_float2(dd.z, dd.w);
+                for (int n = 0; n < NT8; n++)
+                    rfk_ldsm_x4<true>(bfr[n], (const uint16_t *)&xs[bf][8 * n * XP] + 32 * j, 8 * XP);
+                mh_mul<T, MT, NT8>(acc, rp, j, q, bfr);
+            } else {
+                mq_bops<NT8> o;
+#pragma unroll
+                for (int n = 0; n < NT8; n++) {
+                    const uint32_t *xw = (const uint32_t *)&xs[bf][(j * NTOK + 8 * n + g) * 2];
+                    o.bf[n][0] = (int)xw[4 * sw + q];
+                    o.bf[n][1] = (int)xw[4 * (sw ^ 1) + q];
+                    const float4 dd = *(const float4 *)&ds[bf][j * NTOK + 8 * n + 2 * q];
+                    o.d0[n] = make_float2(dd.x, dd.y);
+                    o.d1[n] = make_float2(dd.z, dd.w);
+                }
+                mq_mul<T, MT, NT8>(acc, rp, j, q, o);
             }
-            mq_mul<T, MT, NT8>(acc, rp, j, q, o);
         }
     };
 
@@ -512,18 +638,27 @@ __global__ void __launch_bounds__(MQR_BLOCK)
                 const int64_t r = r0 + rr < rows ? r0 + rr : rows - 1;
                 if (rr < RW && v0 + vv < row_vecs) wpre[i] = ((const wvec *)(w + (size_t)r * row_bytes))[v0 + vv];
             }
+            if constexpr (H) {
 #pragma unroll
-            for (int i = 0; i < AV; i++) {
-                const int e = threadIdx.x + MQR_BLOCK * i, h = e % 2, j = (e / 2) % KB, t = e / (2 * KB);
-                const int64_t b = s * KB + j;
-                if (t < NTOK && b < nb)
-                    apre[i] = ((const uint4 *)xq)[((int64_t)(tb + (t < nt ? t : nt - 1)) * nb + b) * 2 + h];
-            }
+                for (int i = 0; i < AV; i++) {
+                    const int e = threadIdx.x + MQR_BLOCK * i, c = e % XC, t = e / XC;
+                    if (t < NTOK && s * KB + c / 4 < nb)
+                        apre[i] = ((const uint4 *)xq)[(int64_t)(tb + (t < nt ? t : nt - 1)) * nb * 4 + s * XC + c];
+                }
+            } else {
 #pragma unroll
-            for (int i = 0; i < DV; i++) {
-                const int e = threadIdx.x + MQR_BLOCK * i, j = e % KB, t = e / KB;
-                const int64_t b = s * KB + j;
-                if (t < NTOK && b < nb) dpre[i] = xd[(int64_t)(tb + (t < nt ? t : nt - 1)) * nb + b];
+                for (int i = 0; i < AV; i++) {
+                    const int e = threadIdx.x + MQR_BLOCK * i, h = e % 2, j = (e / 2) % KB, t = e / (2 * KB);
+                    const int64_t b = s * KB + j;
+                    if (t < NTOK && b < nb)
+                        apre[i] = ((const uint4 *)xq)[((int64_t)(tb + (t < nt ? t : nt - 1)) * nb + b) * 2 + h];
+                }
+#pragma unroll
+                for (int i = 0; i < DV; i++) {
+                    const int e = threadIdx.x + MQR_BLOCK * i, j = e % KB, t = e / KB;
+                    const int64_t b = s * KB + j;
+                    if (t < NTOK && b < nb) dpre[i] = xd[(int64_t)(tb + (t < nt ? t : nt - 1)) * nb + b];
+                }
             }
         };
         fetch(s_begin);
@@ -534,15 +669,23 @@ __global__ void __launch_bounds__(MQR_BLOCK)
                 const int e = lane + 32 * i, rr = e / NV, vv = e % NV;
                 if (rr < RW) *(wvec *)&ws[0][grp][rr * PITCH + vv * VW] = wpre[i]; /* past a row's end: unread */
             }
+            if constexpr (H) {
 #pragma unroll
-            for (int i = 0; i < AV; i++) {
-                const int e = threadIdx.x + MQR_BLOCK * i, h = e % 2, j = (e / 2) % KB, t = e / (2 * KB);
-                if (t < NTOK) xs[0][(j * NTOK + t) * 2 + (h ^ ((t >> 2) & 1))] = apre[i];
-            }
+                for (int i = 0; i < AV; i++) {
+                    const int e = threadIdx.x + MQR_BLOCK * i, c = e % XC, t = e / XC;
+                    if (t < NTOK) xs[0][t * XP + c] = apre[i]; /* past nb: unread */
+                }
+            } else {
 #pragma unroll
-            for (int i = 0; i < DV; i++) {
-                const int e = threadIdx.x + MQR_BLOCK * i, j = e % KB, t = e / KB;
-                if (t < NTOK) ds[0][j * NTOK + t] = dpre[i];
+                for (int i = 0; i < AV; i++) {
+                    const int e = threadIdx.x + MQR_BLOCK * i, h = e % 2, j = (e / 2) % KB, t = e / (2 * KB);
+                    if (t < NTOK) xs[0][(j * NTOK + t) * 2 + (h ^ ((t >> 2) & 1))] = apre[i];
+                }
+#pragma unroll
+                for (int i = 0; i < DV; i++) {
+                    const int e = threadIdx.x + MQR_BLOCK * i, j = e % KB, t = e / KB;
+                    if (t < NTOK) ds[0][j * NTOK + t] = dpre[i];
+                }
             }
             __syncthreads();
             if (s + 1 < n_stages) fetch(s + 1);
@@ -613,7 +756,7 @@ static int mmq_type(const rfk_ctx *ctx, void *stream, const uint8_t *w, size_t r
     return mmq_launch<T, 2, 4>(ctx, stream, w, row_bytes, nb, rows, xq, xd, y, nt);
 }
 
-template <int T, int MT, int NT8>
+template <int T, int MT, int NT8, bool H>
 static int mqr_launch(const rfk_ctx *ctx, void *stream, const uint8_t *w, size_t row_bytes, int64_t nb, int64_t rows,
                       const int *xq, const float2 *xd, const rfk_mm_out &y, int nt, int ks) {
     const rfk_dim3 grid = rfk_d3((rows + 64 * MT - 1) / (64 * MT), (nt + 8 * NT8 - 1) / (8 * NT8), ks);
@@ -621,8 +764,8 @@ static int mqr_launch(const rfk_ctx *ctx, void *stream, const uint8_t *w, size_t
         const int64_t n = rows * nt;
         RFK_LAUNCH(ctx, "mm_zero", k_mm_zero, rfk_d3((n + 255) / 256), rfk_d3(256), 0, stream, y, rows, n);
     }
-    RFK_LAUNCH(ctx, "mmq_rows", (k_mmq_rows<T, MT, NT8>), grid, rfk_d3(MQR_BLOCK), 0, stream, w, row_bytes, nb, rows,
-               xq, xd, y, nt);
+    RFK_LAUNCH(ctx, H ? "mmq_rows_f16" : "mmq_rows", (k_mmq_rows<T, MT, NT8, H>), grid, rfk_d3(MQR_BLOCK), 0, stream, w,
+               row_bytes, nb, rows, xq, xd, y, nt);
     return RFK_OK;
 }
 
@@ -634,10 +777,16 @@ static int mqr_launch(const rfk_ctx *ctx, void *stream, const uint8_t *w, size_t
  * zero give the same result in either order, so the output stays
  * deterministic; more halves would not), then half the tokens (each block
  * then reads its rows' weights for fewer tokens, the other blocks of those
- * rows from L2). ROCMFORGE_GPU_MMQ_KSPLIT=0: never split K. */
-template <int T>
-static int mqr_type(const rfk_ctx *ctx, void *stream, const uint8_t *w, size_t row_bytes, int64_t nb, int64_t rows,
-                    const int *xq, const float2 *xd, const rfk_mm_out &y, int nt) {
+ * rows from L2). ROCMFORGE_GPU_MMQ_KSPLIT=0: never split K. The float16
+ * kernel of a type with mt2 (Q4_0, Q4_1) takes 128 rows x 32 tokens too
+ * (H200, Q4_0 28672 x 4096: 59.6 against 65.6 us; 14336 x 4096 at 64
+ * tokens 60.7 against 66.0; ROCMFORGE_GPU_MMQ_H_MT2=0: never). */
+struct mqr_tile {
+    int mt, nt8, ks;
+};
+
+template <int T, bool H = false> static mqr_tile mqr_choose(const rfk_ctx *ctx, int64_t nb, int64_t rows, int nt) {
+    typedef mqr<T, H> P;
     static const int fill = [] {
         const char *e = getenv("ROCMFORGE_GPU_MMQ_FILL");
         return e && atoi(e) > 0 ? atoi(e) : 1;
@@ -645,22 +794,34 @@ static int mqr_type(const rfk_ctx *ctx, void *stream, const uint8_t *w, size_t r
     const int64_t target = (int64_t)(ctx->n_units > 0 ? ctx->n_units : 1) * fill;
     auto blocks = [&](int mt, int nt8) { return ((rows + 64 * mt - 1) / (64 * mt)) * ((nt + 8 * nt8 - 1) / (8 * nt8)); };
     static const bool no_split = getenv("ROCMFORGE_GPU_MMQ_KSPLIT") && !mmq_env("ROCMFORGE_GPU_MMQ_KSPLIT");
+    static const bool h_mt2 = !getenv("ROCMFORGE_GPU_MMQ_H_MT2") || mmq_env("ROCMFORGE_GPU_MMQ_H_MT2");
     int mt = 2, nt8 = nt <= 8 ? 1 : nt <= 16 ? 2 : 4, ks = 1;
-    /* 128 rows x 32 tokens: 64 KiB of buffers; Q4_1's and Q6_K's rows are wider */
-    if (nt8 == 4 || !mqr<T>::mt2 || blocks(2, nt8) < target) {
+    /* 128 rows x 32 tokens: 64 KiB of int8 buffers; Q4_1's and Q6_K's rows are wider */
+    if ((nt8 == 4 && !(H && h_mt2)) || !P::mt2 || blocks(2, nt8) < target) {
         mt = 1;
         for (;; nt8 /= 2) {
             if (blocks(1, nt8) >= target) break;
-            if (!no_split && nb >= 2 * mqr<T>::kc / 32 && 2 * blocks(1, nt8) >= target) {
+            if (!no_split && nb >= 2 * P::kc / 32 && 2 * blocks(1, nt8) >= target) {
                 ks = 2;
                 break;
             }
             if (nt8 == 1) break;
         }
     }
+    return mqr_tile{mt, nt8, ks};
+}
+
+template <int T, bool H = false>
+static int mqr_type(const rfk_ctx *ctx, void *stream, const uint8_t *w, size_t row_bytes, int64_t nb, int64_t rows,
+                    const int *xq, const float2 *xd, const rfk_mm_out &y, int nt) {
+    const mqr_tile tl = mqr_choose<T, H>(ctx, nb, rows, nt);
+    const int mt = tl.mt, nt8 = tl.nt8, ks = tl.ks;
 #define MQR_CASE(M, N) \
-    if (mt == M && nt8 == N) return mqr_launch<T, M, N>(ctx, stream, w, row_bytes, nb, rows, xq, xd, y, nt, ks);
-    if constexpr (mqr<T>::mt2) {
+    if (mt == M && nt8 == N) return mqr_launch<T, M, N, H>(ctx, stream, w, row_bytes, nb, rows, xq, xd, y, nt, ks);
+    if constexpr (H && mqr<T, H>::mt2) {
+        MQR_CASE(2, 4)
+    }
+    if constexpr (mqr<T, H>::mt2) {
         MQR_CASE(2, 2) MQR_CASE(2, 1)
     }
     MQR_CASE(1, 4) MQR_CASE(1, 2) MQR_CASE(1, 1)
@@ -679,6 +840,75 @@ static int mmq_pick(const rfk_ctx *ctx, void *stream, const uint8_t *w, size_t r
 }
 
 bool rfk_mmq_supports(uint32_t type) { return type == 2 || type == 3 || type == 8 || type == 12 || type == 14; }
+
+/* ---- the float16 products' entry ------------------------------------------ */
+
+/* 1: float16 always (ctx->mmq_f16 1, or ROCMFORGE_GPU_MMQ_F16=1), 0:
+ * never (2, or =0), else -1: where the build's targets have the
+ * instruction (CUDA: sm_80 and later; HIP would run the emulation) and
+ * the tile keeps 32 tokens (below). */
+static int mmq_f16_mode(const rfk_ctx *ctx) {
+    if (ctx->mmq_f16) return ctx->mmq_f16 == 1 ? 1 : 0;
+    static const int env = [] {
+        const char *e = getenv("ROCMFORGE_GPU_MMQ_F16");
+        return e && e[0] ? (e[0] != '0' ? 1 : 0) : -1;
+    }();
+    if (env >= 0) return env;
+#if defined(RF_GPU_CUDA)
+    return -1;
+#else
+    return 0;
+#endif
+}
+
+/* By default the float16 kernel takes only the tiles of 32 tokens: with
+ * fewer its activations (twice the int8 bytes) cost more than the
+ * epilogue it saves (H200, us, int8 / float16: Q4_0 14336 x 4096 at 16
+ * tokens 31.4 / 38.6, 4096 x 4096 at 32 (16-token tiles) 21.4 / 25.0;
+ * 32-token tiles: 14336 x 4096 48.2 / 41.5, 28672 x 4096 75.8 / 66.0,
+ * 6144 x 4096 29.9 / 26.7). */
+template <int T>
+static bool mmq_f16_fits_t(const rfk_ctx *ctx, int mode, const uint8_t *w, size_t row_bytes, int64_t nb, int64_t rows,
+                           int nt) {
+    if (!mqr_fits<T, true>(w, row_bytes)) return false;
+    return mode == 1 || mqr_choose<T, true>(ctx, nb, rows, nt).nt8 == 4;
+}
+
+bool rfk_mmq_f16_fits(const rfk_ctx *ctx, uint32_t type, const uint8_t *w, size_t row_bytes, int64_t cols,
+                      int64_t rows, int64_t n_tok) {
+    const int mode = mmq_f16_mode(ctx);
+    if (!mode || cols % 32 || n_tok < 1 || n_tok > RFK_MMQ_MAX_N) return false;
+    const int64_t nb = cols / 32;
+    const int nt = (int)n_tok;
+    switch (type) {
+    case 2: return mmq_f16_fits_t<2>(ctx, mode, w, row_bytes, nb, rows, nt);
+    case 3: return mmq_f16_fits_t<3>(ctx, mode, w, row_bytes, nb, rows, nt);
+    case 8: return mmq_f16_fits_t<8>(ctx, mode, w, row_bytes, nb, rows, nt);
+    case 12: return mmq_f16_fits_t<12>(ctx, mode, w, row_bytes, nb, rows, nt);
+    case 14: return mmq_f16_fits_t<14>(ctx, mode, w, row_bytes, nb, rows, nt);
+    default: return false;
+    }
+}
+
+int rfk_mmq_f16(const rfk_ctx *ctx, void *stream, uint32_t type, const uint8_t *w, size_t row_bytes, int64_t cols,
+                int64_t rows, const float *x, uint16_t *xh, const rfk_mm_out &y, int64_t n_tok) {
+    if (n_tok < 1 || n_tok > RFK_MMQ_MAX_N || cols % 32 || rows < 1 || cols > ((int64_t)1 << 26) || !x || !xh ||
+        ((uintptr_t)x & 15) || ((uintptr_t)xh & 15) || !rfk_mmq_f16_fits(ctx, type, w, row_bytes, cols, rows, n_tok))
+        return RFK_E_INVAL;
+    const int64_t nb = cols / 32, n_quads = n_tok * cols / 4;
+    RFK_LAUNCH(ctx, "mmq_x_f16", k_mmq_x_f16, rfk_d3((n_quads + 255) / 256), rfk_d3(256), 0, stream, x, n_quads,
+               (uint32_t *)xh);
+    const int *xa = (const int *)xh;
+    const int nt = (int)n_tok;
+    switch (type) {
+    case 2: return mqr_type<2, true>(ctx, stream, w, row_bytes, nb, rows, xa, NULL, y, nt);
+    case 3: return mqr_type<3, true>(ctx, stream, w, row_bytes, nb, rows, xa, NULL, y, nt);
+    case 8: return mqr_type<8, true>(ctx, stream, w, row_bytes, nb, rows, xa, NULL, y, nt);
+    case 12: return mqr_type<12, true>(ctx, stream, w, row_bytes, nb, rows, xa, NULL, y, nt);
+    case 14: return mqr_type<14, true>(ctx, stream, w, row_bytes, nb, rows, xa, NULL, y, nt);
+    default: return RFK_E_UNSUPPORTED;
+    }
+}
 
 int rfk_mmq(const rfk_ctx *ctx, void *stream, uint32_t type, const uint8_t *w, size_t row_bytes, int64_t cols,
             int64_t rows, const int *xq, const float2 *xd, const rfk_mm_out &y, int64_t n_tok) {
@@ -719,5 +949,41 @@ extern "C" int rfk_mma_selftest(const rfk_ctx *ctx, void *stream, const int *a, 
     if (st) return st;
     if (!a || !b || !out) return RFK_E_INVAL;
     RFK_LAUNCH(ctx, "mma_selftest", k_mma_selftest, rfk_d3(1), rfk_d3(ctx->warp_size), 0, stream, a, b, out);
+    return RFK_OK;
+}
+
+/* The float16 primitive the same way: one group's k16 product of float16
+ * fragments a [32 lanes][4], b [32][2] through the instruction (where the
+ * target has it) and the emulation, each onto starting sums 1, -2, 3, -4;
+ * out [2][32 lanes][4] floats. Then the fragment load: lane l's four words
+ * of rfk_ldsm_x4 from a 16 x 40-half matrix (the first 8 rows x 32
+ * columns of m [8][40] in shared memory), instruction and emulation, into
+ * ld [2][32][4]. */
+__global__ void k_mma_f16_selftest(const int *__restrict__ a, const int *__restrict__ b, const uint16_t *__restrict__ m,
+                                   float *__restrict__ out, int *__restrict__ ld) {
+    __shared__ __align__(16) uint16_t sm[8 * 40];
+    const int l = threadIdx.x % 32;
+    if (threadIdx.x >= 32) return;
+    for (int i = l; i < 8 * 40; i += 32) sm[i] = m[i];
+    rfk_syncwarp();
+    const int av[4] = {a[4 * l], a[4 * l + 1], a[4 * l + 2], a[4 * l + 3]}, bv[2] = {b[2 * l], b[2 * l + 1]};
+    float c[2][4] = {{1.0f, -2.0f, 3.0f, -4.0f}, {1.0f, -2.0f, 3.0f, -4.0f}};
+    rfk_mma_f16_k16<true>(c[0], av, bv);
+    rfk_mma_f16_k16<false>(c[1], av, bv);
+    int r[2][4];
+    rfk_ldsm_x4<true>(r[0], sm, 40);
+    rfk_ldsm_x4<false>(r[1], sm, 40);
+#pragma unroll
+    for (int k = 0; k < 2; k++)
+#pragma unroll
+        for (int i = 0; i < 4; i++) out[(k * 32 + l) * 4 + i] = c[k][i], ld[(k * 32 + l) * 4 + i] = r[k][i];
+}
+
+extern "C" int rfk_mma_f16_selftest(const rfk_ctx *ctx, void *stream, const int *a, const int *b, const uint16_t *m,
+                                    float *out, int *ld) {
+    int st = rfk_warp_status(ctx);
+    if (st) return st;
+    if (!a || !b || !m || !out || !ld) return RFK_E_INVAL;
+    RFK_LAUNCH(ctx, "mma_selftest", k_mma_f16_selftest, rfk_d3(1), rfk_d3(ctx->warp_size), 0, stream, a, b, m, out, ld);
     return RFK_OK;
 }

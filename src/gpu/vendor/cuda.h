@@ -168,6 +168,27 @@ static __device__ __forceinline__ void rfk_mma_hw_i8_k16(int c[4], const int a[2
 #else
 #define RFK_HAS_MMA_I8 0
 #endif
+/* float16 tensor-core products (PTX mma.m16n8k16, f16 inputs, f32
+ * accumulators) and the 8x8 fragment loads from shared memory that feed
+ * them (ldmatrix), sm_80 and later, in the layouts kcommon.cuh documents
+ * for rfk_mma_f16_k16 and rfk_ldsm_x4. */
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+#define RFK_HAS_MMA_F16 1
+static __device__ __forceinline__ void rfk_mma_hw_f16_k16(float c[4], const int a[4], const int b[2]) {
+    asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+        "{%0, %1, %2, %3};"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+static __device__ __forceinline__ void rfk_ldsm_x4_hw(int r[4], const void *row) {
+    const unsigned p = (unsigned)__cvta_generic_to_shared(row);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(p));
+}
+#else
+#define RFK_HAS_MMA_F16 0
+#endif
 /* Asynchronous copies of 4, 8 or 16 bytes from global to shared memory
  * (PTX cp.async, sm_80 and later), committed in groups and waited for
  * (wait<N>: all but the N most recent groups have landed); kcommon.cuh's

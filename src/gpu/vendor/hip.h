@@ -173,6 +173,9 @@ static __device__ __forceinline__ void rfk_syncwarp(void) {
 /* No int8 matrix instruction is wired up yet (gfx90a's MFMA has other
  * fragment layouts; gfx1030 has none): kcommon.cuh's emulation runs. */
 #define RFK_HAS_MMA_I8 0
+/* Nor a float16 one, nor ldmatrix: kcommon.cuh's rfk_mma_f16_k16 and
+ * rfk_ldsm_x4 emulate them (and the batched products default to int8). */
+#define RFK_HAS_MMA_F16 0
 /* No asynchronous global -> shared copy is wired up: kcommon.cuh's
  * rfk_cp_async* copy through registers. */
 #define RFK_HAS_CP_ASYNC 0
