@@ -108,6 +108,7 @@ static rf_status read_info(int dev, rf_gpu_device_info *d, rf_error *err) {
 static void gpu_close(rf_gpu *g) {
     if (!g) return;
     rfg_blas_close(g);
+    if (g->kctx.mmq_split) rfg_free(g->kctx.mmq_split);
     if (g->stream) rfg_stream_destroy(g->stream);
     /* g->driver stays open: the runtime keeps using the driver it found */
     free(g);
@@ -167,6 +168,21 @@ static rf_status gpu_open(int device, rf_gpu **out, rf_error *err) {
                 g->device, name, arch, g->kctx.warp_size);
         gpu_close(g);
         return RF_E_UNSUPPORTED;
+    }
+    /* the small-batch products' K split (rfk_ctx.mmq_split): without the
+       buffer they run unsplit, slower but the same */
+    size_t sb = rfk_mmq_split_bytes(g->kctx.n_units);
+    if (rfg_malloc(&g->kctx.mmq_split, sb) == rfg_success) {
+        if (rfg_memset_async(g->kctx.mmq_split, 0, RFK_MMQ_TICKETS * sizeof(int), g->stream) == rfg_success &&
+            rfg_stream_synchronize(g->stream) == rfg_success) {
+            g->kctx.mmq_split_bytes = sb;
+        } else {
+            rfg_free(g->kctx.mmq_split);
+            g->kctx.mmq_split = NULL;
+        }
+    } else {
+        g->kctx.mmq_split = NULL;
+        (void)rfg_get_last_error(); /* not sticky; leave no error for the next call to find */
     }
     rfg_blas_open(g);
     *out = g;

@@ -55,7 +55,7 @@ static void expect(bool cond, const char *what) {
     } while (0)
 
 static void check_width(int W) {
-    rfk_ctx c = {W, record, NULL, 0, 0, 0};
+    rfk_ctx c = {.warp_size = W, .check = record};
     void *w = (void *)0x100000, *x = (void *)0x200000, *y = (void *)0x300000, *sc = (void *)0x400000;
     const int64_t rows = 1000, cols = 4096;
     const unsigned rpb = 256 / (unsigned)W; /* mat-vec rows per block */
@@ -72,6 +72,31 @@ static void check_width(int W) {
     c.mmq_f16 = 1; /* float16 products: the float16 conversion first */
     EXPECT_LAUNCH(c, rfk_matmul(&c, NULL, 12, w, 144 * 16, cols, rows, x, y, 3, sc, sb), "mmq_x_f16",
                   (3 * cols / 4 + 255) / 256, 1, 1, 256);
+    /* the int8 products' tiles at 32 tokens (Q4_0 4096 x 4096, activations in
+       scratch): 64-row tiles of 32 tokens, K split in 8 on 132 multiprocessors
+       with the split buffer (16 stages of 256 columns, two each); without it,
+       8-token tiles; one multiprocessor: neither */
+    {
+        const size_t sb32 = rfk_matmul_scratch_bytes(2, 4096, 32);
+        rfk_mm_out o = {{y, NULL, NULL}, {4096, 0, 0}, 1};
+        c.n_units = 132, c.mmq_f16 = 2;
+        EXPECT_LAUNCH(c, rfk_matmul_ex(&c, NULL, 2, w, 18 * 128, 4096, 4096, NULL, &o, 32, sc, sb32, 1), "mmq_rows",
+                      64, 4, 1, 128);
+        c.mmq_split = (void *)0x500000;
+        c.mmq_split_bytes = rfk_mmq_split_bytes(132);
+        expect(c.mmq_split_bytes >= RFK_MMQ_TICKETS * sizeof(int) + (size_t)132 * 8 * 128 * 32 * sizeof(float),
+               "the split buffer holds the tickets and 8 blocks' partial sums a multiprocessor");
+        EXPECT_LAUNCH(c, rfk_matmul_ex(&c, NULL, 2, w, 18 * 128, 4096, 4096, NULL, &o, 32, sc, sb32, 1), "mmq_rows",
+                      64, 1, 8, 128);
+        c.mmq_split_bytes = RFK_MMQ_TICKETS * sizeof(int) + 3 * 64 * 128 * 16 * sizeof(float); /* room for 3 */
+        EXPECT_LAUNCH(c, rfk_matmul_ex(&c, NULL, 2, w, 18 * 128, 4096, 4096, NULL, &o, 32, sc, sb32, 1), "mmq_rows",
+                      64, 1, 3, 128);
+        c.n_units = 1;
+        c.mmq_split_bytes = rfk_mmq_split_bytes(132);
+        EXPECT_LAUNCH(c, rfk_matmul_ex(&c, NULL, 2, w, 18 * 128, 4096, 4096, NULL, &o, 32, sc, sb32, 1), "mmq_rows",
+                      64, 1, 1, 128);
+        c.n_units = 0, c.mmq_split = NULL, c.mmq_split_bytes = 0;
+    }
     c.mmq_f16 = 0;
     EXPECT_LAUNCH(c, rfk_matmul(&c, NULL, 2, w, 18 * 128, cols, rows, x, y, 77, sc, sb), "mm_tiled",
                   (rows + 63) / 64, 2, 1, 256);
@@ -204,7 +229,7 @@ static void check_width(int W) {
 int rfk_host_checks(void);
 int rfk_host_checks(void) {
     check_width(32);
-    rfk_ctx c64 = {64, record, NULL, 0, 0, 0};
+    rfk_ctx c64 = {.warp_size = 64, .check = record};
     seen s = {0};
     c64.check_user = &s;
     const int st = rfk_add(&c64, NULL, (const float *)0x1000, (const float *)0x1000, (float *)0x1000, 8);
@@ -216,7 +241,7 @@ int rfk_host_checks(void) {
     } else {
         check_width(64);
     }
-    rfk_ctx bad = {48, record, &s, 0, 0, 0};
+    rfk_ctx bad = {.warp_size = 48, .check = record, .check_user = &s};
     expect(rfk_matmul(&bad, NULL, 2, (void *)0x1000, 18, 32, 1, (const float *)0x1000, (float *)0x1000, 1, NULL, 0) ==
                RFK_E_WARP,
            "warp 48 refused");

@@ -114,6 +114,17 @@ static void report(const char *op, const char *what, int launch_st, const float 
                rfk_rt_error_str(sync_st));
         return;
     }
+    /* every call leaves the K split's tickets at 0 (rfk_ctx.mmq_split) */
+    static int tk[RFK_MMQ_TICKETS];
+    if (kctx.mmq_split && rfk_rt_download(tk, kctx.mmq_split, sizeof tk) == 0) {
+        for (int i = 0; i < RFK_MMQ_TICKETS; i++)
+            if (tk[i]) {
+                n_fail++;
+                printf("FAIL %-10s %-40s split ticket %d left at %d\n", op, what, i, tk[i]);
+                (void)rfk_rt_memset(kctx.mmq_split, 0, sizeof tk);
+                return;
+            }
+    }
     double e = nmse(gpu_host, ref_out, n);
     bool ok = e <= limit;
     ok ? n_pass++ : n_fail++;
@@ -1202,16 +1213,22 @@ static void bench_copy(void) {
 
 /* The batched-decode sizes: mat-vec (1) and the small-batch kernels. Run
  * with ROCMFORGE_GPU_MMQ_MIN=0 to time the mat-vec at the same sizes. */
+/* RF_BENCH_LAYER=1: only the 8B layer's shapes (seconds, for comparing
+ * settings of the small-batch products between runs) */
 static void run_bench_batch(void) {
+    const char *le = getenv("RF_BENCH_LAYER");
+    const bool layer_only = le && le[0] && le[0] != '0';
     static const rf_type bt[] = {RF_TYPE_Q4_0, RF_TYPE_Q4_K, RF_TYPE_Q6_K, RF_TYPE_Q8_0};
     static const int64_t nt[] = {1, 2, 4, 8, 16, 32, 64};
-    for (size_t i = 0; i < RF_ARRAY_LEN(bt); i++)
+    for (size_t i = 0; i < RF_ARRAY_LEN(bt) && !layer_only; i++)
         for (size_t j = 0; j < RF_ARRAY_LEN(nt); j++) bench_matmul(bt[i], 14336, 4096, nt[j], true);
-    /* an 8B layer's batched-decode matmuls at 32 tokens: q|k|v, o, gate|up, down */
+    /* an 8B layer's batched-decode matmuls at 8 and 32 tokens: q|k|v, o, gate|up, down */
     static const int64_t shapes[4][2] = {{6144, 4096}, {4096, 4096}, {28672, 4096}, {4096, 14336}};
-    static const rf_type lt[] = {RF_TYPE_Q4_0, RF_TYPE_Q4_K};
-    for (size_t i = 0; i < RF_ARRAY_LEN(lt); i++)
-        for (int k = 0; k < 4; k++) bench_matmul(lt[i], shapes[k][0], shapes[k][1], 32, true);
+    static const rf_type lt[] = {RF_TYPE_Q4_0, RF_TYPE_Q4_K, RF_TYPE_Q6_K};
+    static const int64_t ln[] = {32, 8};
+    for (size_t j = 0; j < RF_ARRAY_LEN(ln); j++)
+        for (size_t i = 0; i < RF_ARRAY_LEN(lt); i++)
+            for (int k = 0; k < 4; k++) bench_matmul(lt[i], shapes[k][0], shapes[k][1], ln[j], true);
 }
 
 static void run_bench(void) {
@@ -1256,10 +1273,17 @@ int main(int argc, char **argv) {
         fprintf(stderr, "op_suite: no GPU: %s\n", rfk_rt_error_str(st));
         return 2;
     }
+    /* as the backend: the small-batch products' K split (RF_OPS_NO_SPLIT=1: without) */
+    const char *ns = getenv("RF_OPS_NO_SPLIT");
+    if (!(ns && ns[0] && ns[0] != '0')) {
+        kctx.mmq_split_bytes = rfk_mmq_split_bytes(kctx.n_units);
+        kctx.mmq_split = dev_alloc(kctx.mmq_split_bytes);
+        (void)rfk_rt_memset(kctx.mmq_split, 0, RFK_MMQ_TICKETS * sizeof(int));
+    }
     const char *early = getenv("ROCMFORGE_GPU_EARLY"); /* as the backend: early launches where the device has them */
     kctx.early_launch = rfk_rt_early_launch() && !(early && early[0] == '0');
-    printf("op_suite: device %s, warp %d, early launch %s, seed %llu\n", name, kctx.warp_size,
-           kctx.early_launch ? "on" : "off", (unsigned long long)rng_state);
+    printf("op_suite: device %s, warp %d, early launch %s, K split %s, seed %llu\n", name, kctx.warp_size,
+           kctx.early_launch ? "on" : "off", kctx.mmq_split ? "on" : "off", (unsigned long long)rng_state);
     if (argc == 6 && strcmp(argv[1], "--bench-one") == 0) { /* TYPE ROWS COLS N_TOK, for profilers */
         rf_type t;
         if (!rf_type_from_name(argv[2], &t)) return 2;
@@ -1352,10 +1376,11 @@ mmq:
     { /* the row-tiled matrix-product kernel (mmq.cu's k_mmq_rows), on int8 and on
          float16 products (kctx.mmq_f16 2, 1; the other cases run the build's default):
          rows of whole vectors, 129 rows (a partial tile), 40 stages of 256 columns
-         (80 of 128); on this device the small grid takes its smallest tiles, on a
-         pretend one-multiprocessor device its largest (128 rows up to 16 tokens, 64
-         rows x 32 tokens), on a pretend five-multiprocessor one K split in two (9, 16
-         and 32 tokens); 3 tokens (one 8-token tile, 5 clamped) */
+         (80 of 128); the K split (kctx.mmq_split) takes this device's small grid
+         into 8 parts, a pretend one-multiprocessor device's into 1 or 2, a pretend
+         five-multiprocessor one's into 6 or 8 (uneven stage counts), and with
+         RF_OPS_NO_SPLIT=1 the grids keep 64 rows and fewer tokens instead; 3 tokens
+         (one 8-token tile, 5 clamped) */
         static const rf_type mt[] = {RF_TYPE_Q4_0, RF_TYPE_Q4_1, RF_TYPE_Q8_0, RF_TYPE_Q4_K, RF_TYPE_Q6_K};
         static const int64_t nts[] = {3, 9, 16, 32, 40};
         const int units = kctx.n_units;

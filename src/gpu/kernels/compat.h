@@ -21,6 +21,9 @@
  *   RFK_HAS_CP_ASYNC, rfk_cp_async_hw<B>, _commit_hw, _wait_hw<N>   asynchronous global ->
  *                                          shared copies where the target has them
  *                                          (kcommon.cuh's rfk_cp_async* copy otherwise)
+ *   rfk_occupancy(kern, block)             resident blocks a multiprocessor (0: unknown)
+ *   rfk_ld_l2(p)                           a float4 load that sees other blocks' stores after
+ *                                          __threadfence() (bypassing a non-coherent L1)
  *   RFK_RT(x), rfk_rt_prop, rfk_rt_event   runtime names for the op suite's shim
  * Names are rfk_* / RFK_* so they cannot collide with the host side's rfg_*.
  */

@@ -76,7 +76,20 @@ typedef struct rfk_ctx {
     int mmq_f16;               /* batches of 3..64 tokens: 1 on float16 matrix products, 2 on
                                   int8 ones, 0 the default (float16 in CUDA builds, int8 in HIP
                                   ones; ROCMFORGE_GPU_MMQ_F16=0|1 overrides) */
+    void *mmq_split;           /* NULL, or rfk_mmq_split_bytes(n_units) bytes of device memory whose
+                                  first RFK_MMQ_TICKETS ints are 0 before the first call (each
+                                  call leaves them 0): the matrix products of 3..64 tokens then
+                                  split K over several blocks of an output tile, which sum
+                                  their partial results here in a fixed order. Calls that share
+                                  it must be ordered (one stream) */
+    size_t mmq_split_bytes;
 } rfk_ctx;
+
+/* The size of rfk_ctx.mmq_split for a device of n_units multiprocessors:
+ * the tickets (one int per output tile split), then partial sums for up to
+ * eight resident blocks a multiprocessor. */
+#define RFK_MMQ_TICKETS 4096
+size_t rfk_mmq_split_bytes(int n_units);
 
 /* Human-readable text of a status: the RFK_E_* codes; "vendor runtime
  * error" for positive codes (the vendor runtime names those); other

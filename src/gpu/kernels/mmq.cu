@@ -497,6 +497,39 @@ template <int T, bool H = false> static bool mqr_fits(const uint8_t *w, size_t r
     return row_bytes % mqr<T, H>::v == 0 && ((uintptr_t)w % mqr<T, H>::v) == 0;
 }
 
+/* The K split's sum (grid z > 1): the gridDim.z blocks of an output tile
+ * (blockIdx.x, .y) each hold a partial sum of its NF float4s a thread.
+ * Each stores its own at part[tile][z][thread], then counts itself in on
+ * the tile's ticket; the last to arrive adds the gridDim.z partials in z
+ * order (so the result does not depend on which block came last), puts
+ * the ticket back to 0 and returns true, holding the sum in acc, to store
+ * y; the others return false. */
+template <int NF> static __device__ __forceinline__ bool mqr_sum(float *acc, float *part, int *tickets) {
+    __shared__ int last;
+    const int64_t tile = (int64_t)blockIdx.y * gridDim.x + blockIdx.x;
+    float4 *mine = (float4 *)part + ((tile * gridDim.z + blockIdx.z) * MQR_BLOCK + threadIdx.x) * NF;
+#pragma unroll
+    for (int i = 0; i < NF; i++) mine[i] = make_float4(acc[4 * i], acc[4 * i + 1], acc[4 * i + 2], acc[4 * i + 3]);
+    __threadfence(); /* the partial is visible before the ticket counts it */
+    __syncthreads();
+    if (threadIdx.x == 0) last = atomicAdd(&tickets[tile], 1) == (int)gridDim.z - 1;
+    __syncthreads();
+    if (!last) return false;
+    __threadfence(); /* and read after it */
+    const float4 *p = (const float4 *)part + (tile * gridDim.z * MQR_BLOCK + threadIdx.x) * NF;
+#pragma unroll
+    for (int i = 0; i < 4 * NF; i++) acc[i] = 0.0f;
+    for (unsigned z = 0; z < gridDim.z; z++) {
+#pragma unroll
+        for (int i = 0; i < NF; i++) {
+            const float4 v = rfk_ld_l2(p + (size_t)z * MQR_BLOCK * NF + i);
+            acc[4 * i] += v.x, acc[4 * i + 1] += v.y, acc[4 * i + 2] += v.z, acc[4 * i + 3] += v.w;
+        }
+    }
+    if (threadIdx.x == 0) tickets[tile] = 0;
+    return true;
+}
+
 /* H: the float16 variant (mh_mul): xq is then the float16 activations of
  * k_mmq_x_f16, xd unused; a stage holds each token's P::kc columns as a
  * row of XC 16-byte chunks, padded to XP (the ldmatrix rows of 8 tokens
@@ -504,7 +537,7 @@ template <int T, bool H = false> static bool mqr_fits(const uint8_t *w, size_t r
 template <int T, int MT, int NT8, bool H = false>
 __global__ void __launch_bounds__(MQR_BLOCK)
     k_mmq_rows(const uint8_t *__restrict__ w, size_t row_bytes, int64_t nb, int64_t rows, const int *__restrict__ xq,
-               const float2 *__restrict__ xd, rfk_mm_out y, int nt) {
+               const float2 *__restrict__ xd, rfk_mm_out y, int nt, float *__restrict__ part, int *__restrict__ tickets) {
     typedef mqr<T, H> P;
     constexpr int V = P::v, VW = V / 4, KB = P::kc / 32, NTOK = 8 * NT8, RW = 16 * MT;
     constexpr int NW = mqr_words<T, H>(), PITCH = mqr_pitch<T, H>(), NV = NW / VW;
@@ -522,7 +555,7 @@ __global__ void __launch_bounds__(MQR_BLOCK)
     const int64_t r0 = (int64_t)blockIdx.x * (MQR_GROUPS * RW) + grp * RW; /* the group's first row */
     const int tb = blockIdx.y * NTOK;
     const int64_t all_stages = (nb + KB - 1) / KB, row_vecs = (int64_t)(row_bytes / V);
-    /* split K (grid z = 2): this block's stages; both halves add into y */
+    /* K split over grid z (mqr_sum): this block's stages */
     const int64_t s_begin = blockIdx.z * all_stages / gridDim.z, n_stages = (blockIdx.z + 1) * all_stages / gridDim.z;
     nt -= tb;
 
@@ -692,6 +725,7 @@ __global__ void __launch_bounds__(MQR_BLOCK)
             multiply(0, s);
         }
     }
+    if (gridDim.z > 1 && !mqr_sum<MT * NT8>(&acc[0][0][0], part, tickets)) return;
 #pragma unroll
     for (int m = 0; m < MT; m++)
 #pragma unroll
@@ -700,19 +734,8 @@ __global__ void __launch_bounds__(MQR_BLOCK)
             for (int i = 0; i < 4; i++) {
                 const int64_t r = r0 + 16 * m + 8 * (i / 2) + g;
                 const int t = 8 * n + 2 * q + (i % 2);
-                if (r < rows && t < nt) {
-                    if (gridDim.z > 1)
-                        atomicAdd(rfk_mm_at(y, r, tb + t), acc[m][n][i]);
-                    else
-                        rfk_mm_store(y, r, tb + t, acc[m][n][i]);
-                }
+                if (r < rows && t < nt) rfk_mm_store(y, r, tb + t, acc[m][n][i]);
             }
-}
-
-/* y[t][r] = 0 for the split-K launches to add into. */
-__global__ void k_mm_zero(rfk_mm_out y, int64_t rows, int64_t n) {
-    const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i < n) *rfk_mm_at(y, i % rows, (int)(i / rows)) = 0.0f;
 }
 
 /* ---- launch -------------------------------------------------------------- */
@@ -760,55 +783,95 @@ template <int T, int MT, int NT8, bool H>
 static int mqr_launch(const rfk_ctx *ctx, void *stream, const uint8_t *w, size_t row_bytes, int64_t nb, int64_t rows,
                       const int *xq, const float2 *xd, const rfk_mm_out &y, int nt, int ks) {
     const rfk_dim3 grid = rfk_d3((rows + 64 * MT - 1) / (64 * MT), (nt + 8 * NT8 - 1) / (8 * NT8), ks);
-    if (ks > 1) {
-        const int64_t n = rows * nt;
-        RFK_LAUNCH(ctx, "mm_zero", k_mm_zero, rfk_d3((n + 255) / 256), rfk_d3(256), 0, stream, y, rows, n);
-    }
+    int *tickets = (int *)ctx->mmq_split;
+    float *part = ks > 1 ? (float *)((uint8_t *)ctx->mmq_split + RFK_MMQ_TICKETS * sizeof(int)) : NULL;
     RFK_LAUNCH(ctx, H ? "mmq_rows_f16" : "mmq_rows", (k_mmq_rows<T, MT, NT8, H>), grid, rfk_d3(MQR_BLOCK), 0, stream, w,
-               row_bytes, nb, rows, xq, xd, y, nt);
+               row_bytes, nb, rows, xq, xd, y, nt, part, tickets);
     return RFK_OK;
 }
 
 /* The row-tiled kernel's tile: the fewest 8s of tokens that hold the batch
- * (at most 32; more take blocks side by side) by 128 rows (up to 16 tokens)
- * or 64. While the grid has fewer blocks than ROCMFORGE_GPU_MMQ_FILL
- * (default 1) times the multiprocessors: 64 rows, then K split in two
- * (each half adds its sums into y zeroed first: two float additions onto
- * zero give the same result in either order, so the output stays
- * deterministic; more halves would not), then half the tokens (each block
+ * (at most 32; more take blocks side by side) by 128 rows (types with mt2,
+ * up to 16 tokens; and 32 for the float16 kernel, H200 Q4_0 28672 x 4096:
+ * 59.6 against 65.6 us with 64 rows; ROCMFORGE_GPU_MMQ_H_MT2=0: never)
+ * where that leaves a block for every multiprocessor, else 64. A grid
+ * still short of that waits on latency, so with ctx->mmq_split the tile's
+ * K is split over ks blocks (mqr_sum), as many as keep the grid within the
+ * resident blocks (mqr_occ), at most 8 and two stages each
+ * (ROCMFORGE_GPU_MMQ_KS=n: n; =1, never). H100, us, 32 tokens, 128 rows
+ * unsplit / 64 split: Q4_0 4096 x 14336 74.9 / 38.4, 6144 x 4096 31.4 /
+ * 24.3; Q6_K (64 rows) 4096 x 14336 144.8 / 79.3; 8 tokens, Q4_0 4096 x
+ * 14336 54.1 / 24.6.
+ * Grids of a block a multiprocessor or more lost by splitting (Q4_0
+ * 28672 x 4096: 59.2 against 70.7 in two). Without the buffer, while the
+ * grid has fewer blocks than multiprocessors: half the tokens (each block
  * then reads its rows' weights for fewer tokens, the other blocks of those
- * rows from L2). ROCMFORGE_GPU_MMQ_KSPLIT=0: never split K. The float16
- * kernel of a type with mt2 (Q4_0, Q4_1) takes 128 rows x 32 tokens too
- * (H200, Q4_0 28672 x 4096: 59.6 against 65.6 us; 14336 x 4096 at 64
- * tokens 60.7 against 66.0; ROCMFORGE_GPU_MMQ_H_MT2=0: never). */
+ * rows from L2). */
 struct mqr_tile {
     int mt, nt8, ks;
 };
 
+static int mmq_env_int(const char *name, int dflt) {
+    const char *e = getenv(name);
+    return e && atoi(e) > 0 ? atoi(e) : dflt;
+}
+
+size_t rfk_mmq_split_bytes(int n_units) {
+    /* blocks of up to 128 threads x 32 floats, 8 resident a multiprocessor */
+    return RFK_MMQ_TICKETS * sizeof(int) + (size_t)(n_units > 0 ? n_units : 1) * 8 * MQR_BLOCK * 32 * sizeof(float);
+}
+
+/* Calls X(M, N) for each tile (MT, NT8) of k_mmq_rows<T, ., ., H> there is. */
+#define MQR_TILES(X)                      \
+    if constexpr (H && mqr<T, H>::mt2) {  \
+        X(2, 4)                           \
+    }                                     \
+    if constexpr (mqr<T, H>::mt2) {       \
+        X(2, 2) X(2, 1)                   \
+    }                                     \
+    X(1, 4) X(1, 2) X(1, 1)
+
+/* Resident blocks a multiprocessor of the tile's kernel: the runtime's
+ * figure (asked once a kernel), else 4; ROCMFORGE_GPU_MMQ_OCC overrides. */
+template <int T, bool H> static int mqr_occ(int mt, int nt8) {
+    static const int env = mmq_env_int("ROCMFORGE_GPU_MMQ_OCC", 0);
+    if (env) return env;
+    int occ = 0;
+#define MQR_OCC(M, N)                                                                     \
+    if (mt == M && nt8 == N) {                                                            \
+        static const int n = rfk_occupancy(k_mmq_rows<T, M, N, H>, MQR_BLOCK);           \
+        occ = n;                                                                          \
+    }
+    MQR_TILES(MQR_OCC)
+#undef MQR_OCC
+    return occ > 0 ? occ : 4;
+}
+
 template <int T, bool H = false> static mqr_tile mqr_choose(const rfk_ctx *ctx, int64_t nb, int64_t rows, int nt) {
     typedef mqr<T, H> P;
-    static const int fill = [] {
-        const char *e = getenv("ROCMFORGE_GPU_MMQ_FILL");
-        return e && atoi(e) > 0 ? atoi(e) : 1;
-    }();
-    const int64_t target = (int64_t)(ctx->n_units > 0 ? ctx->n_units : 1) * fill;
-    auto blocks = [&](int mt, int nt8) { return ((rows + 64 * mt - 1) / (64 * mt)) * ((nt + 8 * nt8 - 1) / (8 * nt8)); };
-    static const bool no_split = getenv("ROCMFORGE_GPU_MMQ_KSPLIT") && !mmq_env("ROCMFORGE_GPU_MMQ_KSPLIT");
+    static const int ks_env = mmq_env_int("ROCMFORGE_GPU_MMQ_KS", 0);
     static const bool h_mt2 = !getenv("ROCMFORGE_GPU_MMQ_H_MT2") || mmq_env("ROCMFORGE_GPU_MMQ_H_MT2");
-    int mt = 2, nt8 = nt <= 8 ? 1 : nt <= 16 ? 2 : 4, ks = 1;
+    const int64_t units = ctx->n_units > 0 ? ctx->n_units : 1;
+    auto blocks = [&](int mt, int nt8) { return ((rows + 64 * mt - 1) / (64 * mt)) * ((nt + 8 * nt8 - 1) / (8 * nt8)); };
+    int nt8 = nt <= 8 ? 1 : nt <= 16 ? 2 : 4;
     /* 128 rows x 32 tokens: 64 KiB of int8 buffers; Q4_1's and Q6_K's rows are wider */
-    if ((nt8 == 4 && !(H && h_mt2)) || !P::mt2 || blocks(2, nt8) < target) {
-        mt = 1;
-        for (;; nt8 /= 2) {
-            if (blocks(1, nt8) >= target) break;
-            if (!no_split && nb >= 2 * P::kc / 32 && 2 * blocks(1, nt8) >= target) {
-                ks = 2;
-                break;
-            }
-            if (nt8 == 1) break;
-        }
+    int mt = P::mt2 && (nt8 < 4 || (H && h_mt2)) && blocks(2, nt8) >= units ? 2 : 1;
+    const int64_t tiles = blocks(mt, nt8), stages = (nb + P::kc / 32 - 1) / (P::kc / 32);
+    if (tiles >= units || ks_env == 1) return mqr_tile{mt, nt8, 1};
+    /* the K split: partial sums of MT x NT8 float4s a thread */
+    const size_t part = (size_t)MQR_BLOCK * mt * nt8 * sizeof(float4);
+    const int64_t room = ctx->mmq_split && ctx->mmq_split_bytes > RFK_MMQ_TICKETS * sizeof(int)
+                             ? (int64_t)((ctx->mmq_split_bytes - RFK_MMQ_TICKETS * sizeof(int)) / part)
+                             : 0;
+    if (room >= 2 * tiles && tiles <= RFK_MMQ_TICKETS) {
+        int64_t ks = ks_env ? ks_env : units * mqr_occ<T, H>(mt, nt8) / tiles;
+        if (ks > 8) ks = 8;
+        if (ks > stages / 2) ks = stages / 2;
+        if (ks * tiles > room) ks = room / tiles;
+        return mqr_tile{mt, nt8, ks > 1 ? (int)ks : 1};
     }
-    return mqr_tile{mt, nt8, ks};
+    while (nt8 > 1 && blocks(1, nt8) < units) nt8 /= 2;
+    return mqr_tile{mt, nt8, 1};
 }
 
 template <int T, bool H = false>
@@ -818,13 +881,7 @@ static int mqr_type(const rfk_ctx *ctx, void *stream, const uint8_t *w, size_t r
     const int mt = tl.mt, nt8 = tl.nt8, ks = tl.ks;
 #define MQR_CASE(M, N) \
     if (mt == M && nt8 == N) return mqr_launch<T, M, N, H>(ctx, stream, w, row_bytes, nb, rows, xq, xd, y, nt, ks);
-    if constexpr (H && mqr<T, H>::mt2) {
-        MQR_CASE(2, 4)
-    }
-    if constexpr (mqr<T, H>::mt2) {
-        MQR_CASE(2, 2) MQR_CASE(2, 1)
-    }
-    MQR_CASE(1, 4) MQR_CASE(1, 2) MQR_CASE(1, 1)
+    MQR_TILES(MQR_CASE)
 #undef MQR_CASE
     return RFK_E_INVAL; /* not reached */
 }

@@ -137,6 +137,18 @@ static inline int rfg_blas_gemm_f16(rfg_blas_gemm_fn gemm, void *h, int m, int n
 typedef cudaStream_t rfk_stream_t;
 #define RFK_BUILD_HAS_WARP64 0 /* NVIDIA warps are 32 wide */
 static inline int rfk_last_error(void) { return (int)cudaGetLastError(); }
+/* Blocks of `block` threads of kern (no dynamic shared memory) one
+ * multiprocessor of the current device holds at once, by the runtime's
+ * occupancy calculator; 0 where it cannot tell (no device), the error
+ * cleared so that no later launch reports it. */
+template <typename K> static inline int rfk_occupancy(K kern, int block) {
+    int n = 0;
+    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, kern, block, 0) != cudaSuccess) {
+        (void)cudaGetLastError();
+        return 0;
+    }
+    return n;
+}
 #define RFK_SHFL_XOR(v, lane_mask, width) __shfl_xor_sync(0xffffffffu, (v), (lane_mask), (width))
 #define RFK_SHFL(v, src_lane, width) __shfl_sync(0xffffffffu, (v), (src_lane), (width))
 #if defined(__CUDA_ARCH__)
@@ -209,6 +221,10 @@ template <int N> static __device__ __forceinline__ void rfk_cp_async_wait_hw(voi
 #else
 #define RFK_HAS_CP_ASYNC 0
 #endif
+/* A load that another block's stores, made visible by __threadfence()
+ * and an atomic, cannot miss: through L2 only (PTX ld.global.cg), since
+ * the multiprocessor's L1 is not kept coherent. */
+static __device__ __forceinline__ float4 rfk_ld_l2(const float4 *p) { return __ldcg(p); }
 /* Early launch (programmatic dependent launch, sm_90 and later). A kernel
  * launched by rfk_launch_early may start while the kernel ahead of it in
  * the stream still runs, once every block of that one has called

@@ -143,6 +143,15 @@ typedef hipStream_t rfk_stream_t;
 /* AMD builds run wave64 (CDNA) and wave32 (RDNA) devices from one binary. */
 #define RFK_BUILD_HAS_WARP64 1
 static inline int rfk_last_error(void) { return (int)hipGetLastError(); }
+/* vendor/cuda.h's rfk_occupancy, by HIP's calculator */
+template <typename K> static inline int rfk_occupancy(K kern, int block) {
+    int n = 0;
+    if (hipOccupancyMaxActiveBlocksPerMultiprocessor(&n, kern, block, 0) != hipSuccess) {
+        (void)hipGetLastError();
+        return 0;
+    }
+    return n;
+}
 #define RFK_SHFL_XOR(v, lane_mask, width) __shfl_xor((v), (lane_mask), (width))
 #define RFK_SHFL(v, src_lane, width) __shfl((v), (src_lane), (width))
 #if defined(__HIP_DEVICE_COMPILE__)
@@ -179,6 +188,10 @@ static __device__ __forceinline__ void rfk_syncwarp(void) {
 /* No asynchronous global -> shared copy is wired up: kcommon.cuh's
  * rfk_cp_async* copy through registers. */
 #define RFK_HAS_CP_ASYNC 0
+/* vendor/cuda.h's rfk_ld_l2: a plain load; the __threadfence() before it
+ * is an agent-scope acquire, which invalidates the vector L1 on AMD
+ * targets, so another block's fenced stores are seen. */
+static __device__ __forceinline__ float4 rfk_ld_l2(const float4 *p) { return *p; }
 /* No early launch (vendor/cuda.h's programmatic dependent launch): kernels
  * start when the one ahead has ended, as with a plain launch. */
 #define RFK_HAS_EARLY_LAUNCH 0
