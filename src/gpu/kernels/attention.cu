@@ -24,6 +24,10 @@
  * and values (rfk_attn_args.k_new): it then rotates q and the key itself,
  * takes the newest key from registers after its walk of the cache and
  * stores key and value there, which folds the RoPE + KV store launch in.
+ * The kernel ahead then writes nothing of the cache it reads, so it is
+ * launched early and its warps load their first tile of 8 keys and values
+ * before they wait for that kernel (q): over short ranges that is all of
+ * them, and the loads overlap the mat-vec that computes q.
  */
 #include <limits.h>
 #include <stdlib.h>
@@ -86,7 +90,7 @@ struct att_new {
 };
 
 template <int W, int NWARP, int TK, int NP, int G>
-__global__ void __launch_bounds__(NWARP * W)
+__global__ void __launch_bounds__(NWARP * W, G > 1 && TK * NP <= 16 ? 2 : 0)
     k_attention(const float *__restrict__ q, float *__restrict__ out, const int32_t *__restrict__ pos,
                 const int32_t *__restrict__ seq, const uint16_t *__restrict__ kc, const uint16_t *__restrict__ vc,
                 const int32_t *__restrict__ tables, int64_t max_blocks, int64_t kv_dim, int bs, int64_t n_head,
@@ -104,6 +108,61 @@ __global__ void __launch_bounds__(NWARP * W)
         const int lane = threadIdx.x % W, warp = threadIdx.x / W;
         /* heads h0 .. h0 + G - 1, one kv head (G divides group) */
         const int64_t h0 = (int64_t)blockIdx.x * G, t = blockIdx.y, kvh = h0 / group;
+        /* Keys [lo, p_end]; with a split (gridDim.z > 1, part != NULL) this
+         * block takes piece blockIdx.z of gridDim.z of that range. */
+        const int64_t p_new = pos[t];
+        int64_t p_end = p_new;
+        int64_t lo = window > 0 && p_end - window + 1 > 0 ? p_end - window + 1 : 0;
+        if (gridDim.z > 1) {
+            const int64_t piece = (p_end - lo + gridDim.z) / gridDim.z;
+            lo += (int64_t)blockIdx.z * piece;
+            p_end = lo + piece - 1 < p_end ? lo + piece - 1 : p_end; /* may leave lo > p_end: empty */
+        }
+        /* With nw, the piece that holds p_new walks the cache up to the key
+         * before it and takes that key from nw. */
+        const bool own = nw.k && lo <= p_new && p_end == p_new;
+        const int64_t p_walk = own ? p_new - 1 : p_end;
+        const int32_t *table = tables + (int64_t)seq[t] * max_blocks;
+        const uint16_t *kh = kc + (size_t)kvh * hd, *vh = vc + (size_t)kvh * hd;
+        /* A tile: the cache row of key ts + lane % TK (lanes past the range
+         * take key ts's row, a valid one, so that all TK rows' loads can be
+         * in flight at once; their scores are masked), and the words of this
+         * lane's head-dim pairs of every key and value (each row read once
+         * for the G heads). PRE: tiles that fit in registers (8-key tiles:
+         * TK x NP words of keys and as many of values) load those words
+         * ahead, keys and values together; W-key tiles load each row as
+         * they use it. */
+        constexpr bool PRE = TK * NP <= 16;
+        int32_t my_row = 0;
+        uint32_t kw[PRE ? TK : 1][NP], vw[PRE ? TK : 1][NP];
+        auto row_of = [&](int64_t ts) {
+            const int kl = lane % TK;
+            const int64_t my_p = ts + (ts + kl <= p_walk ? kl : 0);
+            my_row = table[my_p / bs] * bs + (int32_t)(my_p % bs);
+        };
+        auto load = [&](int64_t ts) {
+            row_of(ts);
+#pragma unroll
+            for (int j = 0; j < (PRE ? TK : 0); j++) { /* PRE only */
+                const int32_t rj = RFK_SHFL(my_row, j, W);
+                const uint32_t *kr = (const uint32_t *)(kh + (size_t)rj * kv_dim),
+                               *vr = (const uint32_t *)(vh + (size_t)rj * kv_dim);
+#pragma unroll
+                for (int jj = 0; jj < NP; jj++) {
+                    const int d2 = lane + W * jj;
+                    kw[j][jj] = 2 * d2 < hd ? kr[d2] : 0u;
+                    vw[j][jj] = 2 * d2 < hd ? vr[d2] : 0u;
+                }
+            }
+        };
+        /* With nw (the step's keys from registers, so that no kernel of this
+         * pass writes the cache rows it reads) the first tile loads before
+         * the wait for the kernel ahead (early launch): the tables and rows
+         * below p_new are from earlier passes. */
+        int64_t ts = lo + (int64_t)warp * TK;
+        if (PRE && nw.k && ts <= p_walk) load(ts);
+        rfk_grid_wait();
+        if (PRE && !nw.k && ts <= p_walk) load(ts);
         const float *cn = nw.k ? nw.cs + t * nw.n_rot : nullptr; /* the token's (cos, sin) pairs */
         float2 q2[G][NP], acc[G][NP];
 #pragma unroll
@@ -121,22 +180,6 @@ __global__ void __launch_bounds__(NWARP * W)
                 acc[i][j] = make_float2(0.0f, 0.0f);
             }
         }
-        /* Keys [lo, p_end]; with a split (gridDim.z > 1, part != NULL) this
-         * block takes piece blockIdx.z of gridDim.z of that range. */
-        const int64_t p_new = pos[t];
-        int64_t p_end = p_new;
-        int64_t lo = window > 0 && p_end - window + 1 > 0 ? p_end - window + 1 : 0;
-        if (gridDim.z > 1) {
-            const int64_t piece = (p_end - lo + gridDim.z) / gridDim.z;
-            lo += (int64_t)blockIdx.z * piece;
-            p_end = lo + piece - 1 < p_end ? lo + piece - 1 : p_end; /* may leave lo > p_end: empty */
-        }
-        /* With nw, the piece that holds p_new walks the cache up to the key
-         * before it and takes that key from nw. */
-        const bool own = nw.k && lo <= p_new && p_end == p_new;
-        const int64_t p_walk = own ? p_new - 1 : p_end;
-        const int32_t *table = tables + (int64_t)seq[t] * max_blocks;
-        const uint16_t *kh = kc + (size_t)kvh * hd, *vh = vc + (size_t)kvh * hd;
         float m[G], l[G];
 #pragma unroll
         for (int i = 0; i < G; i++) m[i] = -INFINITY, l[i] = 0.0f;
@@ -175,33 +218,26 @@ __global__ void __launch_bounds__(NWARP * W)
 #pragma unroll
             for (int i = 0; i < G; i++) m[i] = rfk_warp_sum<W>(dot[i]), l[i] = 1.0f;
         }
-        for (int64_t ts = lo + (int64_t)warp * TK; ts <= p_walk; ts += (int64_t)NWARP * TK) {
+        for (; ts <= p_walk; ts += (int64_t)NWARP * TK) {
             const int n_valid = (int)(p_walk - ts + 1 < TK ? p_walk - ts + 1 : TK);
-            /* Cache row of key ts + lane % TK (block table lookup once per key). */
-            const int kl = lane % TK;
-            const bool valid = kl < n_valid;
-            const int64_t my_p = ts + (valid ? kl : 0);
-            const int32_t my_row = table[my_p / bs] * bs + (int32_t)(my_p % bs);
+            const bool valid = lane % TK < n_valid;
+            if constexpr (!PRE) row_of(ts);
             float sp[G][TK];
-            /* No n_valid guard on the loads: lanes past the range hold key
-             * ts's row (a valid one), so all TK rows' loads can be in flight
-             * at once; their scores are masked below. Each key row is read
-             * once for the G heads. */
 #pragma unroll
             for (int j = 0; j < TK; j++) {
 #pragma unroll
                 for (int i = 0; i < G; i++) sp[i][j] = 0.0f;
-                const int32_t rj = RFK_SHFL(my_row, j, W);
-                const uint32_t *kr = (const uint32_t *)(kh + (size_t)rj * kv_dim);
+                const uint32_t *kr = nullptr;
+                if constexpr (!PRE) kr = (const uint32_t *)(kh + (size_t)RFK_SHFL(my_row, j, W) * kv_dim);
 #pragma unroll
                 for (int jj = 0; jj < NP; jj++) {
                     const int d2 = lane + W * jj;
-                    if (2 * d2 < hd) {
-                        const uint32_t u = kr[d2];
-                        const float k0 = rfk_h2f((unsigned short)(u & 0xFFFF)), k1 = rfk_h2f((unsigned short)(u >> 16));
+                    uint32_t u; /* 0 past hd: adds nothing */
+                    if constexpr (PRE) u = kw[j][jj];
+                    else u = 2 * d2 < hd ? kr[d2] : 0u;
+                    const float k0 = rfk_h2f((unsigned short)(u & 0xFFFF)), k1 = rfk_h2f((unsigned short)(u >> 16));
 #pragma unroll
-                        for (int i = 0; i < G; i++) sp[i][j] += q2[i][jj].x * k0 + q2[i][jj].y * k1;
-                    }
+                    for (int i = 0; i < G; i++) sp[i][j] += q2[i][jj].x * k0 + q2[i][jj].y * k1;
                 }
             }
             float pl[G], corr[G];
@@ -223,25 +259,26 @@ __global__ void __launch_bounds__(NWARP * W)
 #pragma unroll
                 for (int j = 0; j < NP; j++) acc[i][j].x *= corr[i], acc[i][j].y *= corr[i];
             }
-            /* Unrolled and unguarded for the same reason: pl is 0 past n_valid. */
+            /* Unguarded: pl is 0 past n_valid. */
 #pragma unroll
             for (int k = 0; k < TK; k++) {
                 float pk[G];
 #pragma unroll
                 for (int i = 0; i < G; i++) pk[i] = RFK_SHFL(pl[i], k, W);
-                const int32_t rk = RFK_SHFL(my_row, k, W);
-                const uint32_t *vr = (const uint32_t *)(vh + (size_t)rk * kv_dim);
+                const uint32_t *vr = nullptr;
+                if constexpr (!PRE) vr = (const uint32_t *)(vh + (size_t)RFK_SHFL(my_row, k, W) * kv_dim);
 #pragma unroll
                 for (int j = 0; j < NP; j++) {
                     const int d2 = lane + W * j;
-                    if (2 * d2 < hd) {
-                        const uint32_t u = vr[d2];
-                        const float v0 = rfk_h2f((unsigned short)(u & 0xFFFF)), v1 = rfk_h2f((unsigned short)(u >> 16));
+                    uint32_t u;
+                    if constexpr (PRE) u = vw[k][j];
+                    else u = 2 * d2 < hd ? vr[d2] : 0u;
+                    const float v0 = rfk_h2f((unsigned short)(u & 0xFFFF)), v1 = rfk_h2f((unsigned short)(u >> 16));
 #pragma unroll
-                        for (int i = 0; i < G; i++) acc[i][j].x += pk[i] * v0, acc[i][j].y += pk[i] * v1;
-                    }
+                    for (int i = 0; i < G; i++) acc[i][j].x += pk[i] * v0, acc[i][j].y += pk[i] * v1;
                 }
             }
+            if (PRE && ts + (int64_t)NWARP * TK <= p_walk) load(ts + (int64_t)NWARP * TK);
         }
 #pragma unroll
         for (int i = 0; i < G; i++) {
@@ -496,15 +533,26 @@ static int attn_launch(const rfk_ctx *ctx, void *stream, const rfk_kv_view *kv, 
                        float *part, int *xq, float2 *xd) {
     const att_new nw = {a->k_new, a->v_new, a->cs, kv->k, kv->v, (int)a->n_rot, a->rope_style};
     const int np = (int)((a->head_dim / 2 + W - 1) / W);
-#define ATT_LAUNCH(NP)                                                                                              \
-    RFK_LAUNCH(ctx, "attention", (k_attention<W, NWARP, TK, NP, G>), rfk_d3(a->n_head / G, a->n_tok, n_split),     \
-               rfk_d3(NWARP * W), 0, stream, a->q, a->out, a->pos, a->seq, kv->k, kv->v, kv->tables,              \
-               kv->max_blocks_per_seq, kv->kv_dim, kv->block_size, a->n_head, a->n_head / a->n_head_kv,           \
-               (int)a->head_dim, a->scale, a->window, part, xq, xd, nw)
+/* early (its first tile loads while the kernel ahead runs) where the step's
+ * keys come in registers: the kernel ahead then writes nothing it reads
+ * before rfk_grid_wait */
+#define ATT_LAUNCH_WITH(LAUNCH, NP)                                                                                 \
+    LAUNCH(ctx, "attention", (k_attention<W, NWARP, TK, NP, G>), rfk_d3(a->n_head / G, a->n_tok, n_split),         \
+           rfk_d3(NWARP * W), 0, stream, a->q, a->out, a->pos, a->seq, kv->k, kv->v, kv->tables,                  \
+           kv->max_blocks_per_seq, kv->kv_dim, kv->block_size, a->n_head, a->n_head / a->n_head_kv,               \
+           (int)a->head_dim, a->scale, a->window, part, xq, xd, nw)
+#define ATT_LAUNCH(NP)                                     \
+    do {                                                   \
+        if (nw.k)                                          \
+            ATT_LAUNCH_WITH(RFK_LAUNCH_EARLY, NP);         \
+        else                                               \
+            ATT_LAUNCH_WITH(RFK_LAUNCH, NP);               \
+    } while (0)
     if (np <= 1) ATT_LAUNCH(1);
     else if (np == 2) ATT_LAUNCH(2);
     else ATT_LAUNCH(4);
 #undef ATT_LAUNCH
+#undef ATT_LAUNCH_WITH
     return RFK_OK;
 }
 
