@@ -22,6 +22,7 @@
  *                                          shared copies where the target has them
  *                                          (kcommon.cuh's rfk_cp_async* copy otherwise)
  *   rfk_occupancy(kern, block)             resident blocks a multiprocessor (0: unknown)
+ *   rfk_prefetch_l2(p, bytes)              an L2 prefetch of a range, where the target has one
  *   rfk_ld_l2(p)                           a float4 load that sees other blocks' stores after
  *                                          __threadfence() (bypassing a non-coherent L1)
  *   RFK_RT(x), rfk_rt_prop, rfk_rt_event   runtime names for the op suite's shim

@@ -245,7 +245,8 @@ static __device__ __forceinline__ void mvs_words8(const uint32_t *sw, int o, uin
  * launch (RFK_LAUNCH_EARLY): the kernel lets the next one start at once
  * and waits for the one ahead of it after those first loads, before pro()
  * reads the activations: the first weight tiles load while the kernel
- * ahead finishes. */
+ * ahead finishes, and L2 is asked for the rest of the first row and the
+ * next row's first tile (rfk_prefetch_l2). */
 template <int W, int TV, typename Tile, typename Done, typename Pro>
 static __device__ __forceinline__ void mvs_walk(const uint8_t *__restrict__ w, size_t row_bytes, int64_t rows,
                                                 int64_t n_tiles, uint4 *s, Tile tile, Done done, Pro pro) {
@@ -262,7 +263,17 @@ static __device__ __forceinline__ void mvs_walk(const uint8_t *__restrict__ w, s
             if (lane + i * W < nv) tmp[i] = row[v0 + lane + i * W];
     };
     rfk_grid_release();
-    if (r0 < rows) fetch(r0, 0);
+    if (r0 < rows) {
+        fetch(r0, 0);
+        /* the rest of the warp's first row, and its next row's first tile,
+           asked of L2 while the kernel ahead finishes */
+        if (lane == 0) {
+            const uint8_t *row = w + (size_t)r0 * row_bytes;
+            if (row_vecs > TV) rfk_prefetch_l2(row + (size_t)TV * 16, (unsigned)((row_vecs - TV) * 16));
+            if (r0 + stride < rows)
+                rfk_prefetch_l2(row + (size_t)stride * row_bytes, (unsigned)((row_vecs < TV ? row_vecs : TV) * 16));
+        }
+    }
     rfk_grid_wait();
     pro();
     if (r0 >= rows) return; /* whole warps; no block-wide barrier follows */

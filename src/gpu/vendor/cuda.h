@@ -221,6 +221,16 @@ template <int N> static __device__ __forceinline__ void rfk_cp_async_wait_hw(voi
 #else
 #define RFK_HAS_CP_ASYNC 0
 #endif
+/* Asks L2 to fetch [p, p + bytes) (p 16-byte aligned, bytes a multiple of
+ * 16) ahead of its use, without waiting: one bulk prefetch on sm_90 and
+ * later (PTX cp.async.bulk.prefetch.L2), nothing before. */
+static __device__ __forceinline__ void rfk_prefetch_l2(const void *p, unsigned bytes) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(p), "r"(bytes) : "memory");
+#else
+    (void)p, (void)bytes;
+#endif
+}
 /* A load that another block's stores, made visible by __threadfence()
  * and an atomic, cannot miss: through L2 only (PTX ld.global.cg), since
  * the multiprocessor's L1 is not kept coherent. */

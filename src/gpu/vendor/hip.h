@@ -188,6 +188,9 @@ static __device__ __forceinline__ void rfk_syncwarp(void) {
 /* No asynchronous global -> shared copy is wired up: kcommon.cuh's
  * rfk_cp_async* copy through registers. */
 #define RFK_HAS_CP_ASYNC 0
+/* vendor/cuda.h's rfk_prefetch_l2: nothing here (no bulk prefetch is
+ * wired up) */
+static __device__ __forceinline__ void rfk_prefetch_l2(const void *p, unsigned bytes) { (void)p, (void)bytes; }
 /* vendor/cuda.h's rfk_ld_l2: a plain load; the __threadfence() before it
  * is an agent-scope acquire, which invalidates the vector L1 on AMD
  * targets, so another block's fenced stores are seen. */
