@@ -801,12 +801,11 @@ static int mqr_launch(const rfk_ctx *ctx, void *stream, const uint8_t *w, size_t
  * (ROCMFORGE_GPU_MMQ_KS=n: n; =1, never). H100, us, 32 tokens, 128 rows
  * unsplit / 64 split: Q4_0 4096 x 14336 74.9 / 38.4, 6144 x 4096 31.4 /
  * 24.3; Q6_K (64 rows) 4096 x 14336 144.8 / 79.3; 8 tokens, Q4_0 4096 x
- * 14336 54.1 / 24.6.
- * Grids of a block a multiprocessor or more lost by splitting (Q4_0
- * 28672 x 4096: 59.2 against 70.7 in two). Without the buffer, while the
- * grid has fewer blocks than multiprocessors: half the tokens (each block
- * then reads its rows' weights for fewer tokens, the other blocks of those
- * rows from L2). */
+ * 14336 54.1 / 24.6. Grids of a block a multiprocessor or more lost by
+ * splitting (Q4_0 28672 x 4096: 59.2 against 70.7 in two). Without the
+ * buffer, while the grid has fewer blocks than multiprocessors: half the
+ * tokens (each block then reads its rows' weights for fewer tokens, the
+ * other blocks of those rows from L2). */
 struct mqr_tile {
     int mt, nt8, ks;
 };
