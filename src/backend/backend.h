@@ -125,6 +125,12 @@ typedef struct rf_layers_ops {
     rf_status (*forward)(void *ctx, const rf_layer_step *s, float *x, rf_error *err);
     /* Frees ctx (the context that took the backend calls it when freed). */
     void (*release)(void *ctx);
+    /* Optional: page-locked host memory of `bytes` for results the device
+     * copies back (rf_ctx_logits), or NULL where it has none to give; such a
+     * copy runs at the link's speed, one into pageable memory goes through
+     * the driver's bounce buffer. Freed by host_free, before release. */
+    void *(*host_alloc)(void *ctx, size_t bytes);
+    void (*host_free)(void *ctx, void *p);
 } rf_layers_ops;
 
 typedef struct rf_layers_backend {

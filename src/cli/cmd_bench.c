@@ -162,11 +162,12 @@ static int run(int argc, char **argv) {
         cp = (rf_ctx_params){.n_ctx = npp + ntg, .n_seq = (int)max_seq, .n_batch = n_batch};
     }
     rf_batch_entry *b = rf_malloc((size_t)n_batch * sizeof *b);
-    float *logits = rf_malloc((size_t)m->hp.n_vocab * (size_t)(n_npl ? max_seq : 1) * sizeof(float));
-    if (!tp || !b || !logits || rf_cpu_backend_create(tp, &be, &err) != RF_OK ||
+    float *logits = NULL; /* the context's buffer: page-locked with a GPU head, as the engine's */
+    if (!tp || !b || rf_cpu_backend_create(tp, &be, &err) != RF_OK ||
         (a.val[O_TRACE] && rf_cpu_backend_trace(&be, a.val[O_TRACE], &err) != RF_OK) ||
         rf_ctx_create(m, &cp, &be, &ctx, &err) != RF_OK ||
-        rf_offload_open(m, &go, &off, &err) != RF_OK || rf_offload_attach(off, ctx, &err) != RF_OK) {
+        rf_offload_open(m, &go, &off, &err) != RF_OK || rf_offload_attach(off, ctx, &err) != RF_OK ||
+        !(logits = rf_ctx_logits(ctx, n_npl ? max_seq : 1))) {
         rf_cli_error("%s", err.msg[0] ? err.msg : "out of memory");
         goto out;
     }
@@ -235,7 +236,6 @@ out:
     rf_cpu_backend_free(&be);
     rf_threadpool_free(tp);
     rf_free(b);
-    rf_free(logits);
     rf_model_free(m);
     return rc;
 }

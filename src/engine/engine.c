@@ -88,9 +88,8 @@ rf_status rf_engine_open(const rf_engine_opts *o, rf_engine **out, rf_error *err
     if (!o->gpu_defer && (st = rf_engine_attach(e, e->ctx, err)) != RF_OK) goto fail;
     e->hist = rf_calloc((size_t)n_seq, sizeof *e->hist);
     e->n_hist = rf_calloc((size_t)n_seq, sizeof *e->n_hist);
-    e->logits = rf_malloc((size_t)e->model->hp.n_vocab * sizeof(float));
     e->batch = rf_malloc((size_t)e->n_batch * sizeof *e->batch);
-    if (!e->hist || !e->n_hist || !e->logits || !e->batch) { st = rf_error_set(err, RF_E_NOMEM, "out of memory"); goto fail; }
+    if (!e->hist || !e->n_hist || !e->batch) { st = rf_error_set(err, RF_E_NOMEM, "out of memory"); goto fail; }
     for (int s = 0; s < n_seq; s++) {
         e->hist[s] = rf_malloc((size_t)e->n_ctx * sizeof(int32_t));
         if (!e->hist[s]) { st = rf_error_set(err, RF_E_NOMEM, "out of memory"); goto fail; }
@@ -111,7 +110,6 @@ void rf_engine_close(rf_engine *e) {
         for (int s = 0; s < n_seq; s++) rf_free(e->hist[s]);
     rf_free(e->hist);
     rf_free(e->n_hist);
-    rf_free(e->logits);
     rf_free(e->batch);
     rf_ctx_free(e->ctx);
     rf_offload_close(e->offload);
@@ -123,13 +121,14 @@ void rf_engine_close(rf_engine *e) {
 }
 
 /* Runs tokens [from, n) of `toks` at positions from.. in chunks; logits of
- * the last one land in e->logits. */
-static rf_status prefill(rf_engine *e, int seq, const int32_t *toks, int64_t from, int64_t n, rf_error *err) {
+ * the last one land in `logits`. */
+static rf_status prefill(rf_engine *e, int seq, const int32_t *toks, int64_t from, int64_t n, float *logits,
+                         rf_error *err) {
     for (int64_t i = from; i < n; i += e->n_batch) {
         int64_t m = n - i < e->n_batch ? n - i : e->n_batch;
         for (int64_t j = 0; j < m; j++)
             e->batch[j] = (rf_batch_entry){seq, (int32_t)(i + j), toks[i + j], i + j == n - 1};
-        rf_status st = rf_forward(e->ctx, e->batch, m, i + m == n ? e->logits : NULL, NULL, err);
+        rf_status st = rf_forward(e->ctx, e->batch, m, i + m == n ? logits : NULL, NULL, err);
         if (st != RF_OK) return st;
     }
     return RF_OK;
@@ -163,10 +162,12 @@ rf_status rf_engine_complete(rf_engine *e, const int32_t *prompt, size_t n, cons
     rf_status st = rf_stop_init(&stop, p->stops, p->n_stops);
     if (st != RF_OK) return rf_error_set(err, st, "out of memory");
     if ((st = rf_sampler_create(&p->sample, e->model->hp.n_vocab, &smp, err)) != RF_OK) goto out;
+    float *logits = rf_ctx_logits(e->ctx, 1); /* page-locked where a GPU computes the head */
+    if (!logits) { st = rf_error_set(err, RF_E_NOMEM, "out of memory"); goto out; }
     for (size_t i = 0; i < n; i++) rf_sampler_accept(smp, prompt[i]);
 
     double t0 = rf_time_now();
-    if ((st = prefill(e, seq, prompt, keep, (int64_t)n, err)) != RF_OK) goto out;
+    if ((st = prefill(e, seq, prompt, keep, (int64_t)n, logits, err)) != RF_OK) goto out;
     e->n_hist[seq] = (int64_t)n;
     stats->prompt_s = rf_time_now() - t0;
 
@@ -181,7 +182,7 @@ rf_status rf_engine_complete(rf_engine *e, const int32_t *prompt, size_t n, cons
     for (;;) {
         if (p->cancel && *p->cancel) { stats->finish = RF_FINISH_CANCEL; break; }
         if ((p->n_predict >= 0 && stats->n_gen >= p->n_predict) || pos >= e->n_ctx) break;
-        int32_t tok = rf_sample(smp, e->logits, NULL);
+        int32_t tok = rf_sample(smp, logits, NULL);
         rf_sampler_accept(smp, tok);
         stats->n_gen++;
         if (rf_token_is_eog(e->tok, tok)) { stats->finish = RF_FINISH_STOP; break; }
@@ -191,7 +192,7 @@ rf_status rf_engine_complete(rf_engine *e, const int32_t *prompt, size_t n, cons
         if (np && !emit(&stop, piece, np, cb, cb_ctx, &hit)) { stats->finish = hit ? RF_FINISH_STOP : RF_FINISH_CANCEL; break; }
         if (pos >= e->n_ctx || (p->n_predict >= 0 && stats->n_gen >= p->n_predict)) break;
         e->batch[0] = (rf_batch_entry){seq, (int32_t)pos, tok, true};
-        if ((st = rf_forward(e->ctx, e->batch, 1, e->logits, NULL, err)) != RF_OK) break;
+        if ((st = rf_forward(e->ctx, e->batch, 1, logits, NULL, err)) != RF_OK) break;
         e->hist[seq][pos++] = tok;
         e->n_hist[seq] = pos;
     }

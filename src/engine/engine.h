@@ -41,7 +41,6 @@ typedef struct rf_engine {
     /* tokens whose KV each sequence holds (for prefix reuse across turns) */
     int32_t **hist;
     int64_t *n_hist;
-    float *logits;      /* [n_vocab] */
     rf_batch_entry *batch;
 } rf_engine;
 

@@ -33,7 +33,7 @@
 #include "core/core.h"
 #include "kv/kv.h"
 
-#define RF_GPU_ABI_VERSION 2u
+#define RF_GPU_ABI_VERSION 3u
 #define RF_GPU_PLUGIN_SYMBOL "rf_gpu_plugin_v1"
 
 /* ---- device limits and the launch checker ------------------------------ */

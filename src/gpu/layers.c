@@ -895,4 +895,22 @@ static rf_status lforward(void *ctx, const rf_layer_step *st, float *x, rf_error
 
 static void lrelease(void *ctx) { rfg_layers_free(ctx); }
 
-static const rf_layers_ops layers_ops = {.name = RFG_VENDOR, .forward = lforward, .release = lrelease};
+/* Page-locked memory for the logits (rf_ctx_logits): the copy back then
+ * runs at the link's speed instead of through the driver's bounce buffer. */
+static void *lhost_alloc(void *ctx, size_t bytes) {
+    rf_gpu_layers *L = ctx;
+    void *p = NULL;
+    rfg_set_device(L->g->device);
+    if (rfg_malloc_host(&p, bytes) == rfg_success) return p;
+    (void)rfg_get_last_error(); /* not sticky; leave no error for the next call to find */
+    return NULL;
+}
+
+static void lhost_free(void *ctx, void *p) {
+    rf_gpu_layers *L = ctx;
+    rfg_set_device(L->g->device);
+    if (p) rfg_free_host(p);
+}
+
+static const rf_layers_ops layers_ops = {.name = RFG_VENDOR, .forward = lforward, .release = lrelease,
+                                         .host_alloc = lhost_alloc, .host_free = lhost_free};

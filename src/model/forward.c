@@ -43,6 +43,11 @@ struct rf_ctx {
     float *rope_cs_swa;    /* [n_batch][n_rot]: second table for the device (sliding-window layers) */
     float *route_gap;      /* rf_ctx_watch_routing's array, or NULL */
     float *route_sorted;   /* [n_expert] scratch for it */
+    /* rf_ctx_logits' buffer: lg_rows rows; lg_dev: from dev.ops->host_alloc;
+     * lg_asked: whether the device was asked (so a refusal is not retried) */
+    float *lg;
+    int64_t lg_rows;
+    bool lg_dev, lg_asked;
 };
 
 #define OP(c, name, ...) (c)->be->ops->name((c)->be->ctx, __VA_ARGS__)
@@ -50,8 +55,32 @@ struct rf_ctx {
 rf_kv_cache *rf_ctx_kv(rf_ctx *c) { return c->kv; }
 const rf_model *rf_ctx_model(const rf_ctx *c) { return c->m; }
 
+static void logits_release(rf_ctx *c) {
+    if (c->lg_dev) c->dev.ops->host_free(c->dev.ctx, c->lg);
+    else rf_free(c->lg);
+    c->lg = NULL, c->lg_rows = 0, c->lg_dev = false;
+}
+
+/* The device computes the head: its logits cross the link into this buffer,
+ * so it asks the device for page-locked memory (llama.cpp does the same for
+ * its output buffer). Into pageable memory the copy goes through the
+ * driver's bounce buffer: 32 rows of a 128k vocabulary are 16 MiB a step. */
+float *rf_ctx_logits(rf_ctx *c, int64_t n_rows) {
+    const bool ask = c->dev.ops && c->dev.head && c->dev.ops->host_alloc && c->dev.ops->host_free;
+    if (n_rows < 1) n_rows = 1;
+    if (c->lg && n_rows <= c->lg_rows && ask == c->lg_asked) return c->lg;
+    logits_release(c);
+    const size_t bytes = (size_t)n_rows * (size_t)c->m->hp.n_vocab * sizeof(float);
+    if (ask) c->lg = c->dev.ops->host_alloc(c->dev.ctx, bytes), c->lg_dev = c->lg != NULL;
+    if (!c->lg) c->lg = rf_malloc(bytes);
+    c->lg_asked = ask;
+    c->lg_rows = c->lg ? n_rows : 0;
+    return c->lg;
+}
+
 void rf_ctx_free(rf_ctx *c) {
     if (!c) return;
+    logits_release(c); /* device memory goes back before the device */
     if (c->dev.ops && c->dev.ops->release) c->dev.ops->release(c->dev.ctx);
     rf_free(c->rope_cs_swa);
     free(c->route_sorted);

@@ -114,6 +114,12 @@ rf_status rf_ctx_watch_routing(rf_ctx *c, float *gap);
 rf_status rf_forward(rf_ctx *c, const rf_batch_entry *e, int64_t n, float *logits_out, float *hidden_out,
                      rf_error *err);
 
+/* A buffer for n_rows rows of logits (rf_forward's logits_out), owned by c:
+ * valid until a call with more rows, a device attached, or rf_ctx_free.
+ * Page-locked when a device computes the head (its results cross the link
+ * at full speed), else ordinary memory. NULL: out of memory. */
+float *rf_ctx_logits(rf_ctx *c, int64_t n_rows);
+
 /* Hands layers [b->l0, b->l1) of every later forward pass to a device
  * backend (the GPU plugin); the context takes ownership of b->ctx and
  * releases it when freed. At most once per context. */

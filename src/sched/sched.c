@@ -97,7 +97,7 @@ struct rf_sched {
     rf_sjob **slots;        /* [n_seq] */
     uint64_t seqno;
     rf_batch_entry *batch;  /* [n_batch] */
-    float *logits;          /* [n_seq][n_vocab] */
+    float *logits;          /* [n_seq][n_vocab], the context's (rf_ctx_logits) */
     float *hidden;          /* [n_batch][n_embd] */
     rf_sjob **row_job;      /* [n_seq]: logits row -> job */
     rf_sjob **fed_job;      /* [n_seq]: jobs in the batch */
@@ -644,7 +644,13 @@ static void step_generate(rf_sched *s) {
         rf_error err = {0};
         double t0 = rf_time_now();
         /* no logits buffer when no entry asks for logits (a prefill chunk
-         * that does not reach the prompt's end) */
+         * that does not reach the prompt's end); the context's is
+         * page-locked where a GPU computes the head */
+        if (n_rows && !(s->logits = rf_ctx_logits(s->ctx, s->n_seq))) {
+            slog(s, RF_LOG_ERROR, "out of memory for the logits of %d sequences", s->n_seq);
+            for (int64_t f = 0; f < n_fed; f++) job_finish(s, s->fed_job[f], RF_SF_ERROR, "out of memory");
+            return;
+        }
         rf_status st = rf_forward(s->ctx, s->batch, n, n_rows ? s->logits : NULL, NULL, &err);
         if (st == RF_E_NOMEM) {
             if (preempt(s)) continue;
@@ -762,12 +768,11 @@ rf_status rf_sched_create(rf_ctx *ctx, const rf_tokenizer *tok, const rf_sched_o
     s->fed_job = rf_calloc((size_t)s->n_seq, sizeof *s->fed_job);
     s->fed_n = rf_calloc((size_t)s->n_seq, sizeof *s->fed_n);
     s->batch = rf_malloc((size_t)s->n_batch * sizeof *s->batch);
-    s->logits = rf_malloc((size_t)s->n_seq * (size_t)s->n_vocab * sizeof(float));
     s->hidden = rf_malloc((size_t)s->n_batch * (size_t)s->n_embd * sizeof(float));
     s->tpiece = rf_calloc((size_t)s->n_vocab, sizeof *s->tpiece);
     s->tlen = rf_calloc((size_t)s->n_vocab, sizeof *s->tlen);
     s->tflag = rf_calloc((size_t)s->n_vocab, sizeof *s->tflag);
-    if (!s->slots || !s->row_job || !s->fed_job || !s->fed_n || !s->batch || !s->logits || !s->hidden ||
+    if (!s->slots || !s->row_job || !s->fed_job || !s->fed_n || !s->batch || !s->hidden ||
         !s->tpiece || !s->tlen || !s->tflag) {
         rf_sched_free(s);
         return rf_error_set(err, RF_E_NOMEM, "scheduler: out of memory");
@@ -810,7 +815,6 @@ void rf_sched_free(rf_sched *s) {
     rf_free(s->fed_job);
     rf_free(s->fed_n);
     rf_free(s->batch);
-    rf_free(s->logits);
     rf_free(s->hidden);
     rf_free((void *)s->tpiece);
     rf_free(s->tlen);
