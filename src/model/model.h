@@ -115,7 +115,8 @@ rf_status rf_forward(rf_ctx *c, const rf_batch_entry *e, int64_t n, float *logit
                      rf_error *err);
 
 /* A buffer for n_rows rows of logits (rf_forward's logits_out), owned by c:
- * valid until a call with more rows, a device attached, or rf_ctx_free.
+ * valid until rf_ctx_free, or a later call that asks for more rows or
+ * comes after a device was attached (rf_ctx_offload).
  * Page-locked when a device computes the head (its results cross the link
  * at full speed), else ordinary memory. NULL: out of memory. */
 float *rf_ctx_logits(rf_ctx *c, int64_t n_rows);
