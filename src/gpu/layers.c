@@ -14,7 +14,11 @@
  * graph is what its launch parameters bake in: the batch size, the rows
  * whose logits are wanted, and max_pos rounded up to a power of two (an
  * upper bound is all attention needs); the copies in and out stay outside
- * the graph. ROCMFORGE_GPU_GRAPHS=0 turns graphs off.
+ * the graph. Up to GRAPH_CACHE graphs are kept, the least recently used
+ * replaced: a sequence that grows from position 0 meets a new bound at
+ * every power of two, and each new request starts short again, so one
+ * graph alone was captured anew at each of them. ROCMFORGE_GPU_GRAPHS=0
+ * turns graphs off; ROCMFORGE_GPU_GRAPH_CACHE=N keeps N (1..GRAPH_CACHE).
  *
  * Placement policy lives in the binary (src/engine/offload.c); this file
  * answers what a layer needs (layer_supported, layer_weight_bytes,
@@ -55,6 +59,14 @@ struct rf_gpu_weights {
 
 #define HEAD_ROWS 64 /* logits rows computed per head chunk */
 
+/* What a decode graph bakes in (see the top of the file). */
+typedef struct gkey {
+    int64_t n, n_out, max_pos, n_seq;
+    bool swa_cs, logits;
+} gkey;
+
+#define GRAPH_CACHE 16 /* decode graphs kept (bounds 1 .. 2^15, or two batch sizes' worth) */
+
 struct rf_gpu_layers {
     rf_gpu_weights *w;
     rf_gpu *g;
@@ -76,10 +88,15 @@ struct rf_gpu_layers {
     int64_t f16w_elems, f16x_cols;
     void *attn_scratch;  /* split-key decode attention (rfk_attention_scratch_bytes) */
     size_t attn_scratch_bytes;
-    /* the decode graph and its key (see the top of the file) */
+    /* the decode graphs and their keys (see the top of the file) */
     bool graphs;
-    rfg_graph_exec gexec;
-    struct { int64_t n, n_out, max_pos, n_seq; bool swa_cs, logits; } gkey;
+    int n_graphs;        /* slots in use of gcache: 1..GRAPH_CACHE */
+    struct {
+        rfg_graph_exec exec; /* NULL: empty */
+        gkey key;
+        uint64_t used;       /* gclock at the last launch */
+    } gcache[GRAPH_CACHE];
+    uint64_t gclock;
     int64_t n_seq;       /* this step's distinct sequences: picks the prefill attention */
     uint8_t *seen;       /* [kc.n_seq] scratch of that count */
     /* MoE: router logits [B][n_expert], each token's k experts and weights,
@@ -480,6 +497,8 @@ rf_status rfg_layers_create(rf_gpu_weights *W, const rf_kv_config *kc, int64_t n
     carve_layers(L, W->m);
     const char *gv = getenv("ROCMFORGE_GPU_GRAPHS");
     L->graphs = !(gv && strcmp(gv, "0") == 0);
+    const char *gc = getenv("ROCMFORGE_GPU_GRAPH_CACHE");
+    L->n_graphs = gc && atoi(gc) >= 1 && atoi(gc) <= GRAPH_CACHE ? atoi(gc) : GRAPH_CACHE;
     /* a fresh cache reads as zeros, like the host's calloc'd pool; the ticket starts at 0 */
     e = rfg_memset_async(L->kv, 0, (size_t)(W->l1 - W->l0) * 2 * L->kv_layer * sizeof(uint16_t), W->g->stream);
     if (e == rfg_success) e = rfg_memset_async(L->ticket, 0, 4 * sizeof *L->ticket, W->g->stream);
@@ -494,7 +513,8 @@ rf_status rfg_layers_create(rf_gpu_weights *W, const rf_kv_config *kc, int64_t n
 
 void rfg_layers_free(rf_gpu_layers *L) {
     if (!L) return;
-    if (L->gexec) rfg_graph_exec_destroy(L->gexec);
+    for (int i = 0; i < GRAPH_CACHE; i++)
+        if (L->gcache[i].exec) rfg_graph_exec_destroy(L->gcache[i].exec);
     if (L->ar.base) rfg_free(L->ar.base);
     free(L->seen);
     free(L);
@@ -814,19 +834,29 @@ static bool graph_ok(const rf_gpu_layers *L, const rf_layer_step *st, bool head)
     return true;
 }
 
+static bool gkey_eq(const gkey *a, const gkey *b) {
+    return a->n == b->n && a->n_out == b->n_out && a->max_pos == b->max_pos && a->n_seq == b->n_seq &&
+           a->swa_cs == b->swa_cs && a->logits == b->logits;
+}
+
 static rf_status graph_pass(rf_gpu_layers *L, const rf_layer_step *st, bool swa_cs, bool head, rf_error *err) {
     rf_gpu *g = L->g;
     int64_t bound = 1;
     while (bound <= st->max_pos) bound *= 2;
-    int64_t n_out = head ? st->n_out : -1;
-    if (L->gexec && L->gkey.n == st->n && L->gkey.n_out == n_out && L->gkey.max_pos == bound - 1 &&
-        L->gkey.n_seq == L->n_seq &&
-        L->gkey.swa_cs == swa_cs && L->gkey.logits == (st->logits != NULL)) {
-        V(rfg_graph_launch(L->gexec, g->stream), "graph launch");
-        return RF_OK;
+    const gkey key = {st->n, head ? st->n_out : -1, bound - 1, L->n_seq, swa_cs, st->logits != NULL};
+    /* a kept graph of this key, else the slot to capture into: an empty
+     * one, or the least recently used */
+    int slot = 0;
+    for (int i = 0; i < L->n_graphs; i++) {
+        if (L->gcache[i].exec && gkey_eq(&L->gcache[i].key, &key)) {
+            L->gcache[i].used = ++L->gclock;
+            V(rfg_graph_launch(L->gcache[i].exec, g->stream), "graph launch");
+            return RF_OK;
+        }
+        if (L->gcache[slot].exec && (!L->gcache[i].exec || L->gcache[i].used < L->gcache[slot].used)) slot = i;
     }
-    if (L->gexec) rfg_graph_exec_destroy(L->gexec);
-    L->gexec = NULL;
+    if (L->gcache[slot].exec) rfg_graph_exec_destroy(L->gcache[slot].exec);
+    L->gcache[slot].exec = NULL;
     V(rfg_stream_begin_capture(g->stream), "graph capture");
     rf_status r = pass(L, st, bound - 1, swa_cs, head, err);
     rfg_graph graph = NULL;
@@ -836,19 +866,14 @@ static rf_status graph_pass(rf_gpu_layers *L, const rf_layer_step *st, bool swa_
         return r;
     }
     if (e != rfg_success) return rfg_err(err, RF_E_IO, "%s: graph capture: %s", RFG_VENDOR, rfg_get_error_string(e));
-    e = rfg_graph_instantiate(&L->gexec, graph);
+    rfg_graph_exec exec = NULL;
+    e = rfg_graph_instantiate(&exec, graph);
     rfg_graph_destroy(graph);
-    if (e != rfg_success) {
-        L->gexec = NULL;
-        return rfg_err(err, RF_E_IO, "%s: graph instantiate: %s", RFG_VENDOR, rfg_get_error_string(e));
-    }
-    L->gkey.n = st->n;
-    L->gkey.n_out = n_out;
-    L->gkey.max_pos = bound - 1;
-    L->gkey.n_seq = L->n_seq;
-    L->gkey.swa_cs = swa_cs;
-    L->gkey.logits = st->logits != NULL;
-    V(rfg_graph_launch(L->gexec, g->stream), "graph launch");
+    if (e != rfg_success) return rfg_err(err, RF_E_IO, "%s: graph instantiate: %s", RFG_VENDOR, rfg_get_error_string(e));
+    L->gcache[slot].exec = exec;
+    L->gcache[slot].key = key;
+    L->gcache[slot].used = ++L->gclock;
+    V(rfg_graph_launch(exec, g->stream), "graph launch");
     return RF_OK;
 }
 
