@@ -457,9 +457,9 @@ __global__ void __launch_bounds__(MQ_BLOCK)
  *    the A fragment loads, 8 rows x 4 lanes, hit 32 banks too);
  *  - the next stage's loads are issued into registers before the current
  *    stage is multiplied (mq_mul, the arithmetic of k_mmq).
- * Rows must be whole P::v-byte vectors (Q6_K: 4-byte words; its 210-byte
- * stages start at 2 mod 4 every other stage, so a stage is copied from the
- * word below and decoded from byte `lead` on). */
+ * Rows must be whole P::v-byte vectors (Q6_K: 4-byte words, 16-byte ones
+ * in the float16 kernel; its 210-byte stages start off that grid, so a
+ * stage is copied from the vector below and decoded from byte `lead` on). */
 #define MQR_GROUPS 4
 #define MQR_BLOCK (32 * MQR_GROUPS)
 
@@ -475,19 +475,28 @@ template <> struct mqr<12> { static constexpr int kc = 256, sby = 144, v = 16; s
 template <> struct mqr<14> { static constexpr int kc = 256, sby = 210, v = 4; static constexpr bool async = false, mt2 = false; }; /* Q6_K */
 /* The float16 kernel (H): its activations take 2 bytes a column, so the
  * 32-column types stage 128 columns (two buffers: 64 rows' stages, or 128
- * of Q4_0 and Q4_1, and 32 tokens' 8.5 KiB of activations each) and the
- * super-block types their 256 through registers into one buffer (two would
- * pass 48 KiB). */
+ * of Q4_0 and Q4_1, and 32 tokens' 8 KiB of activations each) and the
+ * super-block types their 256 columns' weights through registers into one
+ * buffer (two would pass 48 KiB beside the activations' two of 16 KiB).
+ * Q6_K's rows must then be whole 16-byte vectors (K a multiple of 2048);
+ * others take the int8 kernel. */
 template <> struct mqr<2, true> { static constexpr int kc = 128, sby = 72, v = 8; static constexpr bool async = true, mt2 = true; };
 template <> struct mqr<3, true> { static constexpr int kc = 128, sby = 80, v = 16; static constexpr bool async = true, mt2 = true; };
 template <> struct mqr<8, true> { static constexpr int kc = 128, sby = 136, v = 8; static constexpr bool async = true, mt2 = false; };
 template <> struct mqr<12, true> { static constexpr int kc = 256, sby = 144, v = 16; static constexpr bool async = false, mt2 = false; };
-template <> struct mqr<14, true> { static constexpr int kc = 256, sby = 210, v = 4; static constexpr bool async = false, mt2 = false; };
+template <> struct mqr<14, true> { static constexpr int kc = 256, sby = 210, v = 16; static constexpr bool async = false, mt2 = false; };
 
-/* words of a row's stage (Q6_K: with the lead), and its pitch, padded to 4
- * mod 8 words */
+/* Whether a row's stages start off the P::v-byte grid (Q6_K: 210 bytes, a
+ * stage at byte s * 210): each is then copied from the vector below it and
+ * decoded from byte `lead` = s * 210 mod P::v on (an even number). */
+template <int T, bool H = false> __host__ __device__ constexpr bool mqr_unaligned() {
+    return mqr<T, H>::sby % mqr<T, H>::v != 0;
+}
+/* words of a row's stage (with the largest lead, v - 2 bytes), and its
+ * pitch, padded to 4 mod 8 words */
 template <int T, bool H = false> __host__ __device__ constexpr int mqr_words() {
-    return mqr<T, H>::v == 4 ? (mqr<T, H>::sby + 2 + 3) / 4 : mqr<T, H>::sby / 4;
+    return mqr_unaligned<T, H>() ? (mqr<T, H>::sby + mqr<T, H>::v - 2 + mqr<T, H>::v - 1) / mqr<T, H>::v * (mqr<T, H>::v / 4)
+                                 : mqr<T, H>::sby / 4;
 }
 __host__ __device__ constexpr int mqr_pad(int w) { return w % 8 == 4 ? w : mqr_pad(w + 1); }
 template <int T, bool H = false> __host__ __device__ constexpr int mqr_pitch() { return mqr_pad(mqr_words<T, H>()); }
@@ -530,26 +539,52 @@ template <int NF> static __device__ __forceinline__ bool mqr_sum(float *acc, flo
     return true;
 }
 
+/* Resident blocks a multiprocessor that the compiler must leave room for:
+ * 3 for the float16 kernel's 32-token tiles of the super-block types (their
+ * weights pass through registers: 210 - 225 registers unbounded, two
+ * blocks; at 168 three fit without spilling, at 128 they spill), else 1. */
+template <int T, int NT8, bool H> __host__ __device__ constexpr int mqr_min_blocks() {
+    return H && NT8 == 4 && !mqr<T, H>::async ? 3 : 1;
+}
+
+/* The float16 kernel's activations in shared memory: each token's stage
+ * a row of XC 16-byte chunks, chunk c of token t at column c ^ (t % 8), so
+ * that the ldmatrix rows of 8 tokens (one chunk each) hit 32 banks without
+ * padding. mh_ldx gives a lane the B fragments (rfk_ldsm_x4's r) of block
+ * j for the 8 tokens whose rows start at x8. */
+template <int XC> static __device__ __forceinline__ int mh_xcol(int t, int c) { return t * XC + (c ^ (t % 8)); }
+
+template <int XC> static __device__ __forceinline__ void mh_ldx(int r[4], const uint4 *x8, int j) {
+    const int lane = threadIdx.x % 32;
+#if RFK_HAS_MMA_F16
+    rfk_ldsm_x4_hw(r, x8 + mh_xcol<XC>(lane % 8, 4 * j + lane / 8));
+#else
+#pragma unroll
+    for (int i = 0; i < 4; i++) r[i] = ((const int *)(x8 + mh_xcol<XC>(lane / 4, 4 * j + i)))[lane % 4];
+#endif
+}
+
 /* H: the float16 variant (mh_mul): xq is then the float16 activations of
- * k_mmq_x_f16, xd unused; a stage holds each token's P::kc columns as a
- * row of XC 16-byte chunks, padded to XP (the ldmatrix rows of 8 tokens
- * then hit 32 banks). */
+ * k_mmq_x_f16, xd unused, and they are always staged by cp.async into two
+ * buffers (mh_xcol's order); types whose weights go through registers
+ * (not P::async) keep one weight buffer. */
 template <int T, int MT, int NT8, bool H = false>
-__global__ void __launch_bounds__(MQR_BLOCK)
+__global__ void __launch_bounds__(MQR_BLOCK, (mqr_min_blocks<T, NT8, H>()))
     k_mmq_rows(const uint8_t *__restrict__ w, size_t row_bytes, int64_t nb, int64_t rows, const int *__restrict__ xq,
                const float2 *__restrict__ xd, rfk_mm_out y, int nt, float *__restrict__ part, int *__restrict__ tickets) {
     typedef mqr<T, H> P;
     constexpr int V = P::v, VW = V / 4, KB = P::kc / 32, NTOK = 8 * NT8, RW = 16 * MT;
     constexpr int NW = mqr_words<T, H>(), PITCH = mqr_pitch<T, H>(), NV = NW / VW;
     static_assert(NW % VW == 0, "a row's stage is whole vectors");
-    constexpr int XC = KB * 4, XP = XC + 1;                          /* H: a token's chunks, its pitch */
+    constexpr int XC = KB * 4;                                       /* H: a token's 16-byte chunks */
     constexpr int WV = (RW * NV + 31) / 32;                          /* weight vectors per lane */
     constexpr int AV = H ? (NTOK * XC + MQR_BLOCK - 1) / MQR_BLOCK   /* activation 16-byte chunks per thread */
                          : (NTOK * KB * 2 + MQR_BLOCK - 1) / MQR_BLOCK;
     constexpr int DV = H ? 1 : (NTOK * KB + MQR_BLOCK - 1) / MQR_BLOCK; /* activation scales per thread */
-    constexpr int NBUF = P::async ? 2 : 1;
+    constexpr int NBUF = P::async ? 2 : 1, XBUF = P::async || H ? 2 : 1;
+    static_assert(!H || XC % 8 == 0, "mh_xcol's swizzle stays within a token's row");
     __shared__ __align__(16) uint32_t ws[NBUF][MQR_GROUPS][RW * PITCH];
-    __shared__ __align__(16) uint4 xs[NBUF][H ? NTOK * XP : KB * NTOK * 2];
+    __shared__ __align__(16) uint4 xs[XBUF][H ? NTOK * XC : KB * NTOK * 2];
     __shared__ __align__(16) float2 ds[NBUF][H ? 1 : KB * NTOK];
     const int lane = threadIdx.x % 32, grp = threadIdx.x / 32, g = lane / 4, q = lane % 4;
     const int64_t r0 = (int64_t)blockIdx.x * (MQR_GROUPS * RW) + grp * RW; /* the group's first row */
@@ -561,9 +596,19 @@ __global__ void __launch_bounds__(MQR_BLOCK)
 
     /* stage s into buffer bf, asynchronously: the group's rows (clamped to
      * the last row), the block's tokens (clamped to the last token); words
-     * past a row's end or blocks past nb are left as they were (unread) */
+     * past a row's end or blocks past nb are left as they were (unread).
+     * issue_x: the activations alone (H), into xs[bf]. */
+    auto issue_x = [&](int64_t s, int bf) {
+#pragma unroll
+        for (int i = 0; i < AV; i++) {
+            const int e = threadIdx.x + MQR_BLOCK * i, c = e % XC, t = e / XC;
+            if (t < NTOK && s * KB + c / 4 < nb)
+                rfk_cp_async<16>(&xs[bf][mh_xcol<XC>(t, c)],
+                                 (const uint4 *)xq + (int64_t)(tb + (t < nt ? t : nt - 1)) * nb * 4 + s * XC + c);
+        }
+    };
     auto issue = [&](int64_t s, int bf) {
-        const int64_t v0 = V == 4 ? (s * P::sby) / 4 : s * (P::sby / V);
+        const int64_t v0 = (s * P::sby) / V;
 #pragma unroll
         for (int i = 0; i < WV; i++) {
             const int e = lane + 32 * i, rr = e / NV, vv = e % NV;
@@ -572,13 +617,7 @@ __global__ void __launch_bounds__(MQR_BLOCK)
                 rfk_cp_async<V>(&ws[bf][grp][rr * PITCH + vv * VW], w + (size_t)r * row_bytes + (v0 + vv) * V);
         }
         if constexpr (H) {
-#pragma unroll
-            for (int i = 0; i < AV; i++) {
-                const int e = threadIdx.x + MQR_BLOCK * i, c = e % XC, t = e / XC;
-                if (t < NTOK && s * KB + c / 4 < nb)
-                    rfk_cp_async<16>(&xs[bf][t * XP + c],
-                                     (const uint4 *)xq + (int64_t)(tb + (t < nt ? t : nt - 1)) * nb * 4 + s * XC + c);
-            }
+            issue_x(s, bf);
         } else {
 #pragma unroll
             for (int i = 0; i < AV; i++) {
@@ -607,32 +646,31 @@ __global__ void __launch_bounds__(MQR_BLOCK)
             for (int i = 0; i < 4; i++) acc[m][n][i] = 0.0f;
     const int sw = (g >> 2) & 1; /* the half swap of this lane's tokens 8n + g */
 
-    /* stage s's products from buffer bf */
-    auto multiply = [&](int bf, int64_t s) {
-        const int lead = V == 4 ? (int)((s * P::sby) % 4) : 0;
+    /* stage s's products from weight buffer bf, activation buffer xb */
+    auto multiply = [&](int bf, int xb, int64_t s) {
+        const int lead = mqr_unaligned<T, H>() ? (int)((s * P::sby) % V) : 0;
         const uint8_t *rp[MT][2];
 #pragma unroll
         for (int m = 0; m < MT; m++)
 #pragma unroll
             for (int h = 0; h < 2; h++) rp[m][h] = (const uint8_t *)&ws[bf][grp][(16 * m + 8 * h + g) * PITCH] + lead;
-        constexpr int JU = T == 14 ? 1 : KB; /* Q6_K unrolled spills registers */
+        constexpr int JU = T != 14 ? KB : H ? 2 : 1; /* Q6_K unrolled spills registers */
 #pragma unroll JU
         for (int j = 0; j < KB; j++) {
             if (s * KB + j >= nb) break;
             if constexpr (H) {
                 int bfr[NT8][4];
 #pragma unroll
-                for (int n = 0; n < NT8; n++)
-                    rfk_ldsm_x4<true>(bfr[n], (const uint16_t *)&xs[bf][8 * n * XP] + 32 * j, 8 * XP);
+                for (int n = 0; n < NT8; n++) mh_ldx<XC>(bfr[n], &xs[xb][8 * n * XC], j);
                 mh_mul<T, MT, NT8>(acc, rp, j, q, bfr);
             } else {
                 mq_bops<NT8> o;
 #pragma unroll
                 for (int n = 0; n < NT8; n++) {
-                    const uint32_t *xw = (const uint32_t *)&xs[bf][(j * NTOK + 8 * n + g) * 2];
+                    const uint32_t *xw = (const uint32_t *)&xs[xb][(j * NTOK + 8 * n + g) * 2];
                     o.bf[n][0] = (int)xw[4 * sw + q];
                     o.bf[n][1] = (int)xw[4 * (sw ^ 1) + q];
-                    const float4 dd = *(const float4 *)&ds[bf][j * NTOK + 8 * n + 2 * q];
+                    const float4 dd = *(const float4 *)&ds[xb][j * NTOK + 8 * n + 2 * q];
                     o.d0[n] = make_float2(dd.x, dd.y);
                     o.d1[n] = make_float2(dd.z, dd.w);
                 }
@@ -653,32 +691,26 @@ __global__ void __launch_bounds__(MQR_BLOCK)
                 rfk_cp_async_wait<0>();
             }
             __syncthreads(); /* stage s has landed for every thread */
-            multiply(bf, s);
+            multiply(bf, bf, s);
             __syncthreads(); /* buffer bf is free for stage s + 2 */
         }
     } else {
         /* one buffer: stage s + 1 is loaded into registers while stage s is
-         * multiplied, then stored */
+         * multiplied, then stored (H: the weights; the activations land by
+         * cp.async in two buffers meanwhile) */
         typedef typename rfk_bytes<V>::type wvec;
         wvec wpre[WV];
-        uint4 apre[AV];
+        uint4 apre[H ? 1 : AV];
         float2 dpre[DV];
         auto fetch = [&](int64_t s) {
-            const int64_t v0 = V == 4 ? (s * P::sby) / 4 : s * (P::sby / V);
+            const int64_t v0 = (s * P::sby) / V;
 #pragma unroll
             for (int i = 0; i < WV; i++) {
                 const int e = lane + 32 * i, rr = e / NV, vv = e % NV;
                 const int64_t r = r0 + rr < rows ? r0 + rr : rows - 1;
                 if (rr < RW && v0 + vv < row_vecs) wpre[i] = ((const wvec *)(w + (size_t)r * row_bytes))[v0 + vv];
             }
-            if constexpr (H) {
-#pragma unroll
-                for (int i = 0; i < AV; i++) {
-                    const int e = threadIdx.x + MQR_BLOCK * i, c = e % XC, t = e / XC;
-                    if (t < NTOK && s * KB + c / 4 < nb)
-                        apre[i] = ((const uint4 *)xq)[(int64_t)(tb + (t < nt ? t : nt - 1)) * nb * 4 + s * XC + c];
-                }
-            } else {
+            if constexpr (!H) {
 #pragma unroll
                 for (int i = 0; i < AV; i++) {
                     const int e = threadIdx.x + MQR_BLOCK * i, h = e % 2, j = (e / 2) % KB, t = e / (2 * KB);
@@ -694,8 +726,13 @@ __global__ void __launch_bounds__(MQR_BLOCK)
                 }
             }
         };
+        if constexpr (H) {
+            issue_x(s_begin, 0);
+            rfk_cp_async_commit();
+        }
         fetch(s_begin);
         for (int64_t s = s_begin; s < n_stages; s++) {
+            const int xb = H ? (int)((s - s_begin) & 1) : 0;
             __syncthreads(); /* the previous stage is consumed */
 #pragma unroll
             for (int i = 0; i < WV; i++) {
@@ -703,10 +740,12 @@ __global__ void __launch_bounds__(MQR_BLOCK)
                 if (rr < RW) *(wvec *)&ws[0][grp][rr * PITCH + vv * VW] = wpre[i]; /* past a row's end: unread */
             }
             if constexpr (H) {
-#pragma unroll
-                for (int i = 0; i < AV; i++) {
-                    const int e = threadIdx.x + MQR_BLOCK * i, c = e % XC, t = e / XC;
-                    if (t < NTOK) xs[0][t * XP + c] = apre[i]; /* past nb: unread */
+                if (s + 1 < n_stages) {
+                    issue_x(s + 1, xb ^ 1); /* its buffer was last read by stage s - 1, before the barrier above */
+                    rfk_cp_async_commit();
+                    rfk_cp_async_wait<1>();
+                } else {
+                    rfk_cp_async_wait<0>();
                 }
             } else {
 #pragma unroll
@@ -722,7 +761,7 @@ __global__ void __launch_bounds__(MQR_BLOCK)
             }
             __syncthreads();
             if (s + 1 < n_stages) fetch(s + 1);
-            multiply(0, s);
+            multiply(0, xb, s);
         }
     }
     if (gridDim.z > 1 && !mqr_sum<MT * NT8>(&acc[0][0][0], part, tickets)) return;
