@@ -837,7 +837,7 @@ static int mqr_launch(const rfk_ctx *ctx, void *stream, const uint8_t *w, size_t
  * still short of that waits on latency, so with ctx->mmq_split the tile's
  * K is split over ks blocks (mqr_sum), as many as keep the grid within the
  * resident blocks (mqr_occ), at most 8 and two stages each
- * (ROCMFORGE_GPU_MMQ_KS=n: n; =1, never). H100, us, 32 tokens, 128 rows
+ * (ROCMFORGE_GPU_MMQ_KS=n: n, on any grid; =1, never). H100, us, 32 tokens, 128 rows
  * unsplit / 64 split: Q4_0 4096 x 14336 74.9 / 38.4, 6144 x 4096 31.4 /
  * 24.3; Q6_K (64 rows) 4096 x 14336 144.8 / 79.3; 8 tokens, Q4_0 4096 x
  * 14336 54.1 / 24.6. Grids of a block a multiprocessor or more lost by
@@ -895,7 +895,7 @@ template <int T, bool H = false> static mqr_tile mqr_choose(const rfk_ctx *ctx, 
     /* 128 rows x 32 tokens: 64 KiB of int8 buffers; Q4_1's and Q6_K's rows are wider */
     int mt = P::mt2 && (nt8 < 4 || (H && h_mt2)) && blocks(2, nt8) >= units ? 2 : 1;
     const int64_t tiles = blocks(mt, nt8), stages = (nb + P::kc / 32 - 1) / (P::kc / 32);
-    if (tiles >= units || ks_env == 1) return mqr_tile{mt, nt8, 1};
+    if (ks_env == 1 || (tiles >= units && !ks_env)) return mqr_tile{mt, nt8, 1};
     /* the K split: partial sums of MT x NT8 float4s a thread */
     const size_t part = (size_t)MQR_BLOCK * mt * nt8 * sizeof(float4);
     const int64_t room = ctx->mmq_split && ctx->mmq_split_bytes > RFK_MMQ_TICKETS * sizeof(int)
@@ -908,6 +908,7 @@ template <int T, bool H = false> static mqr_tile mqr_choose(const rfk_ctx *ctx, 
         if (ks * tiles > room) ks = room / tiles;
         return mqr_tile{mt, nt8, ks > 1 ? (int)ks : 1};
     }
+    if (tiles >= units) return mqr_tile{mt, nt8, 1};
     while (nt8 > 1 && blocks(1, nt8) < units) nt8 /= 2;
     return mqr_tile{mt, nt8, 1};
 }
