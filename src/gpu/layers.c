@@ -43,6 +43,7 @@ typedef struct dlayer {
     dw router, xg, xu, xd;  /* MoE: the router and the expert stacks (expert 0's view) */
     size_t xstride[3];      /* bytes between experts of xg, xu, xd */
     dw qkv_cat, gu_cat; /* q|k|v and gate|up back to back (d NULL when not) */
+    dw qk_cat;          /* q|k back to back where v's type differs (Q4_K_M's Q6_K v), else d NULL */
     const float *attn_norm, *ffn_norm, *post_attn_norm, *post_ffn_norm, *q_norm, *k_norm, *bq, *bk, *bv;
 } dlayer;
 
@@ -324,17 +325,23 @@ static rf_status up_v(rf_gpu_weights *W, const float *v, int64_t n, const float 
  * reads them as one weight (*cat) with its output split per part: when the
  * parts share type, cols and row size and each keeps the 16-byte
  * alignment. Otherwise each is uploaded alone and cat->d stays NULL. */
-static rf_status up_cat(rf_gpu_weights *W, const rf_wview *const *src, dw *const *dst, int n, dw *cat, rf_error *err) {
-    *cat = (dw){0};
-    bool ok = true;
-    uint64_t total = 0;
+/* Whether matrices src[0..n) can be one product: present, one type and
+ * row shape, each a whole number of 16-byte vectors. */
+static bool cat_ok(const rf_wview *const *src, int n) {
     for (int i = 0; i < n; i++) {
         const rf_wview *w = src[i];
-        ok = ok && w->data && w->type == src[0]->type && w->cols == src[0]->cols && w->row_bytes == src[0]->row_bytes &&
-             wbytes(w) % 16 == 0;
-        total += wbytes(w);
+        if (!w->data || w->type != src[0]->type || w->cols != src[0]->cols || w->row_bytes != src[0]->row_bytes ||
+            wbytes(w) % 16)
+            return false;
     }
-    if (!ok) {
+    return true;
+}
+
+static rf_status up_cat(rf_gpu_weights *W, const rf_wview *const *src, dw *const *dst, int n, dw *cat, rf_error *err) {
+    *cat = (dw){0};
+    uint64_t total = 0;
+    for (int i = 0; i < n; i++) total += wbytes(src[i]);
+    if (!cat_ok(src, n)) {
         for (int i = 0; i < n; i++) {
             rf_status st = up_w(W, src[i], dst[i], err);
             if (st != RF_OK) return st;
@@ -372,7 +379,12 @@ static rf_status upload_all(rf_gpu_weights *W, rf_error *err) {
         d->src = ly;
         const rf_wview *qkv[] = {&ly->wq, &ly->wk, &ly->wv}, *gu[] = {&ly->ffn_gate, &ly->ffn_up};
         dw *dqkv[] = {&d->wq, &d->wk, &d->wv}, *dgu[] = {&d->gate, &d->up};
-        T(up_cat(W, qkv, dqkv, 3, &d->qkv_cat, err));
+        if (cat_ok(qkv, 3)) {
+            T(up_cat(W, qkv, dqkv, 3, &d->qkv_cat, err));
+        } else { /* v of another type: q|k one product where they agree */
+            T(up_cat(W, qkv, dqkv, 2, &d->qk_cat, err));
+            T(up_w(W, &ly->wv, &d->wv, err));
+        }
         T(up_w(W, &ly->wo, &d->wo, err)); T(up_w(W, &ly->wqkv, &d->wqkv, err));
         T(up_cat(W, gu, dgu, 2, &d->gu_cat, err));
         T(up_w(W, &ly->ffn_down, &d->down, err));
@@ -687,20 +699,23 @@ static rf_status layer(rf_gpu_layers *L, int j, int64_t n, int64_t max_pos, bool
     size_t q8b = dec ? L->mm_scratch_bytes : 0;
 
     /* attention */
-    rfk_mm_out qkv = {{L->q, L->k, L->v}, {qd, kvd, kvd}, 3};
+    /* one product for q|k|v, else for q|k (v apart, from xb), else three */
     const dw *qw = d->wqkv.d ? &d->wqkv : d->qkv_cat.d ? &d->qkv_cat : NULL;
+    const dw *pw = qw ? qw : d->qk_cat.d ? &d->qk_cat : NULL;
+    const rfk_mm_out qkv = qw ? (rfk_mm_out){{L->q, L->k, L->v}, {qd, kvd, kvd}, 3}
+                              : (rfk_mm_out){{L->q, L->k}, {qd, kvd}, 2};
     bool fused;
-    K(norm_mm(L, qw, *pending, d->attn_norm, &qkv, n, dec, &fused));
+    K(norm_mm(L, pw, *pending, d->attn_norm, &qkv, n, dec, &fused));
     if (!fused) {
         K(rfk_add_rmsnorm_q8(kc, s, L->x, *pending, d->attn_norm, L->xb, n, E, eps, q8, q8b));
-        if (qw) {
-            K(mm_parts(L, qw, L->xb, &qkv, n, dec && mm_xq(L, qw, n), L->qkv));
+        if (pw) {
+            K(mm_parts(L, pw, L->xb, &qkv, n, dec && mm_xq(L, pw, n), L->qkv));
         } else {
             K(mm(L, &d->wq, L->xb, L->q, n));
             K(mm(L, &d->wk, L->xb, L->k, n));
-            K(mm(L, &d->wv, L->xb, L->v, n));
         }
     }
+    if (!qw) K(mm(L, &d->wv, L->xb, L->v, n));
     *pending = NULL;
     K(add_bias(L, L->q, d->bq, n, qd));
     K(add_bias(L, L->k, d->bk, n, kvd));
