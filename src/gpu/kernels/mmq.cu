@@ -479,12 +479,13 @@ template <> struct mqr<14> { static constexpr int kc = 256, sby = 210, v = 4; st
  * super-block types their 256 columns' weights through registers into one
  * buffer (two would pass 48 KiB beside the activations' two of 16 KiB).
  * Q6_K's rows must then be whole 16-byte vectors (K a multiple of 2048);
- * others take the int8 kernel. */
+ * others take the int8 kernel. Their 128-row tiles (32 rows a group) stage
+ * the activations in halves of 128 columns instead (mqr_xhalf), to fit. */
 template <> struct mqr<2, true> { static constexpr int kc = 128, sby = 72, v = 8; static constexpr bool async = true, mt2 = true; };
 template <> struct mqr<3, true> { static constexpr int kc = 128, sby = 80, v = 16; static constexpr bool async = true, mt2 = true; };
 template <> struct mqr<8, true> { static constexpr int kc = 128, sby = 136, v = 8; static constexpr bool async = true, mt2 = false; };
-template <> struct mqr<12, true> { static constexpr int kc = 256, sby = 144, v = 16; static constexpr bool async = false, mt2 = false; };
-template <> struct mqr<14, true> { static constexpr int kc = 256, sby = 210, v = 16; static constexpr bool async = false, mt2 = false; };
+template <> struct mqr<12, true> { static constexpr int kc = 256, sby = 144, v = 16; static constexpr bool async = false, mt2 = true; };
+template <> struct mqr<14, true> { static constexpr int kc = 256, sby = 210, v = 16; static constexpr bool async = false, mt2 = true; };
 
 /* Whether a row's stages start off the P::v-byte grid (Q6_K: 210 bytes, a
  * stage at byte s * 210): each is then copied from the vector below it and
@@ -540,11 +541,21 @@ template <int NF> static __device__ __forceinline__ bool mqr_sum(float *acc, flo
 }
 
 /* Resident blocks a multiprocessor that the compiler must leave room for:
- * 3 for the float16 kernel's 32-token tiles of the super-block types (their
- * weights pass through registers: 210 - 225 registers unbounded, two
- * blocks; at 168 three fit without spilling, at 128 they spill), else 1. */
-template <int T, int NT8, bool H> __host__ __device__ constexpr int mqr_min_blocks() {
-    return H && NT8 == 4 && !mqr<T, H>::async ? 3 : 1;
+ * 3 for the float16 kernel's 64-row x 32-token tiles of the super-block
+ * types (their weights pass through registers: 210 - 225 registers
+ * unbounded, two blocks; at 168 three fit without spilling, at 128 they
+ * spill; their 128-row tiles take 230 - 253 and spill 136 - 288 bytes at
+ * 168), else 1. */
+template <int T, int MT, int NT8, bool H> __host__ __device__ constexpr int mqr_min_blocks() {
+    return H && MT == 1 && NT8 == 4 && !mqr<T, H>::async ? 3 : 1;
+}
+
+/* Whether a tile's activations are staged in two halves of P::kc / 2
+ * columns a stage (the float16 kernel's 128-row tiles of the types whose
+ * weights pass through registers: a whole stage's two buffers would pass
+ * 48 KiB beside 128 rows of weights). */
+template <int T, int MT, bool H> __host__ __device__ constexpr bool mqr_xhalf() {
+    return H && MT == 2 && !mqr<T, H>::async;
 }
 
 /* The float16 kernel's activations in shared memory: each token's stage
@@ -569,14 +580,15 @@ template <int XC> static __device__ __forceinline__ void mh_ldx(int r[4], const 
  * buffers (mh_xcol's order); types whose weights go through registers
  * (not P::async) keep one weight buffer. */
 template <int T, int MT, int NT8, bool H = false>
-__global__ void __launch_bounds__(MQR_BLOCK, (mqr_min_blocks<T, NT8, H>()))
+__global__ void __launch_bounds__(MQR_BLOCK, (mqr_min_blocks<T, MT, NT8, H>()))
     k_mmq_rows(const uint8_t *__restrict__ w, size_t row_bytes, int64_t nb, int64_t rows, const int *__restrict__ xq,
                const float2 *__restrict__ xd, rfk_mm_out y, int nt, float *__restrict__ part, int *__restrict__ tickets) {
     typedef mqr<T, H> P;
     constexpr int V = P::v, VW = V / 4, KB = P::kc / 32, NTOK = 8 * NT8, RW = 16 * MT;
     constexpr int NW = mqr_words<T, H>(), PITCH = mqr_pitch<T, H>(), NV = NW / VW;
     static_assert(NW % VW == 0, "a row's stage is whole vectors");
-    constexpr int XC = KB * 4;                                       /* H: a token's 16-byte chunks */
+    constexpr bool XH = mqr_xhalf<T, MT, H>();                      /* activations in half stages */
+    constexpr int XC = KB * 4 / (XH ? 2 : 1);                        /* H: a token's 16-byte chunks a buffer */
     constexpr int WV = (RW * NV + 31) / 32;                          /* weight vectors per lane */
     constexpr int AV = H ? (NTOK * XC + MQR_BLOCK - 1) / MQR_BLOCK   /* activation 16-byte chunks per thread */
                          : (NTOK * KB * 2 + MQR_BLOCK - 1) / MQR_BLOCK;
@@ -602,9 +614,10 @@ __global__ void __launch_bounds__(MQR_BLOCK, (mqr_min_blocks<T, NT8, H>()))
 #pragma unroll
         for (int i = 0; i < AV; i++) {
             const int e = threadIdx.x + MQR_BLOCK * i, c = e % XC, t = e / XC;
-            if (t < NTOK && s * KB + c / 4 < nb)
+            if (t < NTOK && (s * XC + c) / 4 < nb)
                 rfk_cp_async<16>(&xs[bf][mh_xcol<XC>(t, c)],
                                  (const uint4 *)xq + (int64_t)(tb + (t < nt ? t : nt - 1)) * nb * 4 + s * XC + c);
+            /* (XH: s counts half stages) */
         }
     };
     auto issue = [&](int64_t s, int bf) {
@@ -646,8 +659,10 @@ __global__ void __launch_bounds__(MQR_BLOCK, (mqr_min_blocks<T, NT8, H>()))
             for (int i = 0; i < 4; i++) acc[m][n][i] = 0.0f;
     const int sw = (g >> 2) & 1; /* the half swap of this lane's tokens 8n + g */
 
-    /* stage s's products from weight buffer bf, activation buffer xb */
-    auto multiply = [&](int bf, int xb, int64_t s) {
+    /* stage s's products from weight buffer bf, activation buffer xb, of
+     * its blocks [j0, j0 + JN) (XH: one half, whose activations xb holds) */
+    constexpr int JN = XH ? KB / 2 : KB;
+    auto multiply = [&](int bf, int xb, int64_t s, int j0) {
         const int lead = mqr_unaligned<T, H>() ? (int)((s * P::sby) % V) : 0;
         const uint8_t *rp[MT][2];
 #pragma unroll
@@ -656,12 +671,13 @@ __global__ void __launch_bounds__(MQR_BLOCK, (mqr_min_blocks<T, NT8, H>()))
             for (int h = 0; h < 2; h++) rp[m][h] = (const uint8_t *)&ws[bf][grp][(16 * m + 8 * h + g) * PITCH] + lead;
         constexpr int JU = T != 14 ? KB : H ? 2 : 1; /* Q6_K unrolled spills registers */
 #pragma unroll JU
-        for (int j = 0; j < KB; j++) {
+        for (int jj = 0; jj < JN; jj++) {
+            const int j = j0 + jj;
             if (s * KB + j >= nb) break;
             if constexpr (H) {
                 int bfr[NT8][4];
 #pragma unroll
-                for (int n = 0; n < NT8; n++) mh_ldx<XC>(bfr[n], &xs[xb][8 * n * XC], j);
+                for (int n = 0; n < NT8; n++) mh_ldx<XC>(bfr[n], &xs[xb][8 * n * XC], jj);
                 mh_mul<T, MT, NT8>(acc, rp, j, q, bfr);
             } else {
                 mq_bops<NT8> o;
@@ -691,7 +707,7 @@ __global__ void __launch_bounds__(MQR_BLOCK, (mqr_min_blocks<T, NT8, H>()))
                 rfk_cp_async_wait<0>();
             }
             __syncthreads(); /* stage s has landed for every thread */
-            multiply(bf, bf, s);
+            multiply(bf, bf, s, 0);
             __syncthreads(); /* buffer bf is free for stage s + 2 */
         }
     } else {
@@ -727,19 +743,36 @@ __global__ void __launch_bounds__(MQR_BLOCK, (mqr_min_blocks<T, NT8, H>()))
             }
         };
         if constexpr (H) {
-            issue_x(s_begin, 0);
+            issue_x(XH ? 2 * s_begin : s_begin, 0);
             rfk_cp_async_commit();
         }
         fetch(s_begin);
         for (int64_t s = s_begin; s < n_stages; s++) {
-            const int xb = H ? (int)((s - s_begin) & 1) : 0;
+            const int xb = H && !XH ? (int)((s - s_begin) & 1) : 0;
             __syncthreads(); /* the previous stage is consumed */
 #pragma unroll
             for (int i = 0; i < WV; i++) {
                 const int e = lane + 32 * i, rr = e / NV, vv = e % NV;
                 if (rr < RW) *(wvec *)&ws[0][grp][rr * PITCH + vv * VW] = wpre[i]; /* past a row's end: unread */
             }
-            if constexpr (H) {
+            if constexpr (XH) {
+                /* half 2s is in (or on its way to) buffer 0; 2s + 1 goes to
+                 * buffer 1, last read by stage s - 1's second half */
+                issue_x(2 * s + 1, 1);
+                rfk_cp_async_commit();
+                rfk_cp_async_wait<1>();
+                __syncthreads(); /* the weights and half 2s are in for every thread */
+                if (s + 1 < n_stages) fetch(s + 1);
+                multiply(0, 0, s, 0);
+                rfk_cp_async_wait<0>();
+                __syncthreads(); /* half 2s + 1 is in; buffer 0 is read */
+                if (s + 1 < n_stages) {
+                    issue_x(2 * s + 2, 0);
+                    rfk_cp_async_commit();
+                }
+                multiply(0, 1, s, KB / 2);
+                continue;
+            } else if constexpr (H) {
                 if (s + 1 < n_stages) {
                     issue_x(s + 1, xb ^ 1); /* its buffer was last read by stage s - 1, before the barrier above */
                     rfk_cp_async_commit();
@@ -761,7 +794,7 @@ __global__ void __launch_bounds__(MQR_BLOCK, (mqr_min_blocks<T, NT8, H>()))
             }
             __syncthreads();
             if (s + 1 < n_stages) fetch(s + 1);
-            multiply(0, xb, s);
+            multiply(0, xb, s, 0);
         }
     }
     if (gridDim.z > 1 && !mqr_sum<MT * NT8>(&acc[0][0][0], part, tickets)) return;
