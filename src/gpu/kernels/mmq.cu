@@ -614,7 +614,7 @@ __global__ void __launch_bounds__(MQR_BLOCK, (mqr_min_blocks<T, MT, NT8, H>()))
 #pragma unroll
         for (int i = 0; i < AV; i++) {
             const int e = threadIdx.x + MQR_BLOCK * i, c = e % XC, t = e / XC;
-            if (t < NTOK && (s * XC + c) / 4 < nb)
+            if (t < NTOK && s * (XC / 4) + c / 4 < nb)
                 rfk_cp_async<16>(&xs[bf][mh_xcol<XC>(t, c)],
                                  (const uint4 *)xq + (int64_t)(tb + (t < nt ? t : nt - 1)) * nb * 4 + s * XC + c);
             /* (XH: s counts half stages) */
