@@ -321,10 +321,6 @@ static rf_status up_v(rf_gpu_weights *W, const float *v, int64_t n, const float 
     return st;
 }
 
-/* q|k|v (or gate|up) uploaded back to back, so that one mat-vec launch
- * reads them as one weight (*cat) with its output split per part: when the
- * parts share type, cols and row size and each keeps the 16-byte
- * alignment. Otherwise each is uploaded alone and cat->d stays NULL. */
 /* Whether matrices src[0..n) can be one product: present, one type and
  * row shape, each a whole number of 16-byte vectors. */
 static bool cat_ok(const rf_wview *const *src, int n) {
@@ -337,6 +333,9 @@ static bool cat_ok(const rf_wview *const *src, int n) {
     return true;
 }
 
+/* q|k|v (or q|k, gate|up) uploaded back to back, so that one mat-vec
+ * launch reads them as one weight (*cat) with its output split per part,
+ * where cat_ok. Otherwise each is uploaded alone and cat->d stays NULL. */
 static rf_status up_cat(rf_gpu_weights *W, const rf_wview *const *src, dw *const *dst, int n, dw *cat, rf_error *err) {
     *cat = (dw){0};
     uint64_t total = 0;
