@@ -210,18 +210,24 @@ static __device__ __forceinline__ void rfk_mma_f16_k16(float c[4], const int a[4
  * b[1] of rfk_mma_f16_k16 for columns 0..15 (r[0], r[1]) and 16..31 (r[2],
  * r[3]). ldmatrix where the target has it, else each lane's own loads. The
  * group must be converged; base and every row 16-byte aligned. */
-template <bool HW>
-static __device__ __forceinline__ void rfk_ldsm_x4(int r[4], const uint16_t *base, int pitch) {
+/* rfk_ldsm_x4_at: the same from rows anywhere, row(k, i) giving the 8
+ * halves of row k of matrix i (a swizzled layout, say). */
+template <bool HW, typename RowFn>
+static __device__ __forceinline__ void rfk_ldsm_x4_at(int r[4], RowFn row) {
     const int lane = threadIdx.x % 32;
 #if RFK_HAS_MMA_F16
     if constexpr (HW) {
-        rfk_ldsm_x4_hw(r, base + (lane % 8) * pitch + (lane / 8) * 8);
+        rfk_ldsm_x4_hw(r, row(lane % 8, lane / 8));
     } else
 #endif
     {
 #pragma unroll
-        for (int i = 0; i < 4; i++) r[i] = *(const int *)(base + (lane / 4) * pitch + 8 * i + 2 * (lane % 4));
+        for (int i = 0; i < 4; i++) r[i] = ((const int *)row(lane / 4, i))[lane % 4];
     }
+}
+template <bool HW>
+static __device__ __forceinline__ void rfk_ldsm_x4(int r[4], const uint16_t *base, int pitch) {
+    rfk_ldsm_x4_at<HW>(r, [=](int k, int i) { return base + k * pitch + 8 * i; });
 }
 
 /* ---- asynchronous copies to shared memory --------------------------------

@@ -566,13 +566,7 @@ template <int T, int MT, bool H> __host__ __device__ constexpr bool mqr_xhalf() 
 template <int XC> static __device__ __forceinline__ int mh_xcol(int t, int c) { return t * XC + (c ^ (t % 8)); }
 
 template <int XC> static __device__ __forceinline__ void mh_ldx(int r[4], const uint4 *x8, int j) {
-    const int lane = threadIdx.x % 32;
-#if RFK_HAS_MMA_F16
-    rfk_ldsm_x4_hw(r, x8 + mh_xcol<XC>(lane % 8, 4 * j + lane / 8));
-#else
-#pragma unroll
-    for (int i = 0; i < 4; i++) r[i] = ((const int *)(x8 + mh_xcol<XC>(lane / 4, 4 * j + i)))[lane % 4];
-#endif
+    rfk_ldsm_x4_at<true>(r, [=](int k, int i) { return x8 + mh_xcol<XC>(k, 4 * j + i); });
 }
 
 /* H: the float16 variant (mh_mul): xq is then the float16 activations of
@@ -609,7 +603,8 @@ __global__ void __launch_bounds__(MQR_BLOCK, (mqr_min_blocks<T, MT, NT8, H>()))
     /* stage s into buffer bf, asynchronously: the group's rows (clamped to
      * the last row), the block's tokens (clamped to the last token); words
      * past a row's end or blocks past nb are left as they were (unread).
-     * issue_x: the activations alone (H), into xs[bf]. */
+     * issue_x: the activations alone (H), into xs[bf] (XH: s counts half
+     * stages). */
     auto issue_x = [&](int64_t s, int bf) {
 #pragma unroll
         for (int i = 0; i < AV; i++) {
@@ -617,7 +612,6 @@ __global__ void __launch_bounds__(MQR_BLOCK, (mqr_min_blocks<T, MT, NT8, H>()))
             if (t < NTOK && s * (XC / 4) + c / 4 < nb)
                 rfk_cp_async<16>(&xs[bf][mh_xcol<XC>(t, c)],
                                  (const uint4 *)xq + (int64_t)(tb + (t < nt ? t : nt - 1)) * nb * 4 + s * XC + c);
-            /* (XH: s counts half stages) */
         }
     };
     auto issue = [&](int64_t s, int bf) {
