@@ -772,8 +772,8 @@ static rf_status layer(rf_gpu_layers *L, int j, int64_t n, int64_t max_pos, bool
     K(rfk_glu_q8(kc, s, (int)hp->act, gate, up, gate, n, ff, down_xq ? q8 : NULL, down_xq ? q8b : 0));
     if (down_xq) {
         rfk_mm_out o = {{L->tmp, NULL, NULL}, {d->down.rows, 0, 0}, 1};
-        /* gate: the float copy, for the float16 products of 3..64 tokens */
-        K(rfk_matmul_ex(kc, s, d->down.type, d->down.d, d->down.row_bytes, d->down.cols, d->down.rows, gate, &o, n,
+        /* GLU left q8 (and, from 3 tokens, float16) activations in scratch */
+        K(rfk_matmul_ex(kc, s, d->down.type, d->down.d, d->down.row_bytes, d->down.cols, d->down.rows, NULL, &o, n,
                         L->mm_scratch, L->mm_scratch_bytes, 1));
     } else {
         K(mm(L, &d->down, gate, L->tmp, n));

@@ -97,6 +97,27 @@ static void check_width(int W) {
                       64, 1, 1, 128);
         c.n_units = 0, c.mmq_split = NULL, c.mmq_split_bytes = 0;
     }
+    /* activations a producer left in scratch (x_quantized): the float16
+       products read its float16 copy, no conversion launch; the producers
+       need the scratch that holds that copy from 3 rows */
+    {
+        rfk_mm_out o = {{y, NULL, NULL}, {rows, 0, 0}, 1};
+        c.mmq_f16 = 1;
+        EXPECT_LAUNCH(c, rfk_matmul_ex(&c, NULL, 12, w, 144 * 16, cols, rows, NULL, &o, 3, sc, sb, 1), "mmq_rows_f16",
+                      (rows + 127) / 128, 1, 1, 128); /* Q4_K's 128-row tiles: n_units 0 counts as one */
+        const size_t q8_only = (size_t)(3 * cols) + (size_t)(3 * cols / 32) * 8;
+        seen s = {0};
+        c.check_user = &s;
+        expect(rfk_add_rmsnorm_q8(&c, NULL, x, NULL, NULL, y, 3, cols, 1e-5f, sc, q8_only) == RFK_E_SCRATCH &&
+                   s.calls == 0,
+               "add_rmsnorm_q8 of 3 rows refuses scratch without room for the float16 copy");
+        expect(rfk_glu_q8(&c, NULL, 0, x, x, y, 3, cols, sc, q8_only) == RFK_E_SCRATCH && s.calls == 0,
+               "glu_q8 of 3 rows refuses it too");
+        EXPECT_LAUNCH(c, rfk_add_rmsnorm_q8(&c, NULL, x, NULL, NULL, y, 3, cols, 1e-5f, sc, sb), "add_rmsnorm_q8", 3, 1,
+                      1, 256);
+        EXPECT_LAUNCH(c, rfk_add_rmsnorm_q8(&c, NULL, x, NULL, NULL, y, 2, cols, 1e-5f, sc, q8_only),
+                      "add_rmsnorm_q8", 2, 1, 1, 256); /* 2 rows: no copy, q8 only */
+    }
     c.mmq_f16 = 0;
     EXPECT_LAUNCH(c, rfk_matmul(&c, NULL, 2, w, 18 * 128, cols, rows, x, y, 77, sc, sb), "mm_tiled",
                   (rows + 63) / 64, 2, 1, 256);

@@ -318,9 +318,11 @@ static void test_matmul_split(rf_type t, const int64_t parts[3], int64_t cols, i
     free(w), free(x), free(y_ref), free(y_gpu), free(y_part);
 }
 
-/* The q8 blocks a fused kernel left in scratch, checked through the
- * mat-vec that reads them: a random Q8_0 weight times them against the
- * reference product with the fused kernel's float output. */
+/* The activations a fused kernel left in scratch, checked through the
+ * product that reads them: a random Q8_0 weight times them against the
+ * reference product with the fused kernel's float output. From 3 rows
+ * twice: on the int8 products (the q8 blocks) and on the float16 ones
+ * (the float16 copy; where the rows fit them, 4096 columns do). */
 static void check_q8_through_matvec(const char *op, const char *what, const float *y_host, int64_t n_rows, int64_t cols,
                                     void *scratch, size_t sb) {
     const int64_t rows = 96;
@@ -330,15 +332,21 @@ static void check_q8_through_matvec(const char *op, const char *what, const floa
     rf_wview wv = {w, RF_TYPE_Q8_0, cols, rows, rb, RF_WLAYOUT_ROWS};
     ref->matmul(ref_ctx, &wv, y_host, p_ref, n_rows);
     void *dw = dev_upload(w, rb * (size_t)rows);
-    float *dp = dev_poisoned((size_t)(n_rows * rows));
-    rfk_mm_out o = {{dp, NULL, NULL}, {rows, 0, 0}, 1};
-    int st = rfk_matmul_ex(&kctx, NULL, RF_TYPE_Q8_0, dw, rb, cols, rows, NULL, &o, n_rows, scratch, sb, 1);
-    (void)rfk_rt_sync();
-    download(p_gpu, dp, n_rows * rows);
-    char w2[128];
-    snprintf(w2, sizeof w2, "%s, q8 via matvec", what);
-    report(op, w2, st, p_gpu, p_ref, n_rows * rows, 5e-4);
-    rfk_rt_free(dw), rfk_rt_free(dp);
+    const int mode0 = kctx.mmq_f16;
+    for (int mode = n_rows >= 3 ? 1 : 0; mode <= (n_rows >= 3 ? 2 : 0); mode++) {
+        kctx.mmq_f16 = mode;
+        float *dp = dev_poisoned((size_t)(n_rows * rows));
+        rfk_mm_out o = {{dp, NULL, NULL}, {rows, 0, 0}, 1};
+        int st = rfk_matmul_ex(&kctx, NULL, RF_TYPE_Q8_0, dw, rb, cols, rows, NULL, &o, n_rows, scratch, sb, 1);
+        (void)rfk_rt_sync();
+        download(p_gpu, dp, n_rows * rows);
+        char w2[128];
+        snprintf(w2, sizeof w2, "%s, via the product%s", what, mode == 1 ? " (f16)" : mode == 2 ? " (int8)" : "");
+        report(op, w2, st, p_gpu, p_ref, n_rows * rows, 5e-4);
+        rfk_rt_free(dp);
+    }
+    kctx.mmq_f16 = mode0;
+    rfk_rt_free(dw);
     free(w), free(p_ref), free(p_gpu);
 }
 
@@ -1423,9 +1431,11 @@ rest:
     test_add_rmsnorm_q8(16, 4096, false, true);
     test_add_rmsnorm_q8(77, 4097, true, false);
     test_add_rmsnorm_q8(2, 8192, true, true);
+    test_add_rmsnorm_q8(32, 4096, true, true); /* batched decode: the float16 copy the 32-token tiles read */
     test_add_rmsnorm_q8(3, 8192 + 32, true, true); /* past the register path: the loop kernel */
     test_glu_q8(RF_ACT_SILU, 1, 14336);
     test_glu_q8(RF_ACT_GELU_TANH, 9, 2048 + 32);
+    test_glu_q8(RF_ACT_SILU, 32, 14336);
     test_moe(RF_TYPE_Q4_0, 8, 2, 96, 512, 1, 1, true);   /* Mixtral's routing, one token */
     test_moe(RF_TYPE_Q4_K, 8, 2, 48, 1024, 37, 1, true); /* a prompt */
     test_moe(RF_TYPE_Q8_0, 128, 8, 32, 256, 5, 1, true); /* qwen3moe's counts */

@@ -95,7 +95,7 @@ __global__ void __launch_bounds__(NWARP * W, G > 1 && TK * NP <= 16 ? 2 : 0)
                 const int32_t *__restrict__ seq, const uint16_t *__restrict__ kc, const uint16_t *__restrict__ vc,
                 const int32_t *__restrict__ tables, int64_t max_blocks, int64_t kv_dim, int bs, int64_t n_head,
                 int64_t group, int hd, float scale, int64_t window, float *__restrict__ part, int *__restrict__ xq,
-                float2 *__restrict__ xd, att_new nw) {
+                float2 *__restrict__ xd, uint32_t *__restrict__ xh, att_new nw) {
     if constexpr (!rfk_warp_matches<W>()) {
         rfk_trap();
     } else {
@@ -321,7 +321,7 @@ __global__ void __launch_bounds__(NWARP * W, G > 1 && TK * NP <= 16 ? 2 : 0)
                 o[e] = part ? num : num / den;
             }
             if (xq && !part)
-                rfk_q8_store1(e < G * hd ? num / den : 0.0f, (t * n_head + h0) * hd + e, e < G * hd, xq, xd);
+                rfk_q8_store1(e < G * hd ? num / den : 0.0f, (t * n_head + h0) * hd + e, e < G * hd, xq, xd, xh);
         }
     }
 }
@@ -329,7 +329,7 @@ __global__ void __launch_bounds__(NWARP * W, G > 1 && TK * NP <= 16 ? 2 : 0)
 /* Merges the n_split pieces of each (head, token): out = sum_s e_s acc_s /
  * sum_s e_s l_s with e_s = exp(m_s - max m). */
 __global__ void k_attn_combine(const float *__restrict__ part, float *__restrict__ out, int64_t n_head, int hd,
-                               int n_split, int *__restrict__ xq, float2 *__restrict__ xd) {
+                               int n_split, int *__restrict__ xq, float2 *__restrict__ xd, uint32_t *__restrict__ xh) {
     rfk_grid_release(); /* the next kernel may start early (RFK_LAUNCH_EARLY) */
     const int64_t rows = gridDim.y * n_head, r = blockIdx.y * n_head + blockIdx.x;
     float mx = -INFINITY, den = 0.0f;
@@ -349,7 +349,7 @@ __global__ void k_attn_combine(const float *__restrict__ part, float *__restrict
             }
             out[r * hd + d] = num / den;
         }
-        if (xq) rfk_q8_store1(d < hd ? num / den : 0.0f, r * hd + d, d < hd, xq, xd);
+        if (xq) rfk_q8_store1(d < hd ? num / den : 0.0f, r * hd + d, d < hd, xq, xd, xh);
     }
 }
 
@@ -530,7 +530,7 @@ static int attn_split(const rfk_attn_args *a) {
  * head-dim pairs per lane that hold head_dim (instantiations 1, 2, 4). */
 template <int W, int NWARP, int TK, int G = 1>
 static int attn_launch(const rfk_ctx *ctx, void *stream, const rfk_kv_view *kv, const rfk_attn_args *a, int n_split,
-                       float *part, int *xq, float2 *xd) {
+                       float *part, int *xq, float2 *xd, uint32_t *xh) {
     const att_new nw = {a->k_new, a->v_new, a->cs, kv->k, kv->v, (int)a->n_rot, a->rope_style};
     const int np = (int)((a->head_dim / 2 + W - 1) / W);
 /* early (its first tile loads while the kernel ahead runs) where the step's
@@ -540,7 +540,7 @@ static int attn_launch(const rfk_ctx *ctx, void *stream, const rfk_kv_view *kv, 
     LAUNCH(ctx, "attention", (k_attention<W, NWARP, TK, NP, G>), rfk_d3(a->n_head / G, a->n_tok, n_split),         \
            rfk_d3(NWARP * W), 0, stream, a->q, a->out, a->pos, a->seq, kv->k, kv->v, kv->tables,                  \
            kv->max_blocks_per_seq, kv->kv_dim, kv->block_size, a->n_head, a->n_head / a->n_head_kv,               \
-           (int)a->head_dim, a->scale, a->window, part, xq, xd, nw)
+           (int)a->head_dim, a->scale, a->window, part, xq, xd, xh, nw)
 #define ATT_LAUNCH(NP)                                     \
     do {                                                   \
         if (nw.k)                                          \
@@ -582,14 +582,14 @@ static int attn_launch(const rfk_ctx *ctx, void *stream, const rfk_kv_view *kv, 
  * tiles, so that more of the GPU walks the keys; with scratch the range is
  * split over blocks. */
 template <int W> static int launch_attention(const rfk_ctx *ctx, void *stream, const rfk_kv_view *kv,
-                                             const rfk_attn_args *a, int *xq, float2 *xd) {
+                                             const rfk_attn_args *a, int *xq, float2 *xd, uint32_t *xh) {
     const int n_split = attn_split(a);
     float *part = n_split > 1 ? (float *)a->scratch : NULL;
     const int64_t rows = a->n_tok * a->n_head;
     if (n_split == 1 && a->max_pos < ATT_SHORT && rows <= ATT_SPLIT_ROWS)
-        return attn_launch<W, 256 / W, ATT_SHORT_TK>(ctx, stream, kv, a, 1, NULL, xq, xd);
+        return attn_launch<W, 256 / W, ATT_SHORT_TK>(ctx, stream, kv, a, 1, NULL, xq, xd, xh);
     if (n_split == 1 && rows < 512 && a->max_pos >= 1024)
-        return attn_launch<W, 512 / W, W>(ctx, stream, kv, a, 1, NULL, xq, xd);
+        return attn_launch<W, 512 / W, W>(ctx, stream, kv, a, 1, NULL, xq, xd, xh);
     static const bool gqa_off = [] {
         const char *e = getenv("ROCMFORGE_GPU_ATT_GQA");
         return e && e[0] == '0';
@@ -597,13 +597,13 @@ template <int W> static int launch_attention(const rfk_ctx *ctx, void *stream, c
     const int64_t group = a->n_head / a->n_head_kv;
     if (n_split == 1 && !gqa_off && group % 2 == 0) {
         if (group % ATT_GQA_HEADS == 0)
-            return attn_launch<W, ATT_GQA_WARPS, ATT_SHORT_TK, ATT_GQA_HEADS>(ctx, stream, kv, a, 1, NULL, xq, xd);
-        return attn_launch<W, ATT_GQA_WARPS, ATT_SHORT_TK, 2>(ctx, stream, kv, a, 1, NULL, xq, xd);
+            return attn_launch<W, ATT_GQA_WARPS, ATT_SHORT_TK, ATT_GQA_HEADS>(ctx, stream, kv, a, 1, NULL, xq, xd, xh);
+        return attn_launch<W, ATT_GQA_WARPS, ATT_SHORT_TK, 2>(ctx, stream, kv, a, 1, NULL, xq, xd, xh);
     }
-    int st = attn_launch<W, ATT_WARPS, W>(ctx, stream, kv, a, n_split, part, xq, xd);
+    int st = attn_launch<W, ATT_WARPS, W>(ctx, stream, kv, a, n_split, part, xq, xd, xh);
     if (st || !part) return st;
     RFK_LAUNCH(ctx, "attn_combine", k_attn_combine, rfk_d3(a->n_head, a->n_tok), rfk_d3(128), 0, stream, part, a->out,
-               a->n_head, (int)a->head_dim, n_split, xq, xd);
+               a->n_head, (int)a->head_dim, n_split, xq, xd, xh);
     return RFK_OK;
 }
 
@@ -628,14 +628,16 @@ extern "C" int rfk_attention(const rfk_ctx *ctx, void *stream, const rfk_kv_view
     /* the q8 copy of the output (rfk_quantize_q8's layout) */
     int *xq = NULL;
     float2 *xd = NULL;
+    uint32_t *xh = NULL; /* from 3 tokens, the float16 copy (rfk_xh_offset) */
     if (a->q8) {
         const int64_t cols = a->n_head * a->head_dim;
         const size_t off = rfk_q8_xd_offset(cols, a->n_tok);
-        if (a->head_dim % 32 || a->n_tok > 64 || ((uintptr_t)a->q8 & 15) ||
-            a->q8_bytes < off + (size_t)(a->n_tok * cols / 32) * sizeof(float2))
-            return RFK_E_SCRATCH;
+        const size_t need = a->n_tok >= 3 ? rfk_xh_offset(cols, a->n_tok) + (size_t)(a->n_tok * cols) * 2
+                                          : off + (size_t)(a->n_tok * cols / 32) * sizeof(float2);
+        if (a->head_dim % 32 || a->n_tok > 64 || ((uintptr_t)a->q8 & 15) || a->q8_bytes < need) return RFK_E_SCRATCH;
         xq = (int *)a->q8;
         xd = (float2 *)((uint8_t *)a->q8 + off);
+        if (a->n_tok >= 3) xh = (uint32_t *)((uint8_t *)a->q8 + rfk_xh_offset(cols, a->n_tok));
     }
     if (a->n_tok == 0) return RFK_OK;
     if (!a->k_new && attn_prefill_applies(a)) {
@@ -645,6 +647,6 @@ extern "C" int rfk_attention(const rfk_ctx *ctx, void *stream, const rfk_kv_view
             st = rfk_quantize_q8(ctx, stream, a->out, a->n_head * a->head_dim, a->n_tok, a->q8, a->q8_bytes);
         return st;
     }
-    RFK_IF_WARP64(if (ctx->warp_size == 64) return launch_attention<64>(ctx, stream, kv, a, xq, xd);)
-    return launch_attention<32>(ctx, stream, kv, a, xq, xd);
+    RFK_IF_WARP64(if (ctx->warp_size == 64) return launch_attention<64>(ctx, stream, kv, a, xq, xd, xh);)
+    return launch_attention<32>(ctx, stream, kv, a, xq, xd, xh);
 }

@@ -21,7 +21,7 @@
 template <int W>
 __global__ void __launch_bounds__(FROW_BLOCK)
     k_add_rmsnorm_q8(float *x, const float *__restrict__ delta, const float *__restrict__ w, float *__restrict__ y,
-                     int64_t dim, float eps, int *__restrict__ xq, float2 *__restrict__ xd) {
+                     int64_t dim, float eps, int *__restrict__ xq, float2 *__restrict__ xd, uint32_t *__restrict__ xh) {
     if constexpr (!rfk_warp_matches<W>()) {
         rfk_trap();
     } else {
@@ -56,7 +56,7 @@ __global__ void __launch_bounds__(FROW_BLOCK)
                                 xr[i + 2] * scale * (w ? w[i + 2] : 1.0f), xr[i + 3] * scale * (w ? w[i + 3] : 1.0f));
                 *(float4 *)(yr + i) = v;
             }
-            rfk_q8_store<W>(v, blockIdx.x * n_quads + q, live, xq, xd);
+            rfk_q8_store<W>(v, blockIdx.x * n_quads + q, live, xq, xd, xh);
         }
     }
 }
@@ -66,12 +66,12 @@ __global__ void __launch_bounds__(FROW_BLOCK)
 template <int W>
 __global__ void __launch_bounds__(RFK_NORM_BLOCK)
     k_add_rmsnorm_rq(float *x, const float *delta, const float *__restrict__ w, float *y, int64_t dim, float eps,
-                     int *xq, float2 *xd) {
+                     int *xq, float2 *xd, uint32_t *xh) {
     if constexpr (!rfk_warp_matches<W>()) {
         rfk_trap();
     } else {
         rfk_grid_release(); /* the next kernel may start early (RFK_LAUNCH_EARLY) */
-        rfk_norm_row<W>(x, delta, w, y, dim, eps, xq, xd, blockIdx.x, true);
+        rfk_norm_row<W>(x, delta, w, y, dim, eps, xq, xd, blockIdx.x, true, nullptr, xh);
     }
 }
 
@@ -79,26 +79,31 @@ static bool a16(const void *p) { return ((uintptr_t)p & 15) == 0; }
 
 template <int W>
 static int launch_add_rmsnorm_q8(const rfk_ctx *ctx, void *stream, float *x, const float *delta, const float *w,
-                                 float *y, int64_t n_rows, int64_t dim, float eps, int *xq, float2 *xd) {
+                                 float *y, int64_t n_rows, int64_t dim, float eps, int *xq, float2 *xd,
+                                 uint32_t *xh) {
     if (dim % 4 == 0 && dim <= RFK_NORM_MAX && a16(x) && a16(delta) && a16(w) && a16(y)) {
         RFK_LAUNCH(ctx, "add_rmsnorm_q8", k_add_rmsnorm_rq<W>, rfk_d3(n_rows), rfk_d3(RFK_NORM_BLOCK), 0, stream, x,
-                   delta, w, y, dim, eps, xq, xd);
+                   delta, w, y, dim, eps, xq, xd, xh);
         return RFK_OK;
     }
     RFK_LAUNCH(ctx, "add_rmsnorm_q8", k_add_rmsnorm_q8<W>, rfk_d3(n_rows), rfk_d3(FROW_BLOCK), 0, stream, x, delta, w,
-               y, dim, eps, xq, xd);
+               y, dim, eps, xq, xd, xh);
     return RFK_OK;
 }
 
-/* The q8 arrays of scratch for n_rows x cols, or RFK_E_SCRATCH. */
-static int q8_parts(void *q8, size_t q8_bytes, int64_t cols, int64_t n_rows, int **xq, float2 **xd) {
+/* The q8 arrays of scratch for n_rows x cols and, from 3 rows, the float16
+ * copy after them (rfk_xh_offset), or RFK_E_SCRATCH. */
+static int q8_parts(void *q8, size_t q8_bytes, int64_t cols, int64_t n_rows, int **xq, float2 **xd, uint32_t **xh) {
     *xq = NULL;
     *xd = NULL;
+    *xh = NULL;
     if (!q8) return RFK_OK;
-    const size_t need = rfk_q8_xd_offset(cols, n_rows) + (size_t)(n_rows * cols / 32) * sizeof(float2);
+    const size_t need = n_rows >= 3 ? rfk_xh_offset(cols, n_rows) + (size_t)(n_rows * cols) * 2
+                                    : rfk_q8_xd_offset(cols, n_rows) + (size_t)(n_rows * cols / 32) * sizeof(float2);
     if (cols % 32 || n_rows > 64 || q8_bytes < need || ((uintptr_t)q8 & 15)) return RFK_E_SCRATCH;
     *xq = (int *)q8;
     *xd = (float2 *)((uint8_t *)q8 + rfk_q8_xd_offset(cols, n_rows));
+    if (n_rows >= 3) *xh = (uint32_t *)((uint8_t *)q8 + rfk_xh_offset(cols, n_rows));
     return RFK_OK;
 }
 
@@ -110,11 +115,12 @@ extern "C" int rfk_add_rmsnorm_q8(const rfk_ctx *ctx, void *stream, float *x, co
     if (q8 && (((uintptr_t)y & 15) || dim % 4)) return RFK_E_INVAL;
     int *xq;
     float2 *xd;
-    if ((st = q8_parts(q8, q8_bytes, dim, n_rows, &xq, &xd))) return st;
+    uint32_t *xh;
+    if ((st = q8_parts(q8, q8_bytes, dim, n_rows, &xq, &xd, &xh))) return st;
     if (n_rows == 0) return RFK_OK;
     RFK_IF_WARP64(if (ctx->warp_size == 64)
-                      return launch_add_rmsnorm_q8<64>(ctx, stream, x, delta, w, y, n_rows, dim, eps, xq, xd);)
-    return launch_add_rmsnorm_q8<32>(ctx, stream, x, delta, w, y, n_rows, dim, eps, xq, xd);
+                      return launch_add_rmsnorm_q8<64>(ctx, stream, x, delta, w, y, n_rows, dim, eps, xq, xd, xh);)
+    return launch_add_rmsnorm_q8<32>(ctx, stream, x, delta, w, y, n_rows, dim, eps, xq, xd, xh);
 }
 
 /* ---- GLU + q8 ------------------------------------------------------------------ */
@@ -127,7 +133,8 @@ static __device__ __forceinline__ float glu_act(int act, float g) {
 /* One thread per quad of the flat [n_rows * cols] arrays. */
 template <int W>
 __global__ void __launch_bounds__(256) k_glu_q8(int act, const float *gate, const float *up, float *out,
-                                                int64_t n_quads, int *__restrict__ xq, float2 *__restrict__ xd) {
+                                                int64_t n_quads, int *__restrict__ xq, float2 *__restrict__ xd,
+                                                uint32_t *__restrict__ xh) {
     if constexpr (!rfk_warp_matches<W>()) {
         rfk_trap();
     } else {
@@ -141,15 +148,15 @@ __global__ void __launch_bounds__(256) k_glu_q8(int act, const float *gate, cons
                             glu_act(act, g.w) * u.w);
             *(float4 *)(out + 4 * q) = v;
         }
-        rfk_q8_store<W>(v, q, live, xq, xd);
+        rfk_q8_store<W>(v, q, live, xq, xd, xh);
     }
 }
 
 template <int W>
 static int launch_glu_q8(const rfk_ctx *ctx, void *stream, int act, const float *gate, const float *up, float *out,
-                         int64_t n_quads, int *xq, float2 *xd) {
+                         int64_t n_quads, int *xq, float2 *xd, uint32_t *xh) {
     RFK_LAUNCH(ctx, "glu_q8", k_glu_q8<W>, rfk_d3((n_quads + 255) / 256), rfk_d3(256), 0, stream, act, gate, up, out,
-               n_quads, xq, xd);
+               n_quads, xq, xd, xh);
     return RFK_OK;
 }
 
@@ -163,11 +170,12 @@ extern "C" int rfk_glu_q8(const rfk_ctx *ctx, void *stream, int act, const float
         return RFK_E_INVAL;
     int *xq;
     float2 *xd;
-    if ((st = q8_parts(q8, q8_bytes, cols, n_rows, &xq, &xd))) return st;
+    uint32_t *xh;
+    if ((st = q8_parts(q8, q8_bytes, cols, n_rows, &xq, &xd, &xh))) return st;
     if (n_rows == 0) return RFK_OK;
     RFK_IF_WARP64(if (ctx->warp_size == 64)
-                      return launch_glu_q8<64>(ctx, stream, act, gate, up, out, n_rows * cols / 4, xq, xd);)
-    return launch_glu_q8<32>(ctx, stream, act, gate, up, out, n_rows * cols / 4, xq, xd);
+                      return launch_glu_q8<64>(ctx, stream, act, gate, up, out, n_rows * cols / 4, xq, xd, xh);)
+    return launch_glu_q8<32>(ctx, stream, act, gate, up, out, n_rows * cols / 4, xq, xd, xh);
 }
 
 /* ---- RoPE + KV store -------------------------------------------------------------- */

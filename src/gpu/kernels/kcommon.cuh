@@ -270,7 +270,8 @@ bool rfk_mmq_supports(uint32_t type);
 int rfk_mmq(const rfk_ctx *ctx, void *stream, uint32_t type, const uint8_t *w, size_t row_bytes, int64_t cols,
             int64_t rows, const int *xq, const float2 *xd, const rfk_mm_out &y, int64_t n_tok);
 /* The same product on float16 matrix instructions from float x (converted
- * into xh, n_tok * cols halves of scratch, by the call): where
+ * into xh, n_tok * cols halves of scratch, by the call; x NULL: xh holds
+ * them already, rfk_xh_store's layout): where
  * rfk_mmq_f16_fits (ctx->mmq_f16 or its default allows it, the type has
  * the kernel, the rows are whole vectors of its stage copies; by default
  * only where the tile keeps 32 tokens). */
@@ -288,6 +289,30 @@ static inline size_t rfk_q8_xd_offset(int64_t cols, int64_t n_tok) {
     return ((size_t)(n_tok * cols) + 15) & ~(size_t)15;
 }
 
+/* From 3 tokens the producers of q8 blocks also write the same activations
+ * as float16 for the float16 products (mmq.cu), after the scales, 16-byte
+ * aligned, at this offset: per 32-column block 16 words, element 16h + 4q
+ * + i of the block at column 16h + 2q + {0, 8, 1, 9}[i] (the products'
+ * fragment order), clamped to the float16 range (a value past it would
+ * become infinite; NaN stays NaN). */
+static inline size_t rfk_xh_offset(int64_t cols, int64_t n_tok) {
+    return (rfk_q8_xd_offset(cols, n_tok) + (size_t)(n_tok * cols / 32) * 8 + 15) / 16 * 16;
+}
+
+static __device__ __forceinline__ uint32_t rfk_h2_pack(float lo, float hi) {
+    lo = fabsf(lo) > 65504.0f ? copysignf(65504.0f, lo) : lo;
+    hi = fabsf(hi) > 65504.0f ? copysignf(65504.0f, hi) : hi;
+    return (uint32_t)rfk_f2h(lo) | (uint32_t)rfk_f2h(hi) << 16;
+}
+
+/* Quad i (elements 4i .. 4i + 3 of the flat array) into that layout. */
+static __device__ __forceinline__ void rfk_xh_store(float4 v, int64_t i, uint32_t *xh) {
+    const int k = (int)(i % 8);
+    uint32_t *o = xh + (i / 8) * 16 + 8 * (k / 4) + k % 4; /* the word of columns 16h + 2q, 2q + 1 */
+    o[0] = rfk_h2_pack(v.x, v.z);
+    o[4] = rfk_h2_pack(v.y, v.w);
+}
+
 /* Where quad i of a row goes in the split q8 layout of a one-token row in
  * shared memory (matmul.cu's mat-vecs). The row is cut into items of U
  * 16-byte units (U = 2: a block of 32 values, which a Q4_0, Q8_0 or Q6_K
@@ -303,10 +328,12 @@ template <int U> static __device__ __forceinline__ int64_t rfk_q8_split(int64_t 
 
 /* Eight consecutive lanes hold the four values each of one block (quad i,
  * i / 8 the block): quantize and store it (where SPLIT, the units an item,
- * is not 0, the ints at rfk_q8_split<SPLIT>'s places). Every lane of the
- * warp must call (the shuffles), live or not; only live lanes store. */
+ * is not 0, the ints at rfk_q8_split<SPLIT>'s places), and with xh the
+ * float16 copy (rfk_xh_store; SPLIT 0 only). Every lane of the warp must
+ * call (the shuffles), live or not; only live lanes store. */
 template <int W, int SPLIT = 0>
-static __device__ __forceinline__ void rfk_q8_store(float4 v, int64_t i, bool live, int *xq, float2 *xd) {
+static __device__ __forceinline__ void rfk_q8_store(float4 v, int64_t i, bool live, int *xq, float2 *xd,
+                                                    uint32_t *xh = nullptr) {
     float amax = fmaxf(fmaxf(fabsf(v.x), fabsf(v.y)), fmaxf(fabsf(v.z), fabsf(v.w)));
 #pragma unroll
     for (int o = 4; o > 0; o /= 2) amax = fmaxf(amax, RFK_SHFL_XOR(amax, o, W));
@@ -321,15 +348,19 @@ static __device__ __forceinline__ void rfk_q8_store(float4 v, int64_t i, bool li
         if constexpr (SPLIT != 0) at = rfk_q8_split<SPLIT>(i);
         xq[at] = (q0 & 0xFF) | ((q1 & 0xFF) << 8) | ((q2 & 0xFF) << 16) | ((int)((unsigned)q3 << 24));
         if (i % 8 == 0) xd[i / 8] = make_float2(d, d * (float)sum);
+        if constexpr (SPLIT == 0) {
+            if (xh) rfk_xh_store(v, i, xh);
+        }
     }
 }
 
 /* One value per lane, 32 consecutive lanes (aligned) holding a block:
  * element e of the flat array quantized as rfk_q8_store does (the same
- * scale and rounding). Every lane of the warp must call; only live lanes
- * store. Shuffles of width 32 keep each 32-lane half of a 64-wide wave to
- * itself. */
-static __device__ __forceinline__ void rfk_q8_store1(float v, int64_t e, bool live, int *xq, float2 *xd) {
+ * scale and rounding), and with xh its float16 copy. Every lane of the
+ * warp must call; only live lanes store. Shuffles of width 32 keep each
+ * 32-lane half of a 64-wide wave to itself. */
+static __device__ __forceinline__ void rfk_q8_store1(float v, int64_t e, bool live, int *xq, float2 *xd,
+                                                     uint32_t *xh = nullptr) {
     float amax = fabsf(v);
 #pragma unroll
     for (int o = 16; o > 0; o /= 2) amax = fmaxf(amax, RFK_SHFL_XOR(amax, o, 32));
@@ -342,6 +373,11 @@ static __device__ __forceinline__ void rfk_q8_store1(float v, int64_t e, bool li
         ((signed char *)xq)[e] = (signed char)q;
         if (e % 32 == 0) xd[e / 32] = make_float2(d, d * (float)sum);
     }
+    if (xh) { /* lanes 4k and 4k + 1 store elements (4k, 4k + 2) and (4k + 1, 4k + 3) */
+        const float p = RFK_SHFL_XOR(v, 2, 32);
+        const int m = (int)(e % 4), k = (int)((e / 4) % 8);
+        if (live && m < 2) xh[(e / 32) * 16 + 8 * (k / 4) + k % 4 + 4 * m] = rfk_h2_pack(v, p);
+    }
 }
 
 /* ---- a row's RMSNorm from registers ----------------------------------------
@@ -353,7 +389,7 @@ static __device__ __forceinline__ void rfk_q8_store1(float v, int64_t e, bool li
  * delta, x += delta is stored back. y = x * scale * w (w NULL: 1) where
  * scale = 1 / sqrt(mean(x^2) + eps); y may be x (each thread writes only
  * what it read). With xq, the q8 blocks of y go there too (dim a multiple
- * of 32; rfk_q8_store). The row is `row` of x, delta, y and the q8 arrays;
+ * of 32; rfk_q8_store), and with xh its float16 copy. The row is `row` of x, delta, y and the q8 arrays;
  * with store false nothing but the q8 blocks is written (a block that
  * computes the row for itself beside others that do the same). With ticket
  * (a device int that is 0 before the launch; blocks of one grid computing
@@ -370,7 +406,8 @@ static __device__ __forceinline__ void rfk_q8_store1(float v, int64_t e, bool li
 template <int W, int RQ = RFK_NORM_RQ, int SPLIT = 0>
 static __device__ __forceinline__ void rfk_norm_row(float *x, const float *delta, const float *__restrict__ w,
                                                     float *y, int64_t dim, float eps, int *xq, float2 *xd,
-                                                    int64_t row, bool store, int *ticket = nullptr) {
+                                                    int64_t row, bool store, int *ticket = nullptr,
+                                                    uint32_t *xh = nullptr) {
     __shared__ float red[32];
     const int64_t nq = dim / 4;
     float4 *xr = (float4 *)(x + row * dim);
@@ -429,7 +466,7 @@ static __device__ __forceinline__ void rfk_norm_row(float *x, const float *delta
                             v[k].w * scale * wv[k].w);
             if (store) yr[i] = o;
         }
-        if (xq) rfk_q8_store<W, SPLIT>(o, row * nq + i, live, xq, xd);
+        if (xq) rfk_q8_store<W, SPLIT>(o, row * nq + i, live, xq, xd, xh);
     }
 }
 

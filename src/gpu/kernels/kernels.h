@@ -166,10 +166,11 @@ typedef struct rfk_mm_out {
 
 /* rfk_matmul with the output split as `out` says (its rows add up to
  * `rows`; more than one part needs n_tok <= 64) and, with x_quantized, the
- * activations already in scratch as q8 blocks for these cols and n_tok
- * (written by rfk_quantize_q8 or a fused kernel; needs an integer-dot type,
- * scratch and n_tok <= 64): x may then be NULL, else it must hold the
- * same activations as floats, which the float16 products read instead. */
+ * activations already in scratch for these cols and n_tok, as q8 blocks
+ * and, from 3 tokens, as the float16 copy the float16 products read
+ * (written by rfk_quantize_q8, rfk_add_rmsnorm_q8, rfk_glu_q8 or the
+ * attention's q8 output; needs an integer-dot type, scratch and n_tok <=
+ * 64); x is then not read and may be NULL. */
 int rfk_matmul_ex(const rfk_ctx *ctx, void *stream, uint32_t type, const void *w, size_t row_bytes, int64_t cols,
                   int64_t rows, const float *x, const rfk_mm_out *out, int64_t n_tok, void *scratch,
                   size_t scratch_bytes, int x_quantized);
@@ -197,9 +198,10 @@ typedef struct rfk_mv_norm {
 int rfk_matmul_norm(const rfk_ctx *ctx, void *stream, uint32_t type, const void *w, size_t row_bytes, int64_t cols,
                     int64_t rows, const rfk_mv_norm *norm, const rfk_mm_out *out);
 
-/* x [n_tok][cols] (n_tok <= 64, cols a multiple of 32) to q8 blocks in
- * scratch (sized by rfk_matmul_scratch_bytes of an integer-dot type), for
- * rfk_matmul_ex(..., x_quantized = 1) calls that share one input. */
+/* x [n_tok][cols] (n_tok <= 64, cols a multiple of 32) to q8 blocks (and,
+ * from 3 tokens, the float16 copy) in scratch (sized by
+ * rfk_matmul_scratch_bytes of an integer-dot type), for rfk_matmul_ex(...,
+ * x_quantized = 1) calls that share one input. */
 int rfk_quantize_q8(const rfk_ctx *ctx, void *stream, const float *x, int64_t cols, int64_t n_tok, void *scratch,
                     size_t scratch_bytes);
 
@@ -267,13 +269,16 @@ int rfk_softmax(const rfk_ctx *ctx, void *stream, const float *x, float *y, int6
 
 /* Per row of dim: x += delta (delta may be NULL: no add; the residual add
  * of the previous block), then y = x / sqrt(mean(x^2) + eps) * w (w may be
- * NULL), and, given q8 scratch (n_rows <= 64, dim a multiple of 32), y also
- * as q8 blocks for rfk_matmul_ex(..., x_quantized = 1). y must not alias x. */
+ * NULL), and, given q8 scratch (n_rows <= 64, dim a multiple of 32, sized
+ * by rfk_matmul_scratch_bytes: from 3 rows it holds the float16 copy too),
+ * y also as rfk_matmul_ex(..., x_quantized = 1) reads it. y must not alias
+ * x. */
 int rfk_add_rmsnorm_q8(const rfk_ctx *ctx, void *stream, float *x, const float *delta, const float *w, float *y,
                        int64_t n_rows, int64_t dim, float eps, void *q8, size_t q8_bytes);
 
 /* out = act(gate) * up as rfk_glu (n = n_rows * cols), and, given q8
- * scratch (n_rows <= 64, cols a multiple of 32), also as q8 blocks. */
+ * scratch (as rfk_add_rmsnorm_q8's), also as rfk_matmul_ex(...,
+ * x_quantized = 1) reads it. */
 int rfk_glu_q8(const rfk_ctx *ctx, void *stream, int act, const float *gate, const float *up, float *out,
                int64_t n_rows, int64_t cols, void *q8, size_t q8_bytes);
 
@@ -357,11 +362,11 @@ typedef struct rfk_attn_args {
      * 80, 96 or 128 take the tiled prefill kernel ("attn_prefill"), whose
      * blocks of 32 queries share every key / value tile they load. */
     int64_t n_seq;
-    /* Optional (NULL: none): the output also as q8 blocks in this scratch
-     * (rfk_quantize_q8's layout, sized by rfk_matmul_scratch_bytes) for a
-     * following rfk_matmul_ex(..., x_quantized = 1): written by the
-     * attention kernel itself, which saves the quantize launch. Needs
-     * head_dim a multiple of 32 and n_tok <= 64. */
+    /* Optional (NULL: none): the output also as q8 blocks (and, from 3
+     * tokens, the float16 copy) in this scratch (rfk_quantize_q8's layout,
+     * sized by rfk_matmul_scratch_bytes) for a following rfk_matmul_ex(...,
+     * x_quantized = 1): written by the attention kernel itself, which saves
+     * the quantize launch. Needs head_dim a multiple of 32 and n_tok <= 64. */
     void *q8;
     size_t q8_bytes;
     /* Optional (k_new NULL: none): RoPE and the KV store of this step in

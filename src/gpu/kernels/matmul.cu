@@ -109,7 +109,7 @@ __global__ void __launch_bounds__(MV_BLOCK)
  * both kernels read contiguous words). n_blocks = n_tok * cols / 32. */
 template <int W>
 __global__ void k_quantize_q8(const float *__restrict__ x, int64_t n_blocks, int *__restrict__ xq,
-                              float2 *__restrict__ xd) {
+                              float2 *__restrict__ xd, uint32_t *__restrict__ xh) {
     if constexpr (!rfk_warp_matches<W>()) {
         rfk_trap();
     } else {
@@ -117,7 +117,7 @@ __global__ void k_quantize_q8(const float *__restrict__ x, int64_t n_blocks, int
         const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; /* quad index */
         const bool live = i / 8 < n_blocks; /* lanes past the end still shuffle */
         const float4 v = live ? *(const float4 *)(x + 4 * i) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-        rfk_q8_store<W>(v, i, live, xq, xd);
+        rfk_q8_store<W>(v, i, live, xq, xd, xh);
     }
 }
 
@@ -970,15 +970,16 @@ static bool use_mmq(uint32_t type, bool q8, int64_t n_tok) {
 
 template <int T, int W> static int launch_matvec(const mm_args *a) {
     if constexpr (rfk_has_vdot<rfk_q<T>>::value) {
-        /* float16 products where they apply: from the float x, so whatever
-           q8 a producer left in scratch goes unread */
-        if (a->xh && a->x && ((uintptr_t)a->x & 15) == 0 && use_mmq(T, true, a->n_tok) &&
+        /* float16 products where they apply: on the float16 copy a producer
+           left in scratch (x_quantized), else converted from the float x */
+        if (a->xh && (a->x_quantized || (a->x && ((uintptr_t)a->x & 15) == 0)) && use_mmq(T, true, a->n_tok) &&
             rfk_mmq_f16_fits(a->ctx, T, a->w, a->row_bytes, a->cols, a->rows, a->n_tok))
-            return rfk_mmq_f16(a->ctx, a->stream, T, a->w, a->row_bytes, a->cols, a->rows, a->x, a->xh, a->y, a->n_tok);
-        if (a->xq && !a->x_quantized) {
+            return rfk_mmq_f16(a->ctx, a->stream, T, a->w, a->row_bytes, a->cols, a->rows,
+                               a->x_quantized ? NULL : a->x, a->xh, a->y, a->n_tok);
+        if (a->xq && !a->x_quantized) { /* for the int8 products: no float16 copy */
             const int64_t n_quads = a->n_tok * a->cols / 4;
             RFK_LAUNCH(a->ctx, "quantize_q8", k_quantize_q8<W>, rfk_d3((n_quads + 255) / 256), rfk_d3(256), 0,
-                       a->stream, a->x, a->n_tok * a->cols / 32, a->xq, a->xd);
+                       a->stream, a->x, a->n_tok * a->cols / 32, a->xq, a->xd, (uint32_t *)NULL);
         }
         if (use_mmq(T, a->xq != NULL, a->n_tok))
             return rfk_mmq(a->ctx, a->stream, T, a->w, a->row_bytes, a->cols, a->rows, a->xq, a->xd, a->y, a->n_tok);
@@ -1057,11 +1058,10 @@ extern "C" int rfk_matmul_mmq(uint32_t type) { return use_mmq(type, true, RFK_MM
 /* q8 activations: n_tok * cols int8, then (d, d * sum) per 32 as float2,
  * 16-byte aligned. Only the mat-vec path (n_tok <= MV_MAX_BATCH) uses them.
  * From 3 tokens (where rfk_mmq_f16 may run) they are followed, 16-byte
- * aligned, by n_tok * cols float16 activations. */
+ * aligned, by n_tok * cols float16 activations (kcommon.cuh's
+ * rfk_xh_offset and rfk_xh_store). */
 static size_t q8_xd_offset(int64_t cols, int64_t n_tok) { return rfk_q8_xd_offset(cols, n_tok); }
-static size_t q8_bytes(int64_t cols, int64_t n_tok) {
-    return (q8_xd_offset(cols, n_tok) + (size_t)(n_tok * cols / 32) * sizeof(float2) + 15) / 16 * 16;
-}
+static size_t q8_bytes(int64_t cols, int64_t n_tok) { return rfk_xh_offset(cols, n_tok); }
 
 extern "C" size_t rfk_matmul_scratch_bytes(uint32_t type, int64_t cols, int64_t n_tok) {
     const mm_type *t = mm_find(type);
@@ -1171,9 +1171,10 @@ extern "C" int rfk_matmul_norm(const rfk_ctx *ctx, void *stream, uint32_t type, 
 }
 
 template <int W>
-static int launch_quantize(const rfk_ctx *ctx, void *stream, const float *x, int64_t n_blocks, int *xq, float2 *xd) {
+static int launch_quantize(const rfk_ctx *ctx, void *stream, const float *x, int64_t n_blocks, int *xq, float2 *xd,
+                           uint32_t *xh) {
     RFK_LAUNCH(ctx, "quantize_q8", k_quantize_q8<W>, rfk_d3((n_blocks * 8 + 255) / 256), rfk_d3(256), 0, stream, x,
-               n_blocks, xq, xd);
+               n_blocks, xq, xd, xh);
     return RFK_OK;
 }
 
@@ -1187,8 +1188,9 @@ extern "C" int rfk_quantize_q8(const rfk_ctx *ctx, void *stream, const float *x,
         return RFK_E_SCRATCH;
     int *xq = (int *)scratch;
     float2 *xd = (float2 *)((uint8_t *)scratch + q8_xd_offset(cols, n_tok));
-    RFK_IF_WARP64(if (ctx->warp_size == 64) return launch_quantize<64>(ctx, stream, x, n_tok * cols / 32, xq, xd);)
-    return launch_quantize<32>(ctx, stream, x, n_tok * cols / 32, xq, xd);
+    uint32_t *xh = n_tok >= 3 ? (uint32_t *)((uint8_t *)scratch + q8_bytes(cols, n_tok)) : NULL;
+    RFK_IF_WARP64(if (ctx->warp_size == 64) return launch_quantize<64>(ctx, stream, x, n_tok * cols / 32, xq, xd, xh);)
+    return launch_quantize<32>(ctx, stream, x, n_tok * cols / 32, xq, xd, xh);
 }
 
 extern "C" int rfk_get_rows(const rfk_ctx *ctx, void *stream, uint32_t type, const void *w, size_t row_bytes,

@@ -272,24 +272,13 @@ static __device__ __forceinline__ void mh_mul(float (&acc)[MT][NT8][4], const ui
     }
 }
 
-/* x [n_tok][cols] to the float16 kernel's activations, xh the same shape:
- * element 16h + 4q + i of each 32-column block to column 16h + 2q + {0, 8,
- * 1, 9}[i] (mh_mul's order), clamped to the float16 range (a value past it
- * would become infinite; NaN stays NaN). One thread per 4 elements. */
-static __device__ __forceinline__ uint32_t mh_pack(float lo, float hi) {
-    lo = fabsf(lo) > 65504.0f ? copysignf(65504.0f, lo) : lo;
-    hi = fabsf(hi) > 65504.0f ? copysignf(65504.0f, hi) : hi;
-    return (uint32_t)rfk_f2h(lo) | (uint32_t)rfk_f2h(hi) << 16;
-}
-
+/* x [n_tok][cols] to the float16 kernel's activations, xh the same shape,
+ * in kcommon.cuh's rfk_xh_store layout (mh_mul's fragment order), where no
+ * producer left them in scratch. One thread per 4 elements. */
 __global__ void k_mmq_x_f16(const float *__restrict__ x, int64_t n_quads, uint32_t *__restrict__ xh) {
     const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= n_quads) return;
-    const float4 v = ((const float4 *)x)[i];
-    const int k = (int)(i % 8);
-    uint32_t *o = xh + (i / 8) * 16 + 8 * (k / 4) + k % 4; /* the word of columns 16h + 2q, 2q + 1 */
-    o[0] = mh_pack(v.x, v.z);
-    o[4] = mh_pack(v.y, v.w);
+    rfk_xh_store(((const float4 *)x)[i], i, xh);
 }
 
 /* Rows [16 MT blockIdx.x, +16 MT) of y[t][r] for tokens [8 NT8 blockIdx.y,
@@ -1015,12 +1004,13 @@ bool rfk_mmq_f16_fits(const rfk_ctx *ctx, uint32_t type, const uint8_t *w, size_
 
 int rfk_mmq_f16(const rfk_ctx *ctx, void *stream, uint32_t type, const uint8_t *w, size_t row_bytes, int64_t cols,
                 int64_t rows, const float *x, uint16_t *xh, const rfk_mm_out &y, int64_t n_tok) {
-    if (n_tok < 1 || n_tok > RFK_MMQ_MAX_N || cols % 32 || rows < 1 || cols > ((int64_t)1 << 26) || !x || !xh ||
+    if (n_tok < 1 || n_tok > RFK_MMQ_MAX_N || cols % 32 || rows < 1 || cols > ((int64_t)1 << 26) || !xh ||
         ((uintptr_t)x & 15) || ((uintptr_t)xh & 15) || !rfk_mmq_f16_fits(ctx, type, w, row_bytes, cols, rows, n_tok))
         return RFK_E_INVAL;
     const int64_t nb = cols / 32, n_quads = n_tok * cols / 4;
-    RFK_LAUNCH(ctx, "mmq_x_f16", k_mmq_x_f16, rfk_d3((n_quads + 255) / 256), rfk_d3(256), 0, stream, x, n_quads,
-               (uint32_t *)xh);
+    if (x) /* else a producer wrote xh */
+        RFK_LAUNCH(ctx, "mmq_x_f16", k_mmq_x_f16, rfk_d3((n_quads + 255) / 256), rfk_d3(256), 0, stream, x, n_quads,
+                   (uint32_t *)xh);
     const int *xa = (const int *)xh;
     const int nt = (int)n_tok;
     switch (type) {
