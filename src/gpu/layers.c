@@ -714,7 +714,10 @@ static rf_status layer(rf_gpu_layers *L, int j, int64_t n, int64_t max_pos, bool
             K(mm(L, &d->wk, L->xb, L->k, n));
         }
     }
-    if (!qw) K(mm(L, &d->wv, L->xb, L->v, n));
+    if (!qw) { /* v apart: from the q8 (and float16) activations the norm left, where it left them */
+        const rfk_mm_out vo = {{L->v, NULL, NULL}, {kvd, 0, 0}, 1};
+        K(mm_parts(L, &d->wv, L->xb, &vo, n, !fused && dec && mm_xq(L, &d->wv, n), L->qkv));
+    }
     *pending = NULL;
     K(add_bias(L, L->q, d->bq, n, qd));
     K(add_bias(L, L->k, d->bk, n, kvd));
