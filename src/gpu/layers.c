@@ -59,6 +59,13 @@ struct rf_gpu_weights {
 };
 
 #define HEAD_ROWS 64 /* logits rows computed per head chunk */
+/* The logits go back to the host in up to HEAD_PARTS parts of the
+ * vocabulary, each copied on a second stream while the next part is
+ * computed (head_download), where a chunk's logits take at least
+ * HEAD_SPLIT_BYTES: 32 rows of a 128k vocabulary are 16.4 MB, a link's
+ * third of a millisecond after the head. */
+#define HEAD_PARTS 4
+#define HEAD_SPLIT_BYTES (2u << 20)
 
 /* What a decode graph bakes in (see the top of the file). */
 typedef struct gkey {
@@ -104,6 +111,10 @@ struct rf_gpu_layers {
      * the experts' down outputs [B * k][n_embd] (gate and up use L->gate) */
     float *router, *selw, *de;
     int32_t *sel;
+    /* the logits' copy stream (NULL: the copy follows the whole head on
+     * the main stream), a part's logits computed, the copies done */
+    rfg_stream side;
+    rfg_event part_done[HEAD_PARTS], copied;
 };
 
 #define GRAPH_MAX_N 64 /* batches up to this size are captured */
@@ -467,6 +478,13 @@ static bool env_set(const char *name) {
     return e && e[0] == '1';
 }
 
+static void side_free(rf_gpu_layers *L) {
+    for (int i = 0; i < HEAD_PARTS; i++)
+        if (L->part_done[i]) rfg_event_destroy(L->part_done[i]), L->part_done[i] = NULL;
+    if (L->copied) rfg_event_destroy(L->copied), L->copied = NULL;
+    if (L->side) rfg_stream_destroy(L->side), L->side = NULL;
+}
+
 rf_status rfg_layers_create(rf_gpu_weights *W, const rf_kv_config *kc, int64_t n_batch, rf_layers_backend *out,
                             rf_error *err) {
     memset(out, 0, sizeof *out);
@@ -518,12 +536,20 @@ rf_status rfg_layers_create(rf_gpu_weights *W, const rf_kv_config *kc, int64_t n
         rfg_layers_free(L);
         return rfg_err(err, RF_E_IO, "%s: clearing the KV cache: %s", RFG_VENDOR, rfg_get_error_string(e));
     }
+    /* without the copy stream and its events the logits come back in one piece */
+    if (W->head && rfg_stream_create(&L->side) == rfg_success) {
+        bool ok = rfg_event_create_sync_only(&L->copied) == rfg_success;
+        for (int i = 0; i < HEAD_PARTS; i++) ok = ok && rfg_event_create_sync_only(&L->part_done[i]) == rfg_success;
+        if (!ok) side_free(L);
+    }
+    (void)rfg_get_last_error();
     *out = (rf_layers_backend){&layers_ops, L, W->l0, W->l1, W->head};
     return RF_OK;
 }
 
 void rfg_layers_free(rf_gpu_layers *L) {
     if (!L) return;
+    side_free(L);
     for (int i = 0; i < GRAPH_CACHE; i++)
         if (L->gcache[i].exec) rfg_graph_exec_destroy(L->gcache[i].exec);
     if (L->ar.base) rfg_free(L->ar.base);
@@ -788,9 +814,34 @@ static rf_status layer(rf_gpu_layers *L, int j, int64_t n, int64_t max_pos, bool
 
 static int64_t head_rows(const rf_gpu_layers *L) { return L->B < HEAD_ROWS ? L->B : HEAD_ROWS; }
 
+/* The vocabulary parts of m rows' logits (see HEAD_PARTS): their count,
+ * and the rows of each but the last (whole 128-row tiles, each part's
+ * weights starting on a 16-byte boundary). */
+static int head_parts(const rf_gpu_layers *L, int64_t m, int64_t *part_rows) {
+    const dw *w = &L->w->output;
+    const int64_t V_ = L->w->m->hp.n_vocab;
+    int64_t pr = ((V_ + HEAD_PARTS - 1) / HEAD_PARTS + 127) / 128 * 128;
+    *part_rows = V_;
+    if (!L->side || (uint64_t)(m * V_) * sizeof(float) < HEAD_SPLIT_BYTES || pr * (HEAD_PARTS - 1) >= V_ ||
+        (pr * (int64_t)w->row_bytes) % 16)
+        return 1;
+    *part_rows = pr;
+    return HEAD_PARTS;
+}
+
+/* Logits of vocabulary part p (of rows pr each) for m rows of x, into
+ * L->logits's part p, [m][its rows]. */
+static int head_part(rf_gpu_layers *L, const float *x, int64_t m, int p, int64_t pr) {
+    dw sub = L->w->output;
+    const int64_t r0 = p * pr, rows = sub.rows - r0 < pr ? sub.rows - r0 : pr;
+    sub.d = (const uint8_t *)sub.d + r0 * (int64_t)sub.row_bytes;
+    sub.rows = rows;
+    return mm(L, &sub, x, L->logits + m * r0, m);
+}
+
 /* Final norm of the requested rows (into hid) and, with `logits`, the
- * logits of the first min(n_out, head_rows) of them (into L->logits).
- * Device work only, so it can be captured. */
+ * first part of the logits of the first min(n_out, head_rows) of them
+ * (into L->logits). Device work only, so it can be captured. */
 static rf_status head_compute(rf_gpu_layers *L, const rf_layer_step *st, bool logits, rf_error *err) {
     rf_gpu *g = L->g;
     const rf_hparams *hp = &L->w->m->hp;
@@ -801,14 +852,16 @@ static rf_status head_compute(rf_gpu_layers *L, const rf_layer_step *st, bool lo
           "gathering output rows");
     K(rfk_rmsnorm(&g->kctx, g->stream, L->hid, L->w->output_norm, L->hid, st->n_out, E, hp->norm_eps));
     if (logits) {
-        int64_t m = st->n_out < head_rows(L) ? st->n_out : head_rows(L);
-        K(mm(L, &L->w->output, L->hid, L->logits, m));
+        int64_t m = st->n_out < head_rows(L) ? st->n_out : head_rows(L), pr;
+        head_parts(L, m, &pr);
+        K(head_part(L, L->hid, m, 0, pr));
     }
     return RF_OK;
 }
 
-/* The head's results to the host; logits of rows past the first chunk are
- * computed here, chunk by chunk. */
+/* The head's results to the host; the logits' other parts and rows past
+ * the first chunk are computed here. In parts, each is copied on the side
+ * stream while the main one computes the next. */
 static rf_status head_download(rf_gpu_layers *L, const rf_layer_step *st, rf_error *err) {
     rf_gpu *g = L->g;
     const rf_hparams *hp = &L->w->m->hp;
@@ -818,9 +871,26 @@ static rf_status head_download(rf_gpu_layers *L, const rf_layer_step *st, rf_err
         V(rfg_memcpy_d2h_async(st->hidden, L->hid, (size_t)(st->n_out * E) * sizeof(float), g->stream), "hidden states");
     if (!st->logits) return RF_OK;
     for (int64_t r = 0; r < st->n_out; r += h) {
-        int64_t m = st->n_out - r < h ? st->n_out - r : h;
-        if (r > 0) K(mm(L, &L->w->output, L->hid + r * E, L->logits, m));
-        V(rfg_memcpy_d2h_async(st->logits + r * V_, L->logits, (size_t)(m * V_) * sizeof(float), g->stream), "logits");
+        int64_t m = st->n_out - r < h ? st->n_out - r : h, pr;
+        const int np = head_parts(L, m, &pr);
+        if (r > 0 && L->side) { /* the previous chunk's copies have read L->logits */
+            V(rfg_event_record(L->copied, L->side), "logits");
+            V(rfg_stream_wait_event(g->stream, L->copied), "logits");
+        }
+        for (int p = 0; p < np; p++) {
+            if (r > 0 || p > 0) K(head_part(L, L->hid + r * E, m, p, pr));
+            if (np == 1) {
+                V(rfg_memcpy_d2h_async(st->logits + r * V_, L->logits, (size_t)(m * V_) * sizeof(float), g->stream),
+                  "logits");
+                continue;
+            }
+            const int64_t r0 = p * pr, rows = V_ - r0 < pr ? V_ - r0 : pr;
+            V(rfg_event_record(L->part_done[p], g->stream), "logits");
+            V(rfg_stream_wait_event(L->side, L->part_done[p]), "logits");
+            V(rfg_memcpy2d_d2h_async(st->logits + r * V_ + r0, (size_t)V_ * sizeof(float), L->logits + m * r0,
+                                     (size_t)rows * sizeof(float), (size_t)rows * sizeof(float), (size_t)m, L->side),
+              "logits");
+        }
     }
     return RF_OK;
 }
@@ -932,6 +1002,7 @@ static rf_status lforward(void *ctx, const rf_layer_step *st, float *x, rf_error
         V(rfg_memcpy_d2h_async(x, L->x, (size_t)(n * E) * sizeof(float), s), "downloading activations");
     }
     V(rfg_stream_synchronize(s), "forward pass");
+    if (head && L->side) V(rfg_stream_synchronize(L->side), "logits");
     return RF_OK;
 }
 

@@ -67,10 +67,14 @@ typedef enum cudaDeviceAttr rfg_attr;
 #define rfg_memcpy_d2h(d, s, n) cudaMemcpy((d), (s), (n), cudaMemcpyDeviceToHost)
 #define rfg_memcpy2d_d2d_async(d, dp, s, sp, w, h, st) \
     cudaMemcpy2DAsync((d), (dp), (s), (sp), (w), (h), cudaMemcpyDeviceToDevice, (st))
+#define rfg_memcpy2d_d2h_async(d, dp, s, sp, w, h, st) \
+    cudaMemcpy2DAsync((d), (dp), (s), (sp), (w), (h), cudaMemcpyDeviceToHost, (st))
 #define rfg_stream_create(s) cudaStreamCreateWithFlags((s), cudaStreamNonBlocking)
 #define rfg_stream_destroy cudaStreamDestroy
 #define rfg_stream_synchronize cudaStreamSynchronize
 #define rfg_event_create(e) cudaEventCreate(e)
+#define rfg_event_create_sync_only(e) cudaEventCreateWithFlags((e), cudaEventDisableTiming)
+#define rfg_stream_wait_event(st, e) cudaStreamWaitEvent((st), (e), 0)
 #define rfg_event_destroy cudaEventDestroy
 #define rfg_event_record cudaEventRecord
 #define rfg_event_synchronize cudaEventSynchronize

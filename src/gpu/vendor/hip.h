@@ -72,10 +72,14 @@ typedef hipDeviceAttribute_t rfg_attr;
 #define rfg_memcpy_d2h(d, s, n) hipMemcpy((d), (s), (n), hipMemcpyDeviceToHost)
 #define rfg_memcpy2d_d2d_async(d, dp, s, sp, w, h, st) \
     hipMemcpy2DAsync((d), (dp), (s), (sp), (w), (h), hipMemcpyDeviceToDevice, (st))
+#define rfg_memcpy2d_d2h_async(d, dp, s, sp, w, h, st) \
+    hipMemcpy2DAsync((d), (dp), (s), (sp), (w), (h), hipMemcpyDeviceToHost, (st))
 #define rfg_stream_create(s) hipStreamCreateWithFlags((s), hipStreamNonBlocking)
 #define rfg_stream_destroy hipStreamDestroy
 #define rfg_stream_synchronize hipStreamSynchronize
 #define rfg_event_create(e) hipEventCreate(e)
+#define rfg_event_create_sync_only(e) hipEventCreateWithFlags((e), hipEventDisableTiming)
+#define rfg_stream_wait_event(st, e) hipStreamWaitEvent((st), (e), 0)
 #define rfg_event_destroy hipEventDestroy
 #define rfg_event_record hipEventRecord
 #define rfg_event_synchronize hipEventSynchronize
