@@ -815,28 +815,30 @@ static rf_status layer(rf_gpu_layers *L, int j, int64_t n, int64_t max_pos, bool
 static int64_t head_rows(const rf_gpu_layers *L) { return L->B < HEAD_ROWS ? L->B : HEAD_ROWS; }
 
 /* The vocabulary parts of m rows' logits (see HEAD_PARTS): their count,
- * and the rows of each but the last (whole 128-row tiles, each part's
- * weights starting on a 16-byte boundary). */
+ * and the rows of each but the last (whole 128-row tiles, so each part's
+ * weights start on a 128-byte boundary of the matrix). */
 static int head_parts(const rf_gpu_layers *L, int64_t m, int64_t *part_rows) {
-    const dw *w = &L->w->output;
     const int64_t V_ = L->w->m->hp.n_vocab;
     int64_t pr = ((V_ + HEAD_PARTS - 1) / HEAD_PARTS + 127) / 128 * 128;
     *part_rows = V_;
-    if (!L->side || (uint64_t)(m * V_) * sizeof(float) < HEAD_SPLIT_BYTES || pr * (HEAD_PARTS - 1) >= V_ ||
-        (pr * (int64_t)w->row_bytes) % 16)
-        return 1;
+    if (!L->side || (uint64_t)(m * V_) * sizeof(float) < HEAD_SPLIT_BYTES || pr * (HEAD_PARTS - 1) >= V_) return 1;
     *part_rows = pr;
     return HEAD_PARTS;
+}
+
+/* Rows of vocabulary part p, parts of pr rows: the last one takes the rest. */
+static int64_t head_part_rows(const rf_gpu_layers *L, int p, int64_t pr) {
+    const int64_t left = L->w->output.rows - p * pr;
+    return left < pr ? left : pr;
 }
 
 /* Logits of vocabulary part p (of rows pr each) for m rows of x, into
  * L->logits's part p, [m][its rows]. */
 static int head_part(rf_gpu_layers *L, const float *x, int64_t m, int p, int64_t pr) {
     dw sub = L->w->output;
-    const int64_t r0 = p * pr, rows = sub.rows - r0 < pr ? sub.rows - r0 : pr;
-    sub.d = (const uint8_t *)sub.d + r0 * (int64_t)sub.row_bytes;
-    sub.rows = rows;
-    return mm(L, &sub, x, L->logits + m * r0, m);
+    sub.d = (const uint8_t *)sub.d + p * pr * (int64_t)sub.row_bytes;
+    sub.rows = head_part_rows(L, p, pr);
+    return mm(L, &sub, x, L->logits + m * p * pr, m);
 }
 
 /* Final norm of the requested rows (into hid) and, with `logits`, the
@@ -884,7 +886,7 @@ static rf_status head_download(rf_gpu_layers *L, const rf_layer_step *st, rf_err
                   "logits");
                 continue;
             }
-            const int64_t r0 = p * pr, rows = V_ - r0 < pr ? V_ - r0 : pr;
+            const int64_t r0 = p * pr, rows = head_part_rows(L, p, pr);
             V(rfg_event_record(L->part_done[p], g->stream), "logits");
             V(rfg_stream_wait_event(L->side, L->part_done[p]), "logits");
             V(rfg_memcpy2d_d2h_async(st->logits + r * V_ + r0, (size_t)V_ * sizeof(float), L->logits + m * r0,

@@ -305,10 +305,17 @@ static __device__ __forceinline__ uint32_t rfk_h2_pack(float lo, float hi) {
     return (uint32_t)rfk_f2h(lo) | (uint32_t)rfk_f2h(hi) << 16;
 }
 
+/* The word of that layout holding elements 4i and 4i + 2 of the flat
+ * array (columns 16h + 2q, 2q + 8 of their block); 4i + 1 and 4i + 3 are
+ * 4 words on. */
+static __device__ __forceinline__ int64_t rfk_xh_word(int64_t i) {
+    const int k = (int)(i % 8);
+    return (i / 8) * 16 + 8 * (k / 4) + k % 4;
+}
+
 /* Quad i (elements 4i .. 4i + 3 of the flat array) into that layout. */
 static __device__ __forceinline__ void rfk_xh_store(float4 v, int64_t i, uint32_t *xh) {
-    const int k = (int)(i % 8);
-    uint32_t *o = xh + (i / 8) * 16 + 8 * (k / 4) + k % 4; /* the word of columns 16h + 2q, 2q + 1 */
+    uint32_t *o = xh + rfk_xh_word(i);
     o[0] = rfk_h2_pack(v.x, v.z);
     o[4] = rfk_h2_pack(v.y, v.w);
 }
@@ -375,8 +382,8 @@ static __device__ __forceinline__ void rfk_q8_store1(float v, int64_t e, bool li
     }
     if (xh) { /* lanes 4k and 4k + 1 store elements (4k, 4k + 2) and (4k + 1, 4k + 3) */
         const float p = RFK_SHFL_XOR(v, 2, 32);
-        const int m = (int)(e % 4), k = (int)((e / 4) % 8);
-        if (live && m < 2) xh[(e / 32) * 16 + 8 * (k / 4) + k % 4 + 4 * m] = rfk_h2_pack(v, p);
+        const int m = (int)(e % 4);
+        if (live && m < 2) xh[rfk_xh_word(e / 4) + 4 * m] = rfk_h2_pack(v, p);
     }
 }
 
